@@ -1,0 +1,10 @@
+{
+  "targets": [
+    {
+      "target_name": "gelora",
+      "sources": ["addon.c", "kernels.c"],
+      "cflags": ["-O3", "-march=native", "-fno-math-errno", "-Wall", "-Wno-unused-function"],
+      "libraries": ["-lopenblas", "-lm"]
+    }
+  ]
+}

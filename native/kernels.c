@@ -1,0 +1,310 @@
+// Native kernels: OpenBLAS for matrix products, plain C loops for everything else.
+// Each op's forward sits next to its backward; backward kernels accumulate (+=) into gradients.
+#include "kernels.h"
+#include <cblas.h>
+#include <float.h>
+#include <math.h>
+#include <string.h>
+
+// ---------------------------------------------------------------------------------------------
+// matrix products
+
+void k_gemm(int tA, int tB, int M, int N, int K, float alpha, const float *A, int lda,
+            const float *B, int ldb, float beta, float *C, int ldc) {
+  cblas_sgemm(CblasRowMajor, tA ? CblasTrans : CblasNoTrans, tB ? CblasTrans : CblasNoTrans,
+              M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+void k_gemm_batched(int tA, int tB, int M, int N, int K, float alpha,
+                    const float *A, int lda, long aS1, long aS2,
+                    const float *B, int ldb, long bS1, long bS2, float beta,
+                    float *C, int ldc, long cS1, long cS2, int n1, int n2) {
+  for (int i = 0; i < n1; i++)
+    for (int j = 0; j < n2; j++)
+      k_gemm(tA, tB, M, N, K, alpha, A + i * aS1 + j * aS2, lda, B + i * bS1 + j * bS2, ldb,
+             beta, C + i * cS1 + j * cS2, ldc);
+}
+
+// ---------------------------------------------------------------------------------------------
+// broadcasting element-wise ops: an n-d counter over `shape`, each operand with its own strides
+
+#define MAXDIM 8
+
+// Offset of the row at counter `idx` (all dimensions but the last) through `str`.
+static long row_offset(const int32_t *idx, const int32_t *str, int ndim) {
+  long o = 0;
+  for (int d = 0; d < ndim - 1; d++) o += (long)idx[d] * str[d];
+  return o;
+}
+
+// Advances the counter over all dimensions but the last.
+static void next_row(int32_t *idx, const int32_t *shape, int ndim) {
+  for (int d = ndim - 2; d >= 0; d--) {
+    if (++idx[d] < shape[d]) return;
+    idx[d] = 0;
+  }
+}
+
+static long row_count(const int32_t *shape, int ndim) {
+  long n = 1;
+  for (int d = 0; d < ndim - 1; d++) n *= shape[d];
+  return n;
+}
+
+void k_binary(int op, float *out, const float *a, const float *b, int ndim, const int32_t *shape,
+              const int32_t *aStr, const int32_t *bStr) {
+  if (ndim == 0) { out[0] = op == 0 ? a[0] + b[0] : op == 1 ? a[0] - b[0] : a[0] * b[0]; return; }
+  int32_t idx[MAXDIM] = {0};
+  int inner = shape[ndim - 1], sa = aStr[ndim - 1], sb = bStr[ndim - 1];
+  long rows = row_count(shape, ndim);
+  float *po = out;
+  for (long r = 0; r < rows; r++, po += inner) {
+    const float *pa = a + row_offset(idx, aStr, ndim), *pb = b + row_offset(idx, bStr, ndim);
+    if (op == 0) for (int k = 0; k < inner; k++) po[k] = pa[k * sa] + pb[k * sb];
+    else if (op == 1) for (int k = 0; k < inner; k++) po[k] = pa[k * sa] - pb[k * sb];
+    else for (int k = 0; k < inner; k++) po[k] = pa[k * sa] * pb[k * sb];
+    next_row(idx, shape, ndim);
+  }
+}
+
+void k_accumulate(float *dst, const float *src, const float *mul, float alpha, int ndim, const int32_t *shape,
+                  const int32_t *dStr, const int32_t *sStr, const int32_t *mStr) {
+  if (ndim == 0) { dst[0] += alpha * src[0] * (mul ? mul[0] : 1.0f); return; }
+  int32_t idx[MAXDIM] = {0};
+  int inner = shape[ndim - 1], sd = dStr[ndim - 1], ss = sStr[ndim - 1], sm = mStr[ndim - 1];
+  long rows = row_count(shape, ndim);
+  for (long r = 0; r < rows; r++) {
+    float *pd = dst + row_offset(idx, dStr, ndim);
+    const float *ps = src + row_offset(idx, sStr, ndim);
+    if (mul) {
+      const float *pm = mul + row_offset(idx, mStr, ndim);
+      for (int k = 0; k < inner; k++) pd[k * sd] += alpha * ps[k * ss] * pm[k * sm];
+    } else {
+      for (int k = 0; k < inner; k++) pd[k * sd] += alpha * ps[k * ss];
+    }
+    next_row(idx, shape, ndim);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// activations: 0 gelu (erf), 1 gelu (tanh approximation), 2 relu, 3 silu, 4 tanh
+
+#define INV_SQRT2 0.70710678118654752440f
+#define INV_SQRT_2PI 0.39894228040143267794f
+#define SQRT_2_OVER_PI 0.79788456080286535588f
+
+void k_unary(int op, float *out, const float *inp, long n) {
+  switch (op) {
+  case 0: for (long i = 0; i < n; i++) { float x = inp[i]; out[i] = 0.5f * x * (1.0f + erff(x * INV_SQRT2)); } break;
+  case 1: for (long i = 0; i < n; i++) {
+      float x = inp[i];
+      out[i] = 0.5f * x * (1.0f + tanhf(SQRT_2_OVER_PI * (x + 0.044715f * x * x * x)));
+    } break;
+  case 2: for (long i = 0; i < n; i++) out[i] = inp[i] > 0.0f ? inp[i] : 0.0f; break;
+  case 3: for (long i = 0; i < n; i++) { float x = inp[i]; out[i] = x / (1.0f + expf(-x)); } break;
+  case 4: for (long i = 0; i < n; i++) out[i] = tanhf(inp[i]); break;
+  }
+}
+
+void k_unary_backward(int op, float *dinp, const float *inp, const float *dout, long n) {
+  switch (op) {
+  case 0: for (long i = 0; i < n; i++) {
+      float x = inp[i];
+      float cdf = 0.5f * (1.0f + erff(x * INV_SQRT2)), pdf = INV_SQRT_2PI * expf(-0.5f * x * x);
+      dinp[i] += dout[i] * (cdf + x * pdf);
+    } break;
+  case 1: for (long i = 0; i < n; i++) {
+      float x = inp[i];
+      float t = tanhf(SQRT_2_OVER_PI * (x + 0.044715f * x * x * x));
+      float dt = (1.0f - t * t) * SQRT_2_OVER_PI * (1.0f + 3.0f * 0.044715f * x * x);
+      dinp[i] += dout[i] * (0.5f * (1.0f + t) + 0.5f * x * dt);
+    } break;
+  case 2: for (long i = 0; i < n; i++) dinp[i] += inp[i] > 0.0f ? dout[i] : 0.0f; break;
+  case 3: for (long i = 0; i < n; i++) {
+      float x = inp[i], s = 1.0f / (1.0f + expf(-x));
+      dinp[i] += dout[i] * s * (1.0f + x * (1.0f - s));
+    } break;
+  case 4: for (long i = 0; i < n; i++) { float t = tanhf(inp[i]); dinp[i] += dout[i] * (1.0f - t * t); } break;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// softmax with scale, additive mask and optional causal mask
+
+void k_softmax(float *out, const float *inp, long rows, int cols, float scale,
+               const float *mask, long maskGroup, int causalQ) {
+  for (long r = 0; r < rows; r++) {
+    const float *x = inp + r * cols;
+    const float *mrow = mask ? mask + (r / maskGroup) * cols : NULL;
+    float *y = out + r * cols;
+    int limit = cols; // keys at or past `limit` are masked by causality
+    if (causalQ > 0) limit = (int)(r % causalQ) + (cols - causalQ) + 1;
+    float mx = -FLT_MAX;
+    for (int j = 0; j < cols; j++) {
+      float v = j < limit ? scale * x[j] + (mrow ? mrow[j] : 0.0f) : -FLT_MAX;
+      y[j] = v;
+      if (v > mx) mx = v;
+    }
+    float s = 0.0f;
+    for (int j = 0; j < cols; j++) { float e = expf(y[j] - mx); y[j] = e; s += e; }
+    float inv = 1.0f / s;
+    for (int j = 0; j < cols; j++) y[j] *= inv;
+  }
+}
+
+void k_softmax_backward(float *dinp, const float *out, const float *dout, long rows, int cols, float scale) {
+  for (long r = 0; r < rows; r++) {
+    const float *y = out + r * cols, *dy = dout + r * cols;
+    float *dx = dinp + r * cols;
+    float dot = 0.0f;
+    for (int j = 0; j < cols; j++) dot += y[j] * dy[j];
+    for (int j = 0; j < cols; j++) dx[j] += scale * y[j] * (dy[j] - dot);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// layernorm (with the residual add fused in front) and RMSNorm
+
+void k_layernorm(float *out, float *sum, float *mean, float *rstd, const float *inp, const float *residual,
+                 const float *w, const float *b, long N, int C, float eps) {
+  for (long i = 0; i < N; i++) {
+    const float *x = inp + i * C;
+    float *s = sum + i * C;
+    if (residual) { const float *r = residual + i * C; for (int j = 0; j < C; j++) s[j] = x[j] + r[j]; }
+    else if (s != x) memcpy(s, x, sizeof(float) * C);
+    float m = 0.0f;
+    for (int j = 0; j < C; j++) m += s[j];
+    m /= C;
+    float v = 0.0f;
+    for (int j = 0; j < C; j++) { float d = s[j] - m; v += d * d; }
+    v /= C;
+    float rs = 1.0f / sqrtf(v + eps);
+    float *y = out + i * C;
+    for (int j = 0; j < C; j++) {
+      float n = (s[j] - m) * rs;
+      y[j] = n * (w ? w[j] : 1.0f) + (b ? b[j] : 0.0f);
+    }
+    mean[i] = m;
+    rstd[i] = rs;
+  }
+}
+
+void k_layernorm_backward(float *dinp, float *dw, float *db, const float *dout, const float *x,
+                          const float *w, const float *mean, const float *rstd, long N, int C) {
+  for (long i = 0; i < N; i++) {
+    const float *dy = dout + i * C, *xi = x + i * C;
+    float m = mean[i], rs = rstd[i];
+    float dnorm_mean = 0.0f, dnorm_norm_mean = 0.0f;
+    for (int j = 0; j < C; j++) {
+      float n = (xi[j] - m) * rs, dn = dy[j] * (w ? w[j] : 1.0f);
+      dnorm_mean += dn;
+      dnorm_norm_mean += dn * n;
+    }
+    dnorm_mean /= C;
+    dnorm_norm_mean /= C;
+    for (int j = 0; j < C; j++) {
+      float n = (xi[j] - m) * rs;
+      if (db) db[j] += dy[j];
+      if (dw) dw[j] += n * dy[j];
+      if (dinp) dinp[i * C + j] += (dy[j] * (w ? w[j] : 1.0f) - dnorm_mean - n * dnorm_norm_mean) * rs;
+    }
+  }
+}
+
+void k_rmsnorm(float *out, float *rstd, const float *inp, const float *w, long N, int C, float eps) {
+  for (long i = 0; i < N; i++) {
+    const float *x = inp + i * C;
+    float ss = 0.0f;
+    for (int j = 0; j < C; j++) ss += x[j] * x[j];
+    float rs = 1.0f / sqrtf(ss / C + eps);
+    for (int j = 0; j < C; j++) out[i * C + j] = x[j] * rs * w[j];
+    rstd[i] = rs;
+  }
+}
+
+void k_rmsnorm_backward(float *dinp, float *dw, const float *dout, const float *inp, const float *w,
+                        const float *rstd, long N, int C) {
+  for (long i = 0; i < N; i++) {
+    const float *x = inp + i * C, *dy = dout + i * C;
+    float rs = rstd[i];
+    float dot = 0.0f; // mean of dout * w * x
+    for (int j = 0; j < C; j++) dot += dy[j] * w[j] * x[j];
+    dot /= C;
+    for (int j = 0; j < C; j++) {
+      if (dw) dw[j] += dy[j] * x[j] * rs;
+      if (dinp) dinp[i * C + j] += rs * dy[j] * w[j] - x[j] * rs * rs * rs * dot;
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// gathers
+
+void k_embedding(float *out, const float *table, const int32_t *ids, long n, int C) {
+  for (long i = 0; i < n; i++) memcpy(out + i * C, table + (long)ids[i] * C, sizeof(float) * C);
+}
+
+void k_embedding_backward(float *dtable, const float *dout, const int32_t *ids, long n, int C) {
+  for (long i = 0; i < n; i++) {
+    float *dt = dtable + (long)ids[i] * C;
+    const float *dy = dout + i * C;
+    for (int j = 0; j < C; j++) dt[j] += dy[j];
+  }
+}
+
+void k_gather_last(float *out, const float *src, const int32_t *idx, long outer, int srcLast, int idxLast, long idxOuter) {
+  for (long o = 0; o < outer; o++) {
+    const int32_t *ix = idx + (o % idxOuter) * idxLast;
+    const float *s = src + o * srcLast;
+    float *y = out + o * idxLast;
+    for (int j = 0; j < idxLast; j++) y[j] = s[ix[j]];
+  }
+}
+
+void k_gather_last_backward(float *dsrc, const float *dout, const int32_t *idx, long outer, int srcLast, int idxLast, long idxOuter) {
+  for (long o = 0; o < outer; o++) {
+    const int32_t *ix = idx + (o % idxOuter) * idxLast;
+    float *ds = dsrc + o * srcLast;
+    const float *dy = dout + o * idxLast;
+    for (int j = 0; j < idxLast; j++) ds[ix[j]] += dy[j];
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// rotary position embedding, transformers' rotate_half convention
+
+void k_rope(float *out, const float *inp, const float *cos, const float *sin, int B, int T, int H, int d,
+            float sign, int accumulate) {
+  int half = d / 2;
+  for (int b = 0; b < B; b++)
+    for (int t = 0; t < T; t++) {
+      const float *c = cos + (long)t * d, *s = sin + (long)t * d;
+      for (int h = 0; h < H; h++) {
+        long base = (((long)b * T + t) * H + h) * d;
+        const float *x = inp + base;
+        float *y = out + base;
+        for (int j = 0; j < half; j++) {
+          float x1 = x[j], x2 = x[j + half];
+          float y1 = x1 * c[j] - sign * x2 * s[j];
+          float y2 = x2 * c[j + half] + sign * x1 * s[j + half];
+          if (accumulate) { y[j] += y1; y[j + half] += y2; }
+          else { y[j] = y1; y[j + half] = y2; }
+        }
+      }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// optimiser
+
+void k_adamw(float *p, const float *g, float *m, float *v, long n, float lr, float beta1, float beta2,
+             float eps, float wd, float bc1, float bc2) {
+  float step = lr / bc1, sbc2 = sqrtf(bc2);
+  for (long i = 0; i < n; i++) {
+    float gi = g[i];
+    p[i] -= lr * wd * p[i];
+    m[i] = beta1 * m[i] + (1.0f - beta1) * gi;
+    v[i] = beta2 * v[i] + (1.0f - beta2) * gi * gi;
+    p[i] -= step * m[i] / (sqrtf(v[i]) / sbc2 + eps);
+  }
+}

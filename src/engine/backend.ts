@@ -1,0 +1,62 @@
+/**
+ * Backend selection. `native` when the addon loads, else `js` with a one-line warning saying why;
+ * GELORA_BACKEND=js|native forces one (forcing native fails loudly if it cannot load).
+ */
+import { jsKernels } from './backends/js.js';
+import { loadNative, type NativeAddon } from './backends/native.js';
+import type { Kernels } from './kernels.js';
+
+let current: Kernels | null = null;
+let addon: NativeAddon | null = null;
+let nativeError: string | null = null;
+
+function tryNative(): Kernels | null {
+  try {
+    const loaded = loadNative();
+    addon = loaded.addon;
+    return loaded.kernels;
+  } catch (e) {
+    nativeError = (e as Error).message.split('\n')[0];
+    return null;
+  }
+}
+
+/** The active kernels, chosen on first use. */
+export function kernels(): Kernels {
+  if (current) return current;
+  const forced = process.env.GELORA_BACKEND;
+  if (forced && forced !== 'js' && forced !== 'native') {
+    throw new Error(`GELORA_BACKEND=${forced} is not a backend; use js or native`);
+  }
+  if (forced === 'js') return (current = jsKernels);
+  const native = tryNative();
+  if (native) return (current = native);
+  if (forced === 'native') {
+    throw new Error(`GELORA_BACKEND=native but the addon cannot load (${nativeError}); run: npm run build:native`);
+  }
+  process.stderr.write(`gelora: native backend unavailable (${nativeError}); using the js backend (slow). Fix: bash scripts/setup.sh\n`);
+  return (current = jsKernels);
+}
+
+/** Switch backend explicitly (tests run every op on both). */
+export function useBackend(name: 'js' | 'native'): Kernels {
+  if (name === 'js') return (current = jsKernels);
+  const native = tryNative();
+  if (!native) throw new Error(`native backend cannot load: ${nativeError}`);
+  return (current = native);
+}
+
+export function nativeAvailable(): boolean {
+  return addon !== null || tryNative() !== null;
+}
+
+/** OpenBLAS build and thread count, or null on the js backend. */
+export function blasInfo(): string | null {
+  kernels();
+  return current?.name === 'native' && addon ? addon.blasInfo() : null;
+}
+
+export function setBlasThreads(n: number): void {
+  kernels();
+  if (addon) addon.setThreads(n);
+}

@@ -1,0 +1,264 @@
+/**
+ * The pure TypeScript backend: the reference every native kernel is tested against, and the
+ * fallback when the addon cannot load. Written for clarity first; loops are ordered so that the
+ * innermost one runs over contiguous memory. Works on Float32Array and Float64Array alike.
+ */
+import { BinaryOp, UnaryOp, type Buf, type Kernels } from '../kernels.js';
+
+const INV_SQRT2 = Math.SQRT1_2;
+const INV_SQRT_2PI = 0.3989422804014327;
+const SQRT_2_OVER_PI = 0.7978845608028654;
+const F32_MAX = 3.4028234663852886e38;
+
+/** erf with |error| < 1.2e-7 (Numerical Recipes erfc, Chebyshev fit): float32-exact in practice. */
+export function erf(x: number): number {
+  const z = Math.abs(x);
+  const t = 1 / (1 + 0.5 * z);
+  const r = t * Math.exp(-z * z - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 +
+    t * (-0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))));
+  return x >= 0 ? 1 - r : r - 1;
+}
+
+function gemm(tA: boolean, tB: boolean, M: number, N: number, K: number, alpha: number,
+  A: Buf, aOff: number, lda: number, B: Buf, bOff: number, ldb: number,
+  beta: number, C: Buf, cOff: number, ldc: number): void {
+  for (let i = 0; i < M; i++) {
+    const c = cOff + i * ldc;
+    if (beta === 0) for (let j = 0; j < N; j++) C[c + j] = 0;
+    else if (beta !== 1) for (let j = 0; j < N; j++) C[c + j] *= beta;
+  }
+  if (!tB) {
+    // C[i, :] += alpha * A[i, k] * B[k, :]  (B rows contiguous)
+    for (let i = 0; i < M; i++) {
+      const c = cOff + i * ldc;
+      for (let k = 0; k < K; k++) {
+        const a = alpha * (tA ? A[aOff + k * lda + i] : A[aOff + i * lda + k]);
+        if (a === 0) continue;
+        const b = bOff + k * ldb;
+        for (let j = 0; j < N; j++) C[c + j] += a * B[b + j];
+      }
+    }
+  } else {
+    // C[i, j] += alpha * dot(A[i, :], B[j, :])  (B^T: rows of B are contiguous)
+    for (let i = 0; i < M; i++) {
+      const c = cOff + i * ldc;
+      for (let j = 0; j < N; j++) {
+        const b = bOff + j * ldb;
+        let s = 0;
+        if (tA) for (let k = 0; k < K; k++) s += A[aOff + k * lda + i] * B[b + k];
+        else { const a = aOff + i * lda; for (let k = 0; k < K; k++) s += A[a + k] * B[b + k]; }
+        C[c + j] += alpha * s;
+      }
+    }
+  }
+}
+
+/** Calls fn(offset of each operand) for every element, iterating `shape` in row-major order. */
+function forEachStrided(shape: Int32Array, strides: Int32Array[], fn: (offsets: number[], linear: number) => void): void {
+  const nd = shape.length;
+  let total = 1;
+  for (let d = 0; d < nd; d++) total *= shape[d];
+  const idx = new Array<number>(nd).fill(0);
+  const off = strides.map(() => 0);
+  for (let lin = 0; lin < total; lin++) {
+    fn(off, lin);
+    for (let d = nd - 1; d >= 0; d--) {
+      idx[d]++;
+      for (let s = 0; s < strides.length; s++) off[s] += strides[s][d];
+      if (idx[d] < shape[d]) break;
+      for (let s = 0; s < strides.length; s++) off[s] -= strides[s][d] * shape[d];
+      idx[d] = 0;
+    }
+  }
+}
+
+function unaryForward(op: UnaryOp, x: number): number {
+  switch (op) {
+    case UnaryOp.Gelu: return 0.5 * x * (1 + erf(x * INV_SQRT2));
+    case UnaryOp.GeluTanh: return 0.5 * x * (1 + Math.tanh(SQRT_2_OVER_PI * (x + 0.044715 * x * x * x)));
+    case UnaryOp.Relu: return x > 0 ? x : 0;
+    case UnaryOp.Silu: return x / (1 + Math.exp(-x));
+    case UnaryOp.Tanh: return Math.tanh(x);
+  }
+}
+
+function unaryDerivative(op: UnaryOp, x: number): number {
+  switch (op) {
+    case UnaryOp.Gelu: return 0.5 * (1 + erf(x * INV_SQRT2)) + x * INV_SQRT_2PI * Math.exp(-0.5 * x * x);
+    case UnaryOp.GeluTanh: {
+      const t = Math.tanh(SQRT_2_OVER_PI * (x + 0.044715 * x * x * x));
+      return 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * SQRT_2_OVER_PI * (1 + 3 * 0.044715 * x * x);
+    }
+    case UnaryOp.Relu: return x > 0 ? 1 : 0;
+    case UnaryOp.Silu: { const s = 1 / (1 + Math.exp(-x)); return s * (1 + x * (1 - s)); }
+    case UnaryOp.Tanh: { const t = Math.tanh(x); return 1 - t * t; }
+  }
+}
+
+export const jsKernels: Kernels = {
+  name: 'js',
+  gemm,
+
+  gemmBatched(tA, tB, M, N, K, alpha, A, aOff, lda, aS1, aS2, B, bOff, ldb, bS1, bS2, beta, C, cOff, ldc, cS1, cS2, n1, n2) {
+    for (let i = 0; i < n1; i++)
+      for (let j = 0; j < n2; j++)
+        gemm(tA, tB, M, N, K, alpha, A, aOff + i * aS1 + j * aS2, lda, B, bOff + i * bS1 + j * bS2, ldb,
+          beta, C, cOff + i * cS1 + j * cS2, ldc);
+  },
+
+  binary(op, out, a, b, shape, aStrides, bStrides) {
+    forEachStrided(shape, [aStrides, bStrides], ([ia, ib], o) => {
+      out[o] = op === BinaryOp.Add ? a[ia] + b[ib] : op === BinaryOp.Sub ? a[ia] - b[ib] : a[ia] * b[ib];
+    });
+  },
+
+  accumulate(dst, src, mul, alpha, shape, dStrides, sStrides, mStrides) {
+    forEachStrided(shape, [dStrides, sStrides, mStrides], ([id, is, im]) => {
+      dst[id] += alpha * src[is] * (mul ? mul[im] : 1);
+    });
+  },
+
+  unary(op, out, inp, n) {
+    for (let i = 0; i < n; i++) out[i] = unaryForward(op, inp[i]);
+  },
+
+  unaryBackward(op, dinp, inp, dout, n) {
+    for (let i = 0; i < n; i++) dinp[i] += dout[i] * unaryDerivative(op, inp[i]);
+  },
+
+  softmax(out, inp, rows, cols, scale, mask, maskGroup, causalQ) {
+    for (let r = 0; r < rows; r++) {
+      const x = r * cols, m = mask ? Math.floor(r / maskGroup) * cols : 0;
+      const limit = causalQ > 0 ? (r % causalQ) + (cols - causalQ) + 1 : cols;
+      let mx = -F32_MAX;
+      for (let j = 0; j < cols; j++) {
+        const v = j < limit ? scale * inp[x + j] + (mask ? mask[m + j] : 0) : -F32_MAX;
+        out[x + j] = v;
+        if (v > mx) mx = v;
+      }
+      let s = 0;
+      for (let j = 0; j < cols; j++) { const e = Math.exp(out[x + j] - mx); out[x + j] = e; s += e; }
+      for (let j = 0; j < cols; j++) out[x + j] /= s;
+    }
+  },
+
+  softmaxBackward(dinp, out, dout, rows, cols, scale) {
+    for (let r = 0; r < rows; r++) {
+      const x = r * cols;
+      let dot = 0;
+      for (let j = 0; j < cols; j++) dot += out[x + j] * dout[x + j];
+      for (let j = 0; j < cols; j++) dinp[x + j] += scale * out[x + j] * (dout[x + j] - dot);
+    }
+  },
+
+  layernorm(out, sum, mean, rstd, inp, residual, w, b, N, C, eps) {
+    for (let i = 0; i < N; i++) {
+      const o = i * C;
+      for (let j = 0; j < C; j++) sum[o + j] = inp[o + j] + (residual ? residual[o + j] : 0);
+      let m = 0;
+      for (let j = 0; j < C; j++) m += sum[o + j];
+      m /= C;
+      let v = 0;
+      for (let j = 0; j < C; j++) { const d = sum[o + j] - m; v += d * d; }
+      const rs = 1 / Math.sqrt(v / C + eps);
+      for (let j = 0; j < C; j++) out[o + j] = (sum[o + j] - m) * rs * (w ? w[j] : 1) + (b ? b[j] : 0);
+      mean[i] = m;
+      rstd[i] = rs;
+    }
+  },
+
+  layernormBackward(dinp, dw, db, dout, x, w, mean, rstd, N, C) {
+    for (let i = 0; i < N; i++) {
+      const o = i * C, m = mean[i], rs = rstd[i];
+      let dm = 0, dnm = 0;
+      for (let j = 0; j < C; j++) {
+        const dn = dout[o + j] * (w ? w[j] : 1);
+        dm += dn;
+        dnm += dn * (x[o + j] - m) * rs;
+      }
+      dm /= C;
+      dnm /= C;
+      for (let j = 0; j < C; j++) {
+        const n = (x[o + j] - m) * rs;
+        if (db) db[j] += dout[o + j];
+        if (dw) dw[j] += n * dout[o + j];
+        if (dinp) dinp[o + j] += (dout[o + j] * (w ? w[j] : 1) - dm - n * dnm) * rs;
+      }
+    }
+  },
+
+  rmsnorm(out, rstd, inp, w, N, C, eps) {
+    for (let i = 0; i < N; i++) {
+      const o = i * C;
+      let ss = 0;
+      for (let j = 0; j < C; j++) ss += inp[o + j] * inp[o + j];
+      const rs = 1 / Math.sqrt(ss / C + eps);
+      for (let j = 0; j < C; j++) out[o + j] = inp[o + j] * rs * w[j];
+      rstd[i] = rs;
+    }
+  },
+
+  rmsnormBackward(dinp, dw, dout, inp, w, rstd, N, C) {
+    for (let i = 0; i < N; i++) {
+      const o = i * C, rs = rstd[i];
+      let dot = 0;
+      for (let j = 0; j < C; j++) dot += dout[o + j] * w[j] * inp[o + j];
+      dot /= C;
+      for (let j = 0; j < C; j++) {
+        if (dw) dw[j] += dout[o + j] * inp[o + j] * rs;
+        if (dinp) dinp[o + j] += rs * dout[o + j] * w[j] - inp[o + j] * rs * rs * rs * dot;
+      }
+    }
+  },
+
+  embedding(out, table, ids, n, C) {
+    for (let i = 0; i < n; i++) out.set(table.subarray(ids[i] * C, ids[i] * C + C), i * C);
+  },
+
+  embeddingBackward(dtable, dout, ids, n, C) {
+    for (let i = 0; i < n; i++) {
+      const t = ids[i] * C;
+      for (let j = 0; j < C; j++) dtable[t + j] += dout[i * C + j];
+    }
+  },
+
+  gatherLast(out, src, idx, outer, srcLast, idxLast, idxOuter) {
+    for (let o = 0; o < outer; o++) {
+      const ix = (o % idxOuter) * idxLast;
+      for (let j = 0; j < idxLast; j++) out[o * idxLast + j] = src[o * srcLast + idx[ix + j]];
+    }
+  },
+
+  gatherLastBackward(dsrc, dout, idx, outer, srcLast, idxLast, idxOuter) {
+    for (let o = 0; o < outer; o++) {
+      const ix = (o % idxOuter) * idxLast;
+      for (let j = 0; j < idxLast; j++) dsrc[o * srcLast + idx[ix + j]] += dout[o * idxLast + j];
+    }
+  },
+
+  rope(out, inp, cos, sin, B, T, H, d, sign, accumulate) {
+    const half = d / 2;
+    for (let b = 0; b < B; b++)
+      for (let t = 0; t < T; t++)
+        for (let h = 0; h < H; h++) {
+          const base = ((b * T + t) * H + h) * d, c = t * d;
+          for (let j = 0; j < half; j++) {
+            const x1 = inp[base + j], x2 = inp[base + j + half];
+            const y1 = x1 * cos[c + j] - sign * x2 * sin[c + j];
+            const y2 = x2 * cos[c + j + half] + sign * x1 * sin[c + j + half];
+            if (accumulate) { out[base + j] += y1; out[base + j + half] += y2; }
+            else { out[base + j] = y1; out[base + j + half] = y2; }
+          }
+        }
+  },
+
+  adamw(p, g, m, v, n, lr, beta1, beta2, eps, weightDecay, bc1, bc2) {
+    const step = lr / bc1, sbc2 = Math.sqrt(bc2);
+    for (let i = 0; i < n; i++) {
+      p[i] -= lr * weightDecay * p[i];
+      m[i] = beta1 * m[i] + (1 - beta1) * g[i];
+      v[i] = beta2 * v[i] + (1 - beta2) * g[i] * g[i];
+      p[i] -= step * m[i] / (Math.sqrt(v[i]) / sbc2 + eps);
+    }
+  },
+};

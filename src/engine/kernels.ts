@@ -1,0 +1,94 @@
+/**
+ * The kernel interface: the only place where numbers are crunched. Two backends implement it,
+ * `native` (C + OpenBLAS through an N-API addon) and `js` (plain TypeScript, the reference).
+ * Everything is row-major, operates on flat typed arrays with explicit offsets, and never allocates:
+ * callers own every buffer. Backward kernels *accumulate* into their gradient outputs (+=), so a
+ * tensor used twice gets the sum of both gradients without a temporary.
+ *
+ * The js backend also accepts Float64Array buffers, which is how gradient checks run in float64.
+ */
+export type Buf = Float32Array | Float64Array;
+
+export const enum BinaryOp { Add = 0, Sub = 1, Mul = 2 }
+export const enum UnaryOp { Gelu = 0, GeluTanh = 1, Relu = 2, Silu = 3, Tanh = 4 }
+
+export interface Kernels {
+  readonly name: 'native' | 'js';
+
+  /** C[cOff:] = alpha * op(A) op(B) + beta * C; op(X) = X^T when its flag is set. A is M x K after op. */
+  gemm(tA: boolean, tB: boolean, M: number, N: number, K: number, alpha: number,
+    A: Buf, aOff: number, lda: number, B: Buf, bOff: number, ldb: number,
+    beta: number, C: Buf, cOff: number, ldc: number): void;
+
+  /**
+   * gemm over a two-level batch (n1 x n2 problems): problem (i, j) reads A at aOff + i*aS1 + j*aS2,
+   * likewise B and C. Two levels let attention address head h of batch b inside a [B, T, H*d]
+   * projection directly (offset b*T*H*d + h*d, leading dimension H*d) with no permute copies.
+   */
+  gemmBatched(tA: boolean, tB: boolean, M: number, N: number, K: number, alpha: number,
+    A: Buf, aOff: number, lda: number, aS1: number, aS2: number,
+    B: Buf, bOff: number, ldb: number, bS1: number, bS2: number,
+    beta: number, C: Buf, cOff: number, ldc: number, cS1: number, cS2: number,
+    n1: number, n2: number): void;
+
+  /** out = a (op) b over `shape`, each operand read through its own strides (0 = broadcast). */
+  binary(op: BinaryOp, out: Buf, a: Buf, b: Buf, shape: Int32Array, aStrides: Int32Array, bStrides: Int32Array): void;
+
+  /**
+   * dst[dIdx] += alpha * src[sIdx] * (mul ? mul[mIdx] : 1) over `shape`. With dst strides 0 on
+   * broadcast dimensions this is the reduction that broadcasting's backward needs.
+   */
+  accumulate(dst: Buf, src: Buf, mul: Buf | null, alpha: number, shape: Int32Array,
+    dStrides: Int32Array, sStrides: Int32Array, mStrides: Int32Array): void;
+
+  unary(op: UnaryOp, out: Buf, inp: Buf, n: number): void;
+  /** dinp += dout * f'(inp) */
+  unaryBackward(op: UnaryOp, dinp: Buf, inp: Buf, dout: Buf, n: number): void;
+
+  /**
+   * Row softmax of scale * inp + mask. mask (optional) has one row of `cols` additive values per
+   * `maskGroup` consecutive rows. causalQ > 0 also masks key j > i + (cols - causalQ) for query
+   * i = row % causalQ. Masked entries get the most negative float, so fully masked rows stay finite.
+   */
+  softmax(out: Buf, inp: Buf, rows: number, cols: number, scale: number,
+    mask: Buf | null, maskGroup: number, causalQ: number): void;
+  /** dinp += scale * out * (dout - sum(dout * out)) per row */
+  softmaxBackward(dinp: Buf, out: Buf, dout: Buf, rows: number, cols: number, scale: number): void;
+
+  /**
+   * out = LN(inp + residual) * w + b over rows of C. The sum inp + residual is written to `sum`
+   * (may alias inp when residual is null) because backward needs it; mean and rstd per row too.
+   */
+  layernorm(out: Buf, sum: Buf, mean: Buf, rstd: Buf, inp: Buf, residual: Buf | null,
+    w: Buf | null, b: Buf | null, N: number, C: number, eps: number): void;
+  /** Gradients of LN(x) with x = sum: dinp, dw, db accumulate (each may be null to skip). */
+  layernormBackward(dinp: Buf | null, dw: Buf | null, db: Buf | null, dout: Buf, x: Buf,
+    w: Buf | null, mean: Buf, rstd: Buf, N: number, C: number): void;
+
+  /** out = inp * rsqrt(mean(inp^2) + eps) * w */
+  rmsnorm(out: Buf, rstd: Buf, inp: Buf, w: Buf, N: number, C: number, eps: number): void;
+  rmsnormBackward(dinp: Buf | null, dw: Buf | null, dout: Buf, inp: Buf, w: Buf, rstd: Buf, N: number, C: number): void;
+
+  /** out[i, :] = table[ids[i], :] */
+  embedding(out: Buf, table: Buf, ids: Int32Array, n: number, C: number): void;
+  /** dtable[ids[i], :] += dout[i, :] */
+  embeddingBackward(dtable: Buf, dout: Buf, ids: Int32Array, n: number, C: number): void;
+
+  /**
+   * torch.gather along the last axis: out[o, j] = src[o, idx[io, j]] for o < outer, j < idxLast,
+   * where io = o when idxOuter == outer and io = o % idxOuter otherwise (an index shared by groups).
+   */
+  gatherLast(out: Buf, src: Buf, idx: Int32Array, outer: number, srcLast: number, idxLast: number, idxOuter: number): void;
+  /** dsrc[o, idx[io, j]] += dout[o, j] */
+  gatherLastBackward(dsrc: Buf, dout: Buf, idx: Int32Array, outer: number, srcLast: number, idxLast: number, idxOuter: number): void;
+
+  /**
+   * Rotary embedding on x [B, T, H, d] with cos/sin [T, d] (halves duplicated, as transformers builds
+   * them): out (+)= x*cos + rotate_half(x)*sin*sign. sign = -1 with accumulate is the backward.
+   */
+  rope(out: Buf, inp: Buf, cos: Buf, sin: Buf, B: number, T: number, H: number, d: number, sign: number, accumulate: boolean): void;
+
+  /** AdamW with decoupled weight decay; bc1/bc2 are the bias corrections 1 - beta^t. */
+  adamw(p: Buf, g: Buf, m: Buf, v: Buf, n: number, lr: number, beta1: number, beta2: number,
+    eps: number, weightDecay: number, bc1: number, bc2: number): void;
+}

@@ -1,0 +1,528 @@
+/**
+ * Differentiable ops. Each op computes its forward through the kernels, then registers its backward
+ * right beside it (micrograd style). Backward code accumulates into gradOf(input) and skips inputs
+ * that do not require a gradient, so frozen weights cost no gradient work.
+ */
+import { kernels } from './backend.js';
+import { BinaryOp, UnaryOp, type Buf } from './kernels.js';
+import { Rng } from './random.js';
+import { Tensor, empty, gradOf, record, scratch, view } from './tensor.js';
+
+const K = kernels;
+const prod = (s: readonly number[]): number => s.reduce((a, b) => a * b, 1);
+const shapeStr = (s: readonly number[]): string => `[${s.join(', ')}]`;
+
+// ---------------------------------------------------------------------------------------------
+// broadcasting element-wise ops
+
+function broadcastShape(a: readonly number[], b: readonly number[]): number[] {
+  const n = Math.max(a.length, b.length);
+  const out: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const da = a[a.length - n + i] ?? 1, db = b[b.length - n + i] ?? 1;
+    if (da !== db && da !== 1 && db !== 1) throw new Error(`shapes ${shapeStr(a)} and ${shapeStr(b)} do not broadcast`);
+    out.push(Math.max(da, db));
+  }
+  return out;
+}
+
+/** Strides of a contiguous tensor of `shape` read as `outShape` (0 where it broadcasts). */
+function broadcastStrides(shape: readonly number[], outShape: readonly number[]): Int32Array {
+  const st = new Int32Array(outShape.length);
+  let s = 1;
+  for (let i = outShape.length - 1, j = shape.length - 1; i >= 0; i--, j--) {
+    const d = j >= 0 ? shape[j] : 1;
+    st[i] = d === 1 ? 0 : s;
+    s *= d;
+  }
+  return st;
+}
+
+function binaryOp(op: BinaryOp, a: Tensor, b: Tensor): Tensor {
+  const shape = broadcastShape(a.shape, b.shape);
+  const out = empty(shape);
+  const sh = Int32Array.from(shape), sa = broadcastStrides(a.shape, shape), sb = broadcastStrides(b.shape, shape);
+  const so = broadcastStrides(shape, shape);
+  K().binary(op, out.data, a.data, b.data, sh, sa, sb);
+  return record(out, [a, b], () => {
+    const g = out.grad!;
+    if (a.requiresGrad) K().accumulate(gradOf(a), g, op === BinaryOp.Mul ? b.data : null, 1, sh, sa, so, sb);
+    if (b.requiresGrad) K().accumulate(gradOf(b), g, op === BinaryOp.Mul ? a.data : null, op === BinaryOp.Sub ? -1 : 1, sh, sb, so, sa);
+  });
+}
+
+export const add = (a: Tensor, b: Tensor): Tensor => binaryOp(BinaryOp.Add, a, b);
+export const sub = (a: Tensor, b: Tensor): Tensor => binaryOp(BinaryOp.Sub, a, b);
+export const mul = (a: Tensor, b: Tensor): Tensor => binaryOp(BinaryOp.Mul, a, b);
+
+/** x * s for a number s. */
+export function scale(x: Tensor, s: number): Tensor {
+  const out = empty(x.shape);
+  const sh = Int32Array.from([x.size]), one = Int32Array.from([1]), zero = Int32Array.from([0]);
+  const sv = x.data instanceof Float64Array ? Float64Array.of(s) : Float32Array.of(s);
+  K().binary(BinaryOp.Mul, out.data, x.data, sv, sh, one, zero);
+  return record(out, [x], () => K().accumulate(gradOf(x), out.grad!, null, s, sh, one, one, one));
+}
+
+// ---------------------------------------------------------------------------------------------
+// activations
+
+function unaryOp(op: UnaryOp, x: Tensor): Tensor {
+  const out = empty(x.shape);
+  K().unary(op, out.data, x.data, x.size);
+  return record(out, [x], () => K().unaryBackward(op, gradOf(x), x.data, out.grad!, x.size));
+}
+
+export const gelu = (x: Tensor): Tensor => unaryOp(UnaryOp.Gelu, x);
+export const geluTanh = (x: Tensor): Tensor => unaryOp(UnaryOp.GeluTanh, x);
+export const relu = (x: Tensor): Tensor => unaryOp(UnaryOp.Relu, x);
+export const silu = (x: Tensor): Tensor => unaryOp(UnaryOp.Silu, x);
+export const tanh = (x: Tensor): Tensor => unaryOp(UnaryOp.Tanh, x);
+
+/** The activation named by a Hugging Face config's hidden_act. */
+export function activation(name: string): (x: Tensor) => Tensor {
+  switch (name) {
+    case 'gelu': return gelu;
+    case 'gelu_new': case 'gelu_pytorch_tanh': case 'gelu_fast': return geluTanh;
+    case 'relu': return relu;
+    case 'silu': case 'swish': return silu;
+    case 'tanh': return tanh;
+    default: throw new Error(`unsupported activation "${name}" (supported: gelu, gelu_new, gelu_pytorch_tanh, gelu_fast, relu, silu, swish, tanh)`);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// matrix products
+
+export interface MatmulOptions { transA?: boolean; transB?: boolean }
+
+/**
+ * a [..., M, K] (or [..., K, M] with transA) times b [..., K, N] (or [..., N, K] with transB).
+ * b is either 2-D (shared by every batch) or has a's batch dimensions. No operand is copied.
+ */
+export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
+  const tA = opts.transA ?? false, tB = opts.transB ?? false;
+  if (a.ndim < 2 || b.ndim < 2) throw new Error(`matmul needs at least 2-D operands, got ${shapeStr(a.shape)} and ${shapeStr(b.shape)}`);
+  const [ar, ac] = a.shape.slice(-2), [br, bc] = b.shape.slice(-2);
+  const M = tA ? ac : ar, Ka = tA ? ar : ac, Kb = tB ? bc : br, N = tB ? br : bc;
+  if (Ka !== Kb) throw new Error(`matmul: inner dimensions differ: ${shapeStr(a.shape)}${tA ? 'ᵀ' : ''} x ${shapeStr(b.shape)}${tB ? 'ᵀ' : ''}`);
+  const batchShape = a.shape.slice(0, -2), batch = prod(batchShape);
+  const shared = b.ndim === 2;
+  if (!shared && (b.ndim !== a.ndim || prod(b.shape.slice(0, -2)) !== batch)) {
+    throw new Error(`matmul: batch dimensions differ: ${shapeStr(a.shape)} and ${shapeStr(b.shape)}`);
+  }
+  const Kd = Ka, lda = ac, ldb = bc;
+  const out = empty([...batchShape, M, N]);
+  const sA = ar * ac, sB = shared ? 0 : br * bc, sC = M * N;
+  const k = K();
+  if (shared && !tA) k.gemm(false, tB, batch * M, N, Kd, 1, a.data, 0, lda, b.data, 0, ldb, 0, out.data, 0, N);
+  else k.gemmBatched(tA, tB, M, N, Kd, 1, a.data, 0, lda, sA, 0, b.data, 0, ldb, sB, 0, 0, out.data, 0, N, sC, 0, batch, 1);
+
+  return record(out, [a, b], () => {
+    const k = K(), dC = out.grad!;
+    if (a.requiresGrad) {
+      // dA = dC op(B)^T, written in A's own layout
+      const dA = gradOf(a);
+      if (!tA) {
+        if (shared) k.gemm(false, !tB, batch * M, Kd, N, 1, dC, 0, N, b.data, 0, ldb, 1, dA, 0, lda);
+        else k.gemmBatched(false, !tB, M, Kd, N, 1, dC, 0, N, sC, 0, b.data, 0, ldb, sB, 0, 1, dA, 0, lda, sA, 0, batch, 1);
+      } else {
+        // A stored [K, M]: dA = op(B) dC^T
+        k.gemmBatched(tB, true, Kd, M, N, 1, b.data, 0, ldb, sB, 0, dC, 0, N, sC, 0, 1, dA, 0, lda, sA, 0, batch, 1);
+      }
+    }
+    if (b.requiresGrad) {
+      const dB = gradOf(b);
+      if (!tB) {
+        // B stored [K, N]: dB = op(A)^T dC
+        if (shared && !tA) k.gemm(true, false, Kd, N, batch * M, 1, a.data, 0, lda, dC, 0, N, 1, dB, 0, ldb);
+        else k.gemmBatched(!tA, false, Kd, N, M, 1, a.data, 0, lda, sA, 0, dC, 0, N, sC, 0, 1, dB, 0, ldb, sB, 0, batch, 1);
+      } else {
+        // B stored [N, K]: dB = dC^T op(A)
+        if (shared && !tA) k.gemm(true, false, N, Kd, batch * M, 1, dC, 0, N, a.data, 0, lda, 1, dB, 0, ldb);
+        else k.gemmBatched(true, tA, N, Kd, M, 1, dC, 0, N, sC, 0, a.data, 0, lda, sA, 0, 1, dB, 0, ldb, sB, 0, batch, 1);
+      }
+    }
+  });
+}
+
+/** The low-rank branch of a LoRA layer: scale * (input A^T) B^T, input defaulting to x. */
+export interface LoraBranch { A: Tensor; B: Tensor; scale: number; input?: Tensor }
+
+/**
+ * y = x W^T + b (+ scale * (input A^T) B^T): a Hugging Face nn.Linear (W [out, in]) with an optional
+ * LoRA branch fused in, so the adapter adds two thin GEMMs and no element-wise pass.
+ */
+export function linear(x: Tensor, W: Tensor, b: Tensor | null, lora?: LoraBranch): Tensor {
+  const [outF, inF] = W.shape;
+  if (x.shape[x.ndim - 1] !== inF) throw new Error(`linear: input ${shapeStr(x.shape)} does not fit weight ${shapeStr(W.shape)}${W.name ? ` (${W.name})` : ''}`);
+  const N = x.size / inF;
+  const out = empty([...x.shape.slice(0, -1), outF]);
+  const k = K(), y = out.data;
+  if (b) for (let i = 0; i < N; i++) y.set(b.data, i * outF);
+  k.gemm(false, true, N, outF, inF, 1, x.data, 0, inF, W.data, 0, inF, b ? 1 : 0, y, 0, outF);
+  let t: Buf | null = null, r = 0;
+  const xl = lora ? lora.input ?? x : null;
+  if (lora) {
+    r = lora.A.shape[0];
+    if (lora.A.shape[1] !== inF || lora.B.shape[0] !== outF || lora.B.shape[1] !== r) {
+      throw new Error(`linear: LoRA A ${shapeStr(lora.A.shape)} / B ${shapeStr(lora.B.shape)} do not fit weight ${shapeStr(W.shape)}`);
+    }
+    t = scratch(N * r);
+    k.gemm(false, true, N, r, inF, 1, xl!.data, 0, inF, lora.A.data, 0, inF, 0, t, 0, r);
+    k.gemm(false, true, N, outF, r, lora.scale, t, 0, r, lora.B.data, 0, r, 1, y, 0, outF);
+  }
+  return record(out, [x, W, b, lora?.A, lora?.B, xl], () => {
+    const k = K(), dy = out.grad!;
+    if (x.requiresGrad) k.gemm(false, false, N, inF, outF, 1, dy, 0, outF, W.data, 0, inF, 1, gradOf(x), 0, inF);
+    if (W.requiresGrad) k.gemm(true, false, outF, inF, N, 1, dy, 0, outF, x.data, 0, inF, 1, gradOf(W), 0, inF);
+    if (b && b.requiresGrad) sumRowsInto(gradOf(b), dy, N, outF);
+    if (lora && t && xl) {
+      const { A, B, scale } = lora;
+      if (B.requiresGrad) k.gemm(true, false, outF, r, N, scale, dy, 0, outF, t, 0, r, 1, gradOf(B), 0, r);
+      if (A.requiresGrad || xl.requiresGrad) {
+        const dt = scratch(N * r); // scale * dy B
+        k.gemm(false, false, N, r, outF, scale, dy, 0, outF, B.data, 0, r, 0, dt, 0, r);
+        if (A.requiresGrad) k.gemm(true, false, r, inF, N, 1, dt, 0, r, xl.data, 0, inF, 1, gradOf(A), 0, inF);
+        if (xl.requiresGrad) k.gemm(false, false, N, inF, r, 1, dt, 0, r, A.data, 0, inF, 1, gradOf(xl), 0, inF);
+      }
+    }
+  });
+}
+
+/** dst[j] += sum_i src[i, j] */
+function sumRowsInto(dst: Buf, src: Buf, rows: number, cols: number): void {
+  K().accumulate(dst, src, null, 1, Int32Array.of(rows, cols), Int32Array.of(0, 1), Int32Array.of(cols, 1), Int32Array.of(0, 0));
+}
+
+// ---------------------------------------------------------------------------------------------
+// attention
+
+export interface AttentionOptions {
+  heads: number;
+  /** key/value heads (grouped-query attention); defaults to heads */
+  kvHeads?: number;
+  /** multiplies QK^T; defaults to 1/sqrt(head_dim) */
+  scale?: number;
+  /** additive key mask [B, Tk] (0 keep, very negative drop) */
+  mask?: Tensor | null;
+  causal?: boolean;
+  /** added to the scaled scores before softmax, [B, H, Tq, Tk] (DeBERTa's relative terms) */
+  scoreBias?: Tensor | null;
+}
+
+/**
+ * Multi-head attention core on projections laid out [B, T, heads*d]: softmax(scale QK^T + bias + mask) V,
+ * output [B, Tq, heads*d]. Heads are addressed in place through strides, never permuted; the
+ * probabilities are the only saved activation.
+ */
+export function attention(q: Tensor, k: Tensor, v: Tensor, o: AttentionOptions): Tensor {
+  const [B, Tq, HD] = q.shape, Tk = k.shape[1];
+  const H = o.heads, Hkv = o.kvHeads ?? H, d = HD / H;
+  if (!Number.isInteger(d) || k.shape[2] !== Hkv * d || v.shape[2] !== Hkv * d || k.shape[0] !== B || v.shape[1] !== Tk) {
+    throw new Error(`attention: q ${shapeStr(q.shape)}, k ${shapeStr(k.shape)}, v ${shapeStr(v.shape)} do not fit ${H} heads / ${Hkv} kv heads`);
+  }
+  if (H % Hkv !== 0) throw new Error(`attention: ${H} heads are not a multiple of ${Hkv} kv heads`);
+  const group = H / Hkv, sc = o.scale ?? 1 / Math.sqrt(d);
+  const mask = o.mask ?? null, bias = o.scoreBias ?? null;
+  if (mask && (mask.size !== B * Tk)) throw new Error(`attention: mask ${shapeStr(mask.shape)} is not [${B}, ${Tk}]`);
+  if (bias && bias.size !== B * H * Tq * Tk) throw new Error(`attention: score bias ${shapeStr(bias.shape)} is not [${B}, ${H}, ${Tq}, ${Tk}]`);
+  const P = empty([B, H, Tq, Tk]);
+  const out = empty([B, Tq, HD]);
+  const kk = K();
+  const qB = Tq * HD, kB = Tk * Hkv * d, pB = H * Tq * Tk, pH = Tq * Tk;
+  // one gemmBatched per kv head: its `group` query heads share K and V (stride 0)
+  for (let g = 0; g < Hkv; g++) {
+    kk.gemmBatched(false, true, Tq, Tk, d, sc, q.data, g * group * d, HD, qB, d, k.data, g * d, Hkv * d, kB, 0,
+      0, P.data, g * group * pH, Tk, pB, pH, B, group);
+  }
+  if (bias) kk.binary(BinaryOp.Add, P.data, P.data, bias.data, Int32Array.of(P.size), Int32Array.of(1), Int32Array.of(1));
+  kk.softmax(P.data, P.data, B * H * Tq, Tk, 1, mask ? mask.data : null, H * Tq, o.causal ? Tq : 0);
+  for (let g = 0; g < Hkv; g++) {
+    kk.gemmBatched(false, false, Tq, d, Tk, 1, P.data, g * group * pH, Tk, pB, pH, v.data, g * d, Hkv * d, kB, 0,
+      0, out.data, g * group * d, HD, qB, d, B, group);
+  }
+  return record(out, [q, k, v, bias], () => {
+    const kk = K(), dO = out.grad!;
+    const dP = scratch(P.size), dS = scratch(P.size);
+    dS.fill(0);
+    for (let g = 0; g < Hkv; g++) {
+      // dP = dO V^T
+      kk.gemmBatched(false, true, Tq, Tk, d, 1, dO, g * group * d, HD, qB, d, v.data, g * d, Hkv * d, kB, 0,
+        0, dP, g * group * pH, Tk, pB, pH, B, group);
+      // dV += P^T dO (heads of a group accumulate into the same kv head, sequentially)
+      if (v.requiresGrad) kk.gemmBatched(true, false, Tk, d, Tq, 1, P.data, g * group * pH, Tk, pB, pH, dO, g * group * d, HD, qB, d,
+        1, gradOf(v), g * d, Hkv * d, kB, 0, B, group);
+    }
+    kk.softmaxBackward(dS, P.data, dP, B * H * Tq, Tk, 1);
+    if (bias && bias.requiresGrad) {
+      kk.accumulate(gradOf(bias), dS, null, 1, Int32Array.of(P.size), Int32Array.of(1), Int32Array.of(1), Int32Array.of(0));
+    }
+    for (let g = 0; g < Hkv; g++) {
+      // dQ += sc dS K ; dK += sc dS^T Q
+      if (q.requiresGrad) kk.gemmBatched(false, false, Tq, d, Tk, sc, dS, g * group * pH, Tk, pB, pH, k.data, g * d, Hkv * d, kB, 0,
+        1, gradOf(q), g * group * d, HD, qB, d, B, group);
+      if (k.requiresGrad) kk.gemmBatched(true, false, Tk, d, Tq, sc, dS, g * group * pH, Tk, pB, pH, q.data, g * group * d, HD, qB, d,
+        1, gradOf(k), g * d, Hkv * d, kB, 0, B, group);
+    }
+  });
+}
+
+export interface SoftmaxOptions {
+  scale?: number;
+  /** additive mask, one row of the last dimension per group of consecutive rows (e.g. [B, Tk] for [B, H, Tq, Tk]) */
+  mask?: Tensor | null;
+  causal?: boolean;
+}
+
+/** softmax over the last dimension of scale * x + mask. */
+export function softmax(x: Tensor, o: SoftmaxOptions = {}): Tensor {
+  const cols = x.shape[x.ndim - 1], rows = x.size / cols, sc = o.scale ?? 1;
+  const mask = o.mask ?? null;
+  let group = 1;
+  if (mask) {
+    const mrows = mask.size / cols;
+    if (!Number.isInteger(mrows) || rows % mrows !== 0) throw new Error(`softmax: mask ${shapeStr(mask.shape)} does not tile ${shapeStr(x.shape)}`);
+    group = rows / mrows;
+  }
+  const Tq = x.ndim >= 2 ? x.shape[x.ndim - 2] : 1;
+  const out = empty(x.shape);
+  K().softmax(out.data, x.data, rows, cols, sc, mask ? mask.data : null, group, o.causal ? Tq : 0);
+  return record(out, [x, mask], () => {
+    if (x.requiresGrad) K().softmaxBackward(gradOf(x), out.data, out.grad!, rows, cols, sc);
+    if (mask && mask.requiresGrad) throw new Error('softmax: gradients towards the mask are not supported');
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// normalisation
+
+/** LayerNorm(x + residual) over the last dimension, with the residual add fused in. */
+export function layerNorm(x: Tensor, w: Tensor | null, b: Tensor | null, eps: number, residual?: Tensor | null): Tensor {
+  const C = x.shape[x.ndim - 1], N = x.size / C;
+  if ((w && w.size !== C) || (b && b.size !== C)) throw new Error(`layerNorm: weight/bias do not have ${C} values`);
+  if (residual && residual.size !== x.size) throw new Error(`layerNorm: residual ${shapeStr(residual.shape)} differs from ${shapeStr(x.shape)}`);
+  const out = empty(x.shape);
+  const sum = residual ? scratch(x.size) : x.data, mean = scratch(N), rstd = scratch(N);
+  K().layernorm(out.data, sum, mean, rstd, x.data, residual ? residual.data : null, w ? w.data : null, b ? b.data : null, N, C, eps);
+  return record(out, [x, residual, w, b], () => {
+    const k = K(), dy = out.grad!;
+    const needX = x.requiresGrad || (residual?.requiresGrad ?? false);
+    let dx: Buf | null = null;
+    if (needX) {
+      if (residual && x.requiresGrad && residual.requiresGrad) { dx = scratch(x.size); dx.fill(0); }
+      else dx = x.requiresGrad ? gradOf(x) : gradOf(residual!);
+    }
+    k.layernormBackward(dx, w && w.requiresGrad ? gradOf(w) : null, b && b.requiresGrad ? gradOf(b) : null,
+      dy, sum, w ? w.data : null, mean, rstd, N, C);
+    if (dx && residual && x.requiresGrad && residual.requiresGrad) {
+      const sh = Int32Array.of(x.size), one = Int32Array.of(1);
+      k.accumulate(gradOf(x), dx, null, 1, sh, one, one, one);
+      k.accumulate(gradOf(residual), dx, null, 1, sh, one, one, one);
+    }
+  });
+}
+
+export function rmsNorm(x: Tensor, w: Tensor, eps: number): Tensor {
+  const C = x.shape[x.ndim - 1], N = x.size / C;
+  if (w.size !== C) throw new Error(`rmsNorm: weight has ${w.size} values, expected ${C}`);
+  const out = empty(x.shape), rstd = scratch(N);
+  K().rmsnorm(out.data, rstd, x.data, w.data, N, C, eps);
+  return record(out, [x, w], () => {
+    K().rmsnormBackward(x.requiresGrad ? gradOf(x) : null, w.requiresGrad ? gradOf(w) : null, out.grad!, x.data, w.data, rstd, N, C);
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// gathers
+
+/** Rows of table [V, C] picked by ids (shape `idsShape`): output [...idsShape, C]. */
+export function embedding(table: Tensor, ids: Int32Array, idsShape: readonly number[] = [ids.length]): Tensor {
+  const [V, C] = table.shape;
+  for (let i = 0; i < ids.length; i++) {
+    if (ids[i] < 0 || ids[i] >= V) throw new Error(`embedding: id ${ids[i]} at position ${i} is outside the table of ${V} rows${table.name ? ` (${table.name})` : ''}`);
+  }
+  const out = empty([...idsShape, C]);
+  K().embedding(out.data, table.data, ids, ids.length, C);
+  return record(out, [table], () => K().embeddingBackward(gradOf(table), out.grad!, ids, ids.length, C));
+}
+
+/**
+ * torch.gather on the last axis: out[..., j] = src[..., idx[..., j]]. idx has the shape of the
+ * output, or fewer leading elements (then it repeats: an index shared by batches/heads).
+ */
+export function gatherLast(src: Tensor, idx: Int32Array, outShape: readonly number[]): Tensor {
+  const srcLast = src.shape[src.ndim - 1], idxLast = outShape[outShape.length - 1];
+  const outer = prod(outShape) / idxLast, idxOuter = idx.length / idxLast;
+  if (outer * srcLast !== src.size) throw new Error(`gatherLast: output ${shapeStr(outShape)} does not match source ${shapeStr(src.shape)}`);
+  if (!Number.isInteger(idxOuter) || outer % idxOuter !== 0) throw new Error(`gatherLast: ${idx.length} indices do not tile ${shapeStr(outShape)}`);
+  for (let i = 0; i < idx.length; i++) if (idx[i] < 0 || idx[i] >= srcLast) throw new Error(`gatherLast: index ${idx[i]} outside [0, ${srcLast})`);
+  const out = empty(outShape);
+  K().gatherLast(out.data, src.data, idx, outer, srcLast, idxLast, idxOuter);
+  return record(out, [src], () => K().gatherLastBackward(gradOf(src), out.grad!, idx, outer, srcLast, idxLast, idxOuter));
+}
+
+// ---------------------------------------------------------------------------------------------
+// shape ops
+
+export function reshape(x: Tensor, shape: readonly number[]): Tensor {
+  const known = shape.filter((d) => d !== -1).reduce((a, b) => a * b, 1);
+  const full = shape.map((d) => (d === -1 ? x.size / known : d));
+  if (prod(full) !== x.size) throw new Error(`reshape: ${shapeStr(x.shape)} cannot become ${shapeStr(shape)}`);
+  return view(x, full);
+}
+
+/** An explicit copy with axes permuted (out axis i = x axis perm[i]). */
+export function permute(x: Tensor, perm: readonly number[]): Tensor {
+  const nd = x.ndim;
+  if (perm.length !== nd || [...perm].sort().some((p, i) => p !== i)) throw new Error(`permute: ${perm} is not a permutation of ${nd} axes`);
+  const outShape = perm.map((p) => x.shape[p]);
+  const xStr = broadcastStrides(x.shape, x.shape);
+  const readStr = Int32Array.from(perm.map((p) => xStr[p]));
+  const outStr = broadcastStrides(outShape, outShape);
+  const sh = Int32Array.from(outShape);
+  const out = empty(outShape);
+  out.data.fill(0);
+  K().accumulate(out.data, x.data, null, 1, sh, outStr, readStr, outStr);
+  return record(out, [x], () => K().accumulate(gradOf(x), out.grad!, null, 1, sh, readStr, outStr, outStr));
+}
+
+export function transpose(x: Tensor, a: number, b: number): Tensor {
+  const perm = [...Array(x.ndim).keys()];
+  [perm[a], perm[b]] = [perm[b], perm[a]];
+  return permute(x, perm);
+}
+
+/** x[..., start:end, ...] along `axis`, copied. */
+export function slice(x: Tensor, axis: number, start: number, end: number): Tensor {
+  if (axis < 0) axis += x.ndim;
+  const n = x.shape[axis];
+  if (start < 0 || end > n || start >= end) throw new Error(`slice: [${start}, ${end}) outside axis ${axis} of size ${n}`);
+  const outer = prod(x.shape.slice(0, axis)), inner = prod(x.shape.slice(axis + 1));
+  const outShape = [...x.shape];
+  outShape[axis] = end - start;
+  const out = empty(outShape), w = (end - start) * inner;
+  for (let o = 0; o < outer; o++) out.data.set(x.data.subarray(o * n * inner + start * inner, o * n * inner + end * inner), o * w);
+  return record(out, [x], () => {
+    const dx = gradOf(x), dy = out.grad!;
+    for (let o = 0; o < outer; o++) {
+      const base = o * n * inner + start * inner;
+      for (let j = 0; j < w; j++) dx[base + j] += dy[o * w + j];
+    }
+  });
+}
+
+export function concat(xs: readonly Tensor[], axis: number): Tensor {
+  if (xs.length === 0) throw new Error('concat: nothing to concatenate');
+  const first = xs[0];
+  if (axis < 0) axis += first.ndim;
+  for (const t of xs) {
+    if (t.ndim !== first.ndim || t.shape.some((d, i) => i !== axis && d !== first.shape[i])) {
+      throw new Error(`concat: ${shapeStr(t.shape)} does not fit ${shapeStr(first.shape)} along axis ${axis}`);
+    }
+  }
+  const outer = prod(first.shape.slice(0, axis)), inner = prod(first.shape.slice(axis + 1));
+  const total = xs.reduce((s, t) => s + t.shape[axis], 0);
+  const outShape = [...first.shape];
+  outShape[axis] = total;
+  const out = empty(outShape), row = total * inner;
+  let at = 0;
+  const starts = xs.map((t) => { const s = at; at += t.shape[axis] * inner; return s; });
+  xs.forEach((t, i) => {
+    const w = t.shape[axis] * inner;
+    for (let o = 0; o < outer; o++) out.data.set(t.data.subarray(o * w, o * w + w), o * row + starts[i]);
+  });
+  return record(out, xs, () => {
+    const dy = out.grad!;
+    xs.forEach((t, i) => {
+      if (!t.requiresGrad) return;
+      const dx = gradOf(t), w = t.shape[axis] * inner;
+      for (let o = 0; o < outer; o++) for (let j = 0; j < w; j++) dx[o * w + j] += dy[o * row + starts[i] + j];
+    });
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// position embeddings, dropout
+
+/** Rotary embedding on x [B, T, heads*d] with cos/sin [T, d] (transformers' rotate_half layout). */
+export function rope(x: Tensor, cos: Buf, sin: Buf, heads: number): Tensor {
+  const [B, T, HD] = x.shape, d = HD / heads;
+  if (cos.length < T * d || sin.length < T * d) throw new Error(`rope: cos/sin tables cover fewer than ${T} positions`);
+  const out = empty(x.shape);
+  K().rope(out.data, x.data, cos, sin, B, T, heads, d, 1, false);
+  return record(out, [x], () => K().rope(gradOf(x), out.grad!, cos, sin, B, T, heads, d, -1, true));
+}
+
+/** Inverted dropout with a seeded generator; identity when p == 0. */
+export function dropout(x: Tensor, p: number, rng: Rng): Tensor {
+  if (p <= 0) return x;
+  if (p >= 1) throw new Error(`dropout probability must be below 1, got ${p}`);
+  const mask = scratch(x.size), keep = 1 / (1 - p);
+  for (let i = 0; i < x.size; i++) mask[i] = rng.next() < p ? 0 : keep;
+  const out = empty(x.shape), sh = Int32Array.of(x.size), one = Int32Array.of(1);
+  K().binary(BinaryOp.Mul, out.data, x.data, mask, sh, one, one);
+  return record(out, [x], () => K().accumulate(gradOf(x), out.grad!, mask, 1, sh, one, one, one));
+}
+
+// ---------------------------------------------------------------------------------------------
+// reductions and losses (small: plain loops)
+
+export function sum(x: Tensor): Tensor {
+  const out = empty([]);
+  let s = 0;
+  for (let i = 0; i < x.size; i++) s += x.data[i];
+  out.data[0] = s;
+  return record(out, [x], () => {
+    const g = out.grad![0], dx = gradOf(x);
+    for (let i = 0; i < x.size; i++) dx[i] += g;
+  });
+}
+
+export function mean(x: Tensor): Tensor {
+  return scale(sum(x), 1 / x.size);
+}
+
+/** Mean cross-entropy of logits [N, C] against integer labels; labels equal to ignoreIndex are skipped. */
+export function crossEntropy(logits: Tensor, labels: Int32Array, ignoreIndex = -100): Tensor {
+  const C = logits.shape[logits.ndim - 1], N = logits.size / C;
+  if (labels.length !== N) throw new Error(`crossEntropy: ${labels.length} labels for ${N} rows of logits`);
+  const probs = scratch(logits.size), x = logits.data;
+  let total = 0, count = 0;
+  for (let i = 0; i < N; i++) {
+    const y = labels[i];
+    if (y !== ignoreIndex && (y < 0 || y >= C)) throw new Error(`crossEntropy: label ${y} at row ${i} is outside [0, ${C})`);
+    let mx = -Infinity;
+    for (let j = 0; j < C; j++) mx = Math.max(mx, x[i * C + j]);
+    let s = 0;
+    for (let j = 0; j < C; j++) { const e = Math.exp(x[i * C + j] - mx); probs[i * C + j] = e; s += e; }
+    for (let j = 0; j < C; j++) probs[i * C + j] /= s;
+    if (y === ignoreIndex) continue;
+    total += -(x[i * C + y] - mx - Math.log(s));
+    count++;
+  }
+  const out = empty([]);
+  out.data[0] = count > 0 ? total / count : 0;
+  return record(out, [logits], () => {
+    if (count === 0) return;
+    const g = out.grad![0] / count, dx = gradOf(logits);
+    for (let i = 0; i < N; i++) {
+      const y = labels[i];
+      if (y === ignoreIndex) continue;
+      for (let j = 0; j < C; j++) dx[i * C + j] += g * (probs[i * C + j] - (j === y ? 1 : 0));
+    }
+  });
+}
+
+/** Mean squared error between pred and target values (same number of elements). */
+export function mseLoss(pred: Tensor, target: ArrayLike<number>): Tensor {
+  if (target.length !== pred.size) throw new Error(`mseLoss: ${target.length} targets for ${pred.size} predictions`);
+  const out = empty([]);
+  let s = 0;
+  for (let i = 0; i < pred.size; i++) { const d = pred.data[i] - target[i]; s += d * d; }
+  out.data[0] = s / pred.size;
+  return record(out, [pred], () => {
+    const g = (2 * out.grad![0]) / pred.size, dx = gradOf(pred);
+    for (let i = 0; i < pred.size; i++) dx[i] += g * (pred.data[i] - target[i]);
+  });
+}

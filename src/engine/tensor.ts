@@ -1,0 +1,256 @@
+/**
+ * Tensors, their memory, and the tape.
+ *
+ * Memory: every activation buffer comes from a pool keyed by length and is owned by the innermost
+ * open scope; when the scope closes its tensors go back to the pool (all but the ones it returns), so
+ * a training step in steady state allocates nothing large. Parameters live outside scopes.
+ *
+ * Autodiff: ops call record(out, inputs, backward) next to their forward computation; backward(loss)
+ * runs the recorded closures in reverse. A tensor requires grad when an input does; frozen
+ * parameters never get a gradient buffer, and no gradient is computed towards them.
+ */
+import type { Buf } from './kernels.js';
+
+export type Precision = 'f32' | 'f64';
+let precision: Precision = 'f32';
+
+/** f64 is for gradient checks on the js backend only. */
+export function setPrecision(p: Precision): void { precision = p; }
+export function getPrecision(): Precision { return precision; }
+
+// ---------------------------------------------------------------------------------------------
+// buffer pool
+
+const free = new Map<number, Buf[]>();
+let pooledBytes = 0;
+
+function take(n: number): Buf {
+  const list = free.get(n);
+  const want64 = precision === 'f64';
+  if (list) {
+    for (let i = list.length - 1; i >= 0; i--) {
+      if ((list[i] instanceof Float64Array) === want64) {
+        const b = list[i];
+        list[i] = list[list.length - 1];
+        list.pop();
+        pooledBytes -= b.byteLength;
+        return b;
+      }
+    }
+  }
+  return want64 ? new Float64Array(n) : new Float32Array(n);
+}
+
+function give(b: Buf): void {
+  if (b.length === 0) return;
+  let list = free.get(b.length);
+  if (!list) free.set(b.length, (list = []));
+  list.push(b);
+  pooledBytes += b.byteLength;
+}
+
+/** Drop every pooled buffer (memory goes back to the garbage collector). */
+export function clearPool(): void { free.clear(); pooledBytes = 0; }
+export function poolBytes(): number { return pooledBytes; }
+
+// ---------------------------------------------------------------------------------------------
+// tensors
+
+const RELEASED = new Float32Array(0);
+
+export class Tensor {
+  private _data: Buf;
+  readonly shape: readonly number[];
+  readonly size: number;
+  grad: Buf | null = null;
+  requiresGrad: boolean;
+  /** A leaf that the user owns (a weight): never pooled, its gradient persists across steps. */
+  readonly isParam: boolean;
+  /** Set for views (reshape): they share data and gradient with their base. */
+  readonly base: Tensor | null;
+  name = '';
+
+  constructor(data: Buf, shape: readonly number[], opts: { requiresGrad?: boolean; isParam?: boolean; base?: Tensor } = {}) {
+    const size = shape.reduce((a, b) => a * b, 1);
+    if (data.length !== size) throw new Error(`tensor data has ${data.length} values but shape [${shape}] needs ${size}`);
+    this._data = data;
+    this.shape = shape;
+    this.size = size;
+    this.requiresGrad = opts.requiresGrad ?? false;
+    this.isParam = opts.isParam ?? false;
+    this.base = opts.base ?? null;
+  }
+
+  get data(): Buf {
+    if (this._data === RELEASED) throw new Error(`tensor${this.name ? ' ' + this.name : ''} [${this.shape}] was used after its scope released it; return it from the scope to keep it`);
+    return this._data;
+  }
+
+  /** Replace the storage (loading weights); the length must match. */
+  set data(d: Buf) {
+    if (d.length !== this.size) throw new Error(`cannot store ${d.length} values in tensor [${this.shape}]`);
+    this._data = d;
+  }
+
+  get released(): boolean { return this._data === RELEASED; }
+  get ndim(): number { return this.shape.length; }
+
+  /** The value of a one-element tensor. */
+  item(): number {
+    if (this.size !== 1) throw new Error(`item() needs a one-element tensor, got [${this.shape}]`);
+    return this.data[0];
+  }
+
+  /** A float32 copy that outlives every scope. */
+  toFloat32(): Float32Array { return Float32Array.from(this.data); }
+
+  /** @internal called by scopes */
+  releaseStorage(): void {
+    if (this.base === null && !this.isParam) give(this._data);
+    if (this.grad && this.base === null && !this.isParam) give(this.grad);
+    this._data = RELEASED;
+    this.grad = null;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// scopes: who owns activation memory
+
+const scopes: Tensor[][] = [];
+
+function own(t: Tensor): Tensor {
+  const s = scopes[scopes.length - 1];
+  if (s) s.push(t);
+  return t;
+}
+
+function collectKept(v: unknown, keep: Set<Tensor>, depth = 0): void {
+  if (depth > 4 || v === null || typeof v !== 'object') return;
+  if (v instanceof Tensor) { keep.add(v); if (v.base) keep.add(v.base); return; }
+  if (ArrayBuffer.isView(v)) return;
+  for (const x of Array.isArray(v) ? v : Object.values(v as object)) collectKept(x, keep, depth + 1);
+}
+
+/**
+ * Runs fn; every tensor created inside goes back to the pool afterwards, except the tensors found in
+ * fn's result (a Tensor, or arrays/objects of them), which move to the enclosing scope.
+ */
+export function scope<T>(fn: () => T): T {
+  const mine: Tensor[] = [];
+  scopes.push(mine);
+  let result: T;
+  try {
+    result = fn();
+  } catch (e) {
+    scopes.pop();
+    for (const t of mine) t.releaseStorage();
+    tape.length = 0;
+    throw e;
+  }
+  scopes.pop();
+  const keep = new Set<Tensor>();
+  collectKept(result, keep);
+  const parent = scopes[scopes.length - 1];
+  for (const t of mine) {
+    if (keep.has(t)) { if (parent) parent.push(t); }
+    else t.releaseStorage();
+  }
+  return result;
+}
+
+/** An uninitialised (pooled) tensor owned by the current scope. */
+export function empty(shape: readonly number[]): Tensor {
+  const n = shape.reduce((a, b) => a * b, 1);
+  return own(new Tensor(take(n), shape));
+}
+
+export function zeros(shape: readonly number[]): Tensor {
+  const t = empty(shape);
+  t.data.fill(0);
+  return t;
+}
+
+/** A tensor over the given values (copied into engine precision), owned by the current scope. */
+export function fromArray(values: ArrayLike<number>, shape: readonly number[]): Tensor {
+  const t = empty(shape);
+  if (t.size !== values.length) throw new Error(`${values.length} values do not fill shape [${shape}]`);
+  t.data.set(values);
+  return t;
+}
+
+/** A weight: owned by the caller, never pooled. Trainable weights get a persistent gradient. */
+export function parameter(data: Buf, shape: readonly number[], trainable: boolean, name = ''): Tensor {
+  const t = new Tensor(data, shape, { requiresGrad: trainable, isParam: true });
+  t.name = name;
+  return t;
+}
+
+/** A view with another shape over the same data (and the same gradient). */
+export function view(x: Tensor, shape: readonly number[]): Tensor {
+  const src = x.base ?? x;
+  const t = new Tensor(src.data, shape, { requiresGrad: x.requiresGrad, base: src });
+  return own(t);
+}
+
+/** The gradient buffer of t, created zeroed on first use (persistent for parameters). */
+export function gradOf(t: Tensor): Buf {
+  if (t.base) return gradOf(t.base);
+  if (!t.grad) {
+    if (t.isParam) t.grad = precision === 'f64' ? new Float64Array(t.size) : new Float32Array(t.size);
+    else { t.grad = take(t.size); t.grad.fill(0); }
+  }
+  return t.grad;
+}
+
+/** A scratch buffer owned by the current scope (saved statistics such as layernorm's mean). */
+export function scratch(n: number): Buf {
+  return empty([n]).data;
+}
+
+// ---------------------------------------------------------------------------------------------
+// tape
+
+interface Entry { out: Tensor; backward: () => void }
+const tape: Entry[] = [];
+let gradEnabled = true;
+
+/**
+ * Called by every op after its forward: marks out as requiring grad when an input does, and keeps
+ * the backward closure. The closure runs only if out received a gradient.
+ */
+export function record(out: Tensor, inputs: readonly (Tensor | null | undefined)[], backward: () => void): Tensor {
+  if (!gradEnabled) return out;
+  for (const x of inputs) {
+    if (x && x.requiresGrad) {
+      out.requiresGrad = true;
+      tape.push({ out, backward });
+      break;
+    }
+  }
+  return out;
+}
+
+/** Backpropagates from a scalar (or from `seed` as the output gradient) and clears the tape. */
+export function backward(loss: Tensor, seed?: Buf): void {
+  if (!loss.requiresGrad) throw new Error('backward(): the loss does not depend on any trainable parameter');
+  const g = gradOf(loss);
+  if (seed) g.set(seed);
+  else g.fill(1);
+  for (let i = tape.length - 1; i >= 0; i--) {
+    const e = tape[i];
+    const out = e.out.base ?? e.out;
+    if (out.grad && !out.released) e.backward();
+  }
+  tape.length = 0;
+}
+
+/** Runs fn without recording (inference). */
+export function noGrad<T>(fn: () => T): T {
+  const prev = gradEnabled;
+  gradEnabled = false;
+  try { return fn(); } finally { gradEnabled = prev; }
+}
+
+export function isGradEnabled(): boolean { return gradEnabled; }
+export function clearTape(): void { tape.length = 0; }
+export function tapeLength(): number { return tape.length; }
