@@ -3,7 +3,7 @@
     {
       "target_name": "gelora",
       "sources": ["addon.c", "kernels.c"],
-      "cflags": ["-O3", "-march=native", "-fno-math-errno", "-Wall", "-Wno-unused-function"],
+      "cflags": ["-O3", "-march=native", "-fno-math-errno", "-fno-trapping-math", "-Wall", "-Wno-unused-function"],
       "libraries": ["-lopenblas", "-lm"]
     }
   ]

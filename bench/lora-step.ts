@@ -1,0 +1,70 @@
+/**
+ * One LoRA training step on a BERT-style encoder: the same work as
+ * `bench/torch_reference.py lora_step CONFIG` (forward, cross-entropy, backward, AdamW over LoRA + head).
+ */
+import { kernels } from '../src/engine/backend.js';
+import { crossEntropy } from '../src/engine/ops.js';
+import { Rng } from '../src/engine/random.js';
+import { backward, scope } from '../src/engine/tensor.js';
+import { applyLora } from '../src/lora/lora.js';
+import { BertForSequenceClassification, type EncoderInputs } from '../src/models/bert.js';
+import { initWeights } from '../src/models/modules.js';
+import { AdamW } from '../src/train/optim.js';
+import { benchConfigs, median, peakRssMb, pick, type LoraStepConfig } from './configs.js';
+
+export function buildBenchModel(c: LoraStepConfig): BertForSequenceClassification {
+  const model = new BertForSequenceClassification({
+    vocab_size: c.vocab, hidden_size: c.hidden, num_hidden_layers: c.layers, num_attention_heads: c.heads,
+    intermediate_size: c.intermediate, hidden_act: 'gelu', max_position_embeddings: c.max_positions,
+    type_vocab_size: 2, layer_norm_eps: 1e-12, num_labels: c.num_labels,
+  });
+  initWeights(model.params, 0);
+  return model;
+}
+
+/** Inputs shaped as the PyTorch reference makes them: random ids, the first half of the batch half padded. */
+export function benchInputs(c: LoraStepConfig, seed = 0): { inputs: EncoderInputs; labels: Int32Array } {
+  const rng = new Rng(seed), n = c.batch * c.seq;
+  const inputIds = new Int32Array(n), attentionMask = new Float32Array(n).fill(1), labels = new Int32Array(c.batch);
+  for (let i = 0; i < n; i++) inputIds[i] = rng.int(c.vocab);
+  for (let b = 0; b < c.batch >> 1; b++) for (let t = c.seq >> 1; t < c.seq; t++) attentionMask[b * c.seq + t] = 0;
+  for (let b = 0; b < c.batch; b++) labels[b] = rng.int(c.num_labels);
+  return { inputs: { inputIds, attentionMask, batch: c.batch, seq: c.seq }, labels };
+}
+
+export interface LoraStepResult {
+  bench: 'lora_step'; config: string; backend: string; median_step_s: number; min_step_s: number;
+  tokens_per_s: number; peak_rss_mb: number; trainable_params: number; first_loss: number; last_loss: number; steps: number;
+}
+
+export function loraStepBench(name: string, steps = 10, warmup = 2): LoraStepResult {
+  const c = pick(benchConfigs().lora_step, name, 'lora_step');
+  const model = buildBenchModel(c);
+  const adapted = applyLora(model.linears(), c.targets, { r: c.lora_r, alpha: c.lora_alpha });
+  model.classifier.weight.requiresGrad = true;
+  model.classifier.bias!.requiresGrad = true;
+  const params = [...adapted.flatMap((l) => [l.lora!.A, l.lora!.B]), model.classifier.weight, model.classifier.bias!];
+  const opt = new AdamW(params, { lr: 1e-4 });
+  const { inputs, labels } = benchInputs(c);
+  const times: number[] = [], losses: number[] = [];
+  for (let i = 0; i < warmup + steps; i++) {
+    const t0 = performance.now();
+    const loss = scope(() => {
+      const { logits } = model.forward(inputs, { keepHidden: false });
+      const l = crossEntropy(logits, labels);
+      opt.zeroGrad();
+      backward(l);
+      return l.item();
+    });
+    opt.update();
+    const dt = (performance.now() - t0) / 1000;
+    if (i >= warmup) times.push(dt);
+    losses.push(loss);
+  }
+  const med = median(times);
+  return {
+    bench: 'lora_step', config: name, backend: kernels().name, median_step_s: med, min_step_s: Math.min(...times),
+    tokens_per_s: (c.batch * c.seq) / med, peak_rss_mb: peakRssMb(),
+    trainable_params: params.reduce((s, p) => s + p.size, 0), first_loss: losses[0], last_loss: losses[losses.length - 1], steps,
+  };
+}

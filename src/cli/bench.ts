@@ -1,0 +1,24 @@
+/** `gelora bench ...`: benchmarks that print one JSON line each (never a test, never a pass/fail). */
+import type { Command } from 'commander';
+import { loraStepBench } from '../../bench/lora-step.js';
+import { matmulBench } from '../../bench/matmul.js';
+import { blasInfo } from '../engine/backend.js';
+import { positiveInt } from './main.js';
+
+export function registerBench(program: Command): void {
+  const bench = program.command('bench').description('measure the engine; prints one JSON line');
+  bench.command('lora-step')
+    .description('one LoRA training step of a BERT encoder (same work as bench/torch_reference.py lora_step)')
+    .option('--config <name>', 'mini or base (bench/configs.json)', 'mini')
+    .option('--steps <n>', 'timed steps', positiveInt, 10)
+    .option('--warmup <n>', 'untimed steps first', positiveInt, 2)
+    .action((o: { config: string; steps: number; warmup: number }) => {
+      console.log(JSON.stringify({ ...loraStepBench(o.config, o.steps, o.warmup), blas: blasInfo() }));
+    });
+  bench.command('matmul')
+    .description('GFLOP/s of the GEMM shapes of a BERT-base step')
+    .option('--repeats <n>', 'timed repeats per shape', positiveInt, 10)
+    .action((o: { repeats: number }) => {
+      console.log(JSON.stringify({ ...matmulBench(o.repeats), blas: blasInfo() }));
+    });
+}

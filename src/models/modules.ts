@@ -1,0 +1,97 @@
+/**
+ * Building blocks shared by every architecture: named weights (transformers' state-dict names, so
+ * the module paths are the ones PEFT users write) and the Linear layer that LoRA attaches to.
+ */
+import type { Buf } from '../engine/kernels.js';
+import * as op from '../engine/ops.js';
+import { Rng } from '../engine/random.js';
+import { Tensor, parameter } from '../engine/tensor.js';
+
+/** Every weight of a model by its transformers state-dict name. */
+export class ParamStore {
+  readonly byName = new Map<string, Tensor>();
+
+  /** Registers a frozen weight of the given shape (zero-filled until loaded or initialised). */
+  add(name: string, shape: number[]): Tensor {
+    if (this.byName.has(name)) throw new Error(`duplicate weight name ${name}`);
+    const t = parameter(new Float32Array(shape.reduce((a, b) => a * b, 1)), shape, false, name);
+    this.byName.set(name, t);
+    return t;
+  }
+
+  get(name: string): Tensor {
+    const t = this.byName.get(name);
+    if (!t) throw new Error(`no weight named ${name}`);
+    return t;
+  }
+
+  names(): string[] { return [...this.byName.keys()]; }
+
+  trainable(): Tensor[] { return [...this.byName.values()].filter((t) => t.requiresGrad); }
+}
+
+/** The LoRA branch attached to a Linear: delta W = scale * B A, dropout on its input. */
+export interface LoraState {
+  A: Tensor;
+  B: Tensor;
+  scale: number;
+  dropout: number;
+  rng: Rng;
+}
+
+/** nn.Linear (weight [out, in]); GPT-2's Conv1D is stored transposed and converted on load. */
+export class Linear {
+  lora: LoraState | null = null;
+  /** set by the training loop: dropout only applies while training */
+  training = false;
+
+  constructor(readonly name: string, readonly weight: Tensor, readonly bias: Tensor | null) {}
+
+  get inFeatures(): number { return this.weight.shape[1]; }
+  get outFeatures(): number { return this.weight.shape[0]; }
+
+  forward(x: Tensor): Tensor {
+    const l = this.lora;
+    if (!l) return op.linear(x, this.weight, this.bias);
+    const input = this.training && l.dropout > 0 ? op.dropout(x, l.dropout, l.rng) : x;
+    return op.linear(x, this.weight, this.bias, { A: l.A, B: l.B, scale: l.scale, input });
+  }
+
+  static create(params: ParamStore, name: string, inF: number, outF: number, bias = true): Linear {
+    return new Linear(name, params.add(`${name}.weight`, [outF, inF]), bias ? params.add(`${name}.bias`, [outF]) : null);
+  }
+}
+
+export class LayerNorm {
+  constructor(readonly weight: Tensor, readonly bias: Tensor | null, readonly eps: number) {}
+
+  forward(x: Tensor, residual?: Tensor): Tensor {
+    return op.layerNorm(x, this.weight, this.bias, this.eps, residual);
+  }
+
+  static create(params: ParamStore, name: string, size: number, eps: number, bias = true): LayerNorm {
+    return new LayerNorm(params.add(`${name}.weight`, [size]), bias ? params.add(`${name}.bias`, [size]) : null, eps);
+  }
+}
+
+/**
+ * Random initialisation as transformers' _init_weights does it for these models: normal(0, std)
+ * for matrices and embeddings, zero biases, LayerNorm weight 1 (names ending in norm weights).
+ */
+export function initWeights(params: ParamStore, seed: number, std = 0.02): void {
+  const rng = new Rng(seed);
+  for (const [name, t] of params.byName) {
+    const d: Buf = t.data;
+    const isNorm = /(LayerNorm|layer_norm|norm|ln_\w+|_ln)\.weight$/i.test(name) || /norm\.weight$/.test(name);
+    if (isNorm) d.fill(1);
+    else if (name.endsWith('.bias') || t.ndim === 1) d.fill(0);
+    else rng.fillNormal(d, std);
+  }
+}
+
+/** Additive attention mask [B, T] from a 0/1 attention mask: 0 where kept, float32 min where padded. */
+export function additiveMask(attentionMask: ArrayLike<number>, B: number, T: number): Tensor {
+  const m = new Float32Array(B * T);
+  for (let i = 0; i < B * T; i++) m[i] = attentionMask[i] ? 0 : -3.4028234663852886e38;
+  return new Tensor(m, [B, T]);
+}
