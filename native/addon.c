@@ -272,8 +272,8 @@ static napi_value adamw(napi_env env, napi_callback_info info) {
   ARGS(12);
   float *p = f32(&a, 0, 0), *g = f32(&a, 1, 0), *m = f32(&a, 2, 0), *v = f32(&a, 3, 0);
   long n = (long)num(&a, 4);
-  float lr = (float)num(&a, 5), b1 = (float)num(&a, 6), b2 = (float)num(&a, 7), eps = (float)num(&a, 8);
-  float wd = (float)num(&a, 9), bc1 = (float)num(&a, 10), bc2 = (float)num(&a, 11);
+  double lr = num(&a, 5), b1 = num(&a, 6), b2 = num(&a, 7), eps = num(&a, 8);
+  double wd = num(&a, 9), bc1 = num(&a, 10), bc2 = num(&a, 11);
   if (!a.ok) return NULL;
   k_adamw(p, g, m, v, n, lr, b1, b2, eps, wd, bc1, bc2);
   DONE();

@@ -336,14 +336,16 @@ void k_rope(float *out, const float *inp, const float *cos, const float *sin, in
 // ---------------------------------------------------------------------------------------------
 // optimiser
 
-void k_adamw(float *p, const float *g, float *m, float *v, long n, float lr, float beta1, float beta2,
-             float eps, float wd, float bc1, float bc2) {
-  float step = lr / bc1, sbc2 = sqrtf(bc2);
+void k_adamw(float *p, const float *g, float *m, float *v, long n, double lr, double beta1, double beta2,
+             double eps, double wd, double bc1, double bc2) {
+  // hyperparameter arithmetic in double, as PyTorch does (1 - 0.999f is off by 1e-5 relative)
+  const float b1 = (float)beta1, b2 = (float)beta2, ob1 = (float)(1.0 - beta1), ob2 = (float)(1.0 - beta2);
+  const float decay = (float)(1.0 - lr * wd), step = (float)(lr / bc1), sbc2 = (float)sqrt(bc2), e = (float)eps;
   for (long i = 0; i < n; i++) {
     float gi = g[i];
-    p[i] -= lr * wd * p[i];
-    m[i] = beta1 * m[i] + (1.0f - beta1) * gi;
-    v[i] = beta2 * v[i] + (1.0f - beta2) * gi * gi;
-    p[i] -= step * m[i] / (sqrtf(v[i]) / sbc2 + eps);
+    p[i] *= decay;
+    m[i] = b1 * m[i] + ob1 * gi;
+    v[i] = b2 * v[i] + ob2 * gi * gi;
+    p[i] -= step * m[i] / (sqrtf(v[i]) / sbc2 + e);
   }
 }

@@ -39,5 +39,5 @@ void k_gather_last_backward(float *dsrc, const float *dout, const int32_t *idx, 
 void k_rope(float *out, const float *inp, const float *cos, const float *sin, int B, int T, int H, int d,
             float sign, int accumulate);
 
-void k_adamw(float *p, const float *g, float *m, float *v, long n, float lr, float beta1, float beta2,
-             float eps, float wd, float bc1, float bc2);
+void k_adamw(float *p, const float *g, float *m, float *v, long n, double lr, double beta1, double beta2,
+             double eps, double wd, double bc1, double bc2);

@@ -253,9 +253,9 @@ export const jsKernels: Kernels = {
   },
 
   adamw(p, g, m, v, n, lr, beta1, beta2, eps, weightDecay, bc1, bc2) {
-    const step = lr / bc1, sbc2 = Math.sqrt(bc2);
+    const step = lr / bc1, sbc2 = Math.sqrt(bc2), decay = 1 - lr * weightDecay;
     for (let i = 0; i < n; i++) {
-      p[i] -= lr * weightDecay * p[i];
+      p[i] *= decay;
       m[i] = beta1 * m[i] + (1 - beta1) * g[i];
       v[i] = beta2 * v[i] + (1 - beta2) * g[i] * g[i];
       p[i] -= step * m[i] / (Math.sqrt(v[i]) / sbc2 + eps);
