@@ -268,6 +268,15 @@ static napi_value rope(napi_env env, napi_callback_info info) {
   DONE();
 }
 
+static napi_value knn_select(napi_env env, napi_callback_info info) {
+  ARGS(9);
+  int32_t *idx = i32(&a, 0); float *d2 = f32(&a, 1, 0), *G = f32(&a, 2, 0), *rs = f32(&a, 3, 0), *cs = f32(&a, 4, 0);
+  long rows = (long)num(&a, 5), cols = (long)num(&a, 6), self = (long)num(&a, 7); int k = (int)num(&a, 8);
+  if (!a.ok) return NULL;
+  k_knn_select(idx, d2, G, rs, cs, rows, cols, self, k);
+  DONE();
+}
+
 static napi_value adamw(napi_env env, napi_callback_info info) {
   ARGS(12);
   float *p = f32(&a, 0, 0), *g = f32(&a, 1, 0), *m = f32(&a, 2, 0), *v = f32(&a, 3, 0);
@@ -303,7 +312,7 @@ static napi_value init(napi_env env, napi_value exports) {
     FN("softmaxBackward", softmax_backward), FN("layernorm", layernorm), FN("layernormBackward", layernorm_backward),
     FN("rmsnorm", rmsnorm), FN("rmsnormBackward", rmsnorm_backward), FN("embedding", embedding),
     FN("embeddingBackward", embedding_backward), FN("gatherLast", gather_last),
-    FN("gatherLastBackward", gather_last_backward), FN("rope", rope), FN("adamw", adamw),
+    FN("gatherLastBackward", gather_last_backward), FN("rope", rope), FN("knnSelect", knn_select), FN("adamw", adamw),
     FN("setThreads", set_threads), FN("blasInfo", blas_info),
 #undef FN
   };

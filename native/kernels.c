@@ -334,6 +334,29 @@ void k_rope(float *out, const float *inp, const float *cos, const float *sin, in
 }
 
 // ---------------------------------------------------------------------------------------------
+// nearest neighbours
+
+void k_knn_select(int32_t *outIdx, float *outD2, const float *G, const float *rowSq, const float *colSq,
+                  long rows, long cols, long selfOffset, int k) {
+  for (long i = 0; i < rows; i++) {
+    float *bd = outD2 + i * k;
+    int32_t *bi = outIdx + i * k;
+    for (int q = 0; q < k; q++) { bd[q] = INFINITY; bi[q] = -1; }
+    const float *g = G + i * cols;
+    float ri = rowSq[i], worst = INFINITY;
+    for (long j = 0; j < cols; j++) {
+      float d = ri + colSq[j] - 2.0f * g[j];
+      if (d >= worst || j == selfOffset + i) continue;
+      int q = k - 1; // insertion into the sorted list
+      while (q > 0 && bd[q - 1] > d) { bd[q] = bd[q - 1]; bi[q] = bi[q - 1]; q--; }
+      bd[q] = d;
+      bi[q] = (int32_t)j;
+      worst = bd[k - 1];
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
 // optimiser
 
 void k_adamw(float *p, const float *g, float *m, float *v, long n, double lr, double beta1, double beta2,

@@ -39,5 +39,8 @@ void k_gather_last_backward(float *dsrc, const float *dout, const int32_t *idx, 
 void k_rope(float *out, const float *inp, const float *cos, const float *sin, int B, int T, int H, int d,
             float sign, int accumulate);
 
+void k_knn_select(int32_t *outIdx, float *outD2, const float *G, const float *rowSq, const float *colSq,
+                  long rows, long cols, long selfOffset, int k);
+
 void k_adamw(float *p, const float *g, float *m, float *v, long n, double lr, double beta1, double beta2,
              double eps, double wd, double bc1, double bc2);

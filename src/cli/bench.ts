@@ -2,6 +2,7 @@
 import type { Command } from 'commander';
 import { loraStepBench } from '../../bench/lora-step.js';
 import { matmulBench } from '../../bench/matmul.js';
+import { twonnBench } from '../../bench/twonn.js';
 import { blasInfo } from '../engine/backend.js';
 import { positiveInt } from './main.js';
 
@@ -14,6 +15,12 @@ export function registerBench(program: Command): void {
     .option('--warmup <n>', 'untimed steps first', positiveInt, 2)
     .action((o: { config: string; steps: number; warmup: number }) => {
       console.log(JSON.stringify({ ...loraStepBench(o.config, o.steps, o.warmup), blas: blasInfo() }));
+    });
+  bench.command('twonn')
+    .description('exact 2-NN + TwoNN fit on a 12-d Gaussian in 768-d (same work as bench/torch_reference.py twonn)')
+    .option('--config <name>', 'n10k_d768 (bench/configs.json)', 'n10k_d768')
+    .action((o: { config: string }) => {
+      console.log(JSON.stringify({ ...twonnBench(o.config), blas: blasInfo() }));
     });
   bench.command('matmul')
     .description('GFLOP/s of the GEMM shapes of a BERT-base step')

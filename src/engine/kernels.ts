@@ -88,6 +88,13 @@ export interface Kernels {
    */
   rope(out: Buf, inp: Buf, cos: Buf, sin: Buf, B: number, T: number, H: number, d: number, sign: number, accumulate: boolean): void;
 
+  /**
+   * Nearest-neighbour selection over one block of a distance computation: for row i < rows, the k
+   * columns with the smallest d2 = rowSq[i] + colSq[j] - 2 G[i, j], skipping column selfOffset + i.
+   * Writes them in ascending order to outIdx/outD2 [rows, k].
+   */
+  knnSelect(outIdx: Int32Array, outD2: Buf, G: Buf, rowSq: Buf, colSq: Buf, rows: number, cols: number, selfOffset: number, k: number): void;
+
   /** AdamW with decoupled weight decay; bc1/bc2 are the bias corrections 1 - beta^t. */
   adamw(p: Buf, g: Buf, m: Buf, v: Buf, n: number, lr: number, beta1: number, beta2: number,
     eps: number, weightDecay: number, bc1: number, bc2: number): void;

@@ -252,6 +252,22 @@ export const jsKernels: Kernels = {
         }
   },
 
+  knnSelect(outIdx, outD2, G, rowSq, colSq, rows, cols, selfOffset, k) {
+    for (let i = 0; i < rows; i++) {
+      const o = i * k;
+      for (let q = 0; q < k; q++) { outD2[o + q] = Infinity; outIdx[o + q] = -1; }
+      for (let j = 0; j < cols; j++) {
+        if (j === selfOffset + i) continue;
+        const d = rowSq[i] + colSq[j] - 2 * G[i * cols + j];
+        if (d >= outD2[o + k - 1]) continue;
+        let q = k - 1; // insertion into the sorted list
+        while (q > 0 && outD2[o + q - 1] > d) { outD2[o + q] = outD2[o + q - 1]; outIdx[o + q] = outIdx[o + q - 1]; q--; }
+        outD2[o + q] = d;
+        outIdx[o + q] = j;
+      }
+    }
+  },
+
   adamw(p, g, m, v, n, lr, beta1, beta2, eps, weightDecay, bc1, bc2) {
     const step = lr / bc1, sbc2 = Math.sqrt(bc2), decay = 1 - lr * weightDecay;
     for (let i = 0; i < n; i++) {

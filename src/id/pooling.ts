@@ -1,0 +1,105 @@
+/**
+ * From hidden states [B, T, H] to points for intrinsic-dimension estimation, the same rows for
+ * every layer so that the per-layer profile compares like with like:
+ *  - mean:   average over non-pad tokens (default)
+ *  - cls:    the first token (BERT-style encoders)
+ *  - last:   the last non-pad token (decoders: GPT-2, LLaMA)
+ *  - tokens: every non-pad token, each kept with probability keepProb (a cap on the total)
+ * Special tokens ([CLS], [SEP], <s>, ...) can be excluded from mean and tokens.
+ */
+import { Rng } from '../engine/random.js';
+import type { Points } from './knn.js';
+import { bootstrapId, idFromMus, neighbourRatios, type IdOptions } from './twonn.js';
+
+export type Pooling = 'mean' | 'cls' | 'last' | 'tokens';
+export const POOLINGS: Pooling[] = ['mean', 'cls', 'last', 'tokens'];
+
+export interface PoolOptions {
+  mode: Pooling;
+  /** token ids left out of mean and tokens pooling */
+  excludeIds?: ReadonlySet<number>;
+  /** tokens mode: probability of keeping each token */
+  keepProb?: number;
+  rng?: Rng;
+}
+
+/** Which token positions (flat b*T + t) make each output point: one group per point. */
+export function poolPlan(attentionMask: ArrayLike<number>, inputIds: ArrayLike<number>, B: number, T: number, o: PoolOptions): number[][] {
+  const groups: number[][] = [];
+  const rng = o.rng ?? new Rng(0);
+  for (let b = 0; b < B; b++) {
+    const valid: number[] = [];
+    for (let t = 0; t < T; t++) if (attentionMask[b * T + t]) valid.push(b * T + t);
+    if (valid.length === 0) throw new Error(`sequence ${b} of the batch has no tokens (all padding)`);
+    const content = o.excludeIds ? valid.filter((i) => !o.excludeIds!.has(inputIds[i])) : valid;
+    switch (o.mode) {
+      case 'cls': groups.push([b * T]); break;
+      case 'last': groups.push([valid[valid.length - 1]]); break;
+      case 'mean': groups.push(content.length ? content : valid); break;
+      case 'tokens': for (const i of content) if (rng.next() < (o.keepProb ?? 1)) groups.push([i]); break;
+      default: throw new Error(`unknown pooling "${o.mode as string}" (${POOLINGS.join(', ')})`);
+    }
+  }
+  return groups;
+}
+
+/** Rows of points from hidden [B*T, H] following a plan (mean over each group). */
+export function poolRows(hidden: Float32Array | Float64Array, H: number, plan: number[][]): Float32Array {
+  const out = new Float32Array(plan.length * H);
+  plan.forEach((g, r) => {
+    const acc = new Float64Array(H);
+    for (const i of g) for (let j = 0; j < H; j++) acc[j] += hidden[i * H + j];
+    for (let j = 0; j < H; j++) out[r * H + j] = acc[j] / g.length;
+  });
+  return out;
+}
+
+/** Collects pooled rows of every layer across batches. */
+export class LayerPoints {
+  private readonly chunks: Float32Array[][] = [];
+  private rows = 0;
+
+  constructor(readonly layers: number, readonly H: number) {
+    for (let l = 0; l < layers; l++) this.chunks.push([]);
+  }
+
+  add(layer: number, hidden: Float32Array, plan: number[][]): void {
+    if (layer === 0) this.rows += plan.length;
+    this.chunks[layer].push(poolRows(hidden, this.H, plan));
+  }
+
+  points(layer: number): Points {
+    const data = new Float32Array(this.rows * this.H);
+    let at = 0;
+    for (const c of this.chunks[layer]) { data.set(c, at); at += c.length; }
+    if (at !== data.length) throw new Error(`layer ${layer} has ${at / this.H} points, layer 0 has ${this.rows}`);
+    return { data, n: this.rows, dim: this.H };
+  }
+}
+
+export interface LayerEstimate {
+  layer: number;
+  id: number;
+  /** bootstrap standard deviation (or the estimator's own error when no bootstrap ran) */
+  error: number;
+  low: number;
+  high: number;
+  n: number;
+  duplicates: number;
+  scale: number;
+}
+
+/** d_0 .. d_L with error bars: the estimate on all points, a bootstrap over their ratios for the interval. */
+export function idProfile(layers: Points[], o: IdOptions & { bootstrap?: number; seed?: number; onLayer?: (l: number) => void } = {}): LayerEstimate[] {
+  return layers.map((p, layer) => {
+    const r = neighbourRatios(p, o);
+    const est = idFromMus(r.mus, o);
+    const B = o.bootstrap ?? 100;
+    const ci = B > 0 ? bootstrapId(r.mus, { ...o, samples: B, seed: (o.seed ?? 0) + layer }) : null;
+    o.onLayer?.(layer);
+    return {
+      layer, id: est.id, error: ci ? ci.std : est.error ?? 0, low: ci ? ci.low : est.id, high: ci ? ci.high : est.id,
+      n: p.n, duplicates: r.duplicates, scale: r.scale,
+    };
+  });
+}

@@ -1,0 +1,106 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { readPoints } from '../src/io/points.js';
+import { Checkpoint, SafetensorsFile, encodeSafetensors, floatToBf16, floatToHalf, halfToFloat, writeSafetensors } from '../src/io/safetensors.js';
+
+const tmp = (): string => mkdtempSync(join(tmpdir(), 'gelora-io-'));
+
+function npy(rows: number[][], descr: '<f4' | '<f8', fortran = false): Buffer {
+  const n = rows.length, d = rows[0].length;
+  let header = `{'descr': '${descr}', 'fortran_order': ${fortran ? 'True' : 'False'}, 'shape': (${n}, ${d}), }`;
+  header += ' '.repeat(64 - ((10 + header.length + 1) % 64)) + '\n';
+  const pre = Buffer.alloc(10);
+  pre[0] = 0x93; pre.write('NUMPY', 1, 'latin1'); pre[6] = 1; pre[7] = 0; pre.writeUInt16LE(header.length, 8);
+  const vals = fortran ? rows[0].flatMap((_, j) => rows.map((r) => r[j])) : rows.flat();
+  const data = descr === '<f4' ? Buffer.from(Float32Array.from(vals).buffer) : Buffer.from(Float64Array.from(vals).buffer);
+  return Buffer.concat([pre, Buffer.from(header, 'latin1'), data]);
+}
+
+describe('point readers', () => {
+  const rows = [[1, 2, 3], [4, 5, 6]];
+  it('reads .npy in float32, float64, C and Fortran order', () => {
+    const dir = tmp();
+    for (const [descr, fortran] of [['<f4', false], ['<f8', false], ['<f8', true]] as const) {
+      const f = join(dir, `p${descr.slice(1)}${fortran}.npy`);
+      writeFileSync(f, npy(rows, descr, fortran));
+      const p = readPoints(f);
+      assert.deepEqual([p.n, p.dim, ...Array.from(p.data)], [2, 3, 1, 2, 3, 4, 5, 6]);
+    }
+  });
+  it('reads a 2-D tensor of a safetensors file and rejects other ranks', () => {
+    const f = join(tmp(), 'h.safetensors');
+    writeSafetensors(f, { 'hidden_states.1': { shape: [2, 3], data: Float32Array.from(rows.flat()) }, v: { shape: [3], data: new Float32Array(3) } });
+    assert.deepEqual(Array.from(readPoints(`${f}:hidden_states.1`).data), rows.flat());
+    assert.throws(() => readPoints(`${f}:v`), /need a 2-D tensor/);
+    assert.throws(() => readPoints(f), /name the tensor/);
+  });
+  it('text: header skipped, comments ignored, non-numbers named', () => {
+    const f = join(tmp(), 'p.csv');
+    writeFileSync(f, 'a,b\n# c\n1,2\n3,4\n');
+    assert.deepEqual(Array.from(readPoints(f).data), [1, 2, 3, 4]);
+    writeFileSync(f, '1,2\n3,x\n');
+    assert.throws(() => readPoints(f), /p\.csv:2: "x" is not a number/);
+    writeFileSync(f, '');
+    assert.throws(() => readPoints(f), /no points/);
+  });
+});
+
+describe('safetensors', () => {
+  it('round-trips F32 with metadata, header padded to 8 bytes, keys sorted', () => {
+    const buf = encodeSafetensors({ b: { shape: [2], data: Float32Array.of(1, 2) }, a: { shape: [1, 2], data: Float32Array.of(3, 4) } }, { format: 'pt' });
+    const hlen = Number(buf.readBigUInt64LE(0));
+    assert.equal(hlen % 8, 0);
+    const header = buf.toString('utf8', 8, 8 + hlen).trimEnd();
+    assert.ok(header.startsWith('{"__metadata__":{"format":"pt"},"a":'));
+    const f = join(tmp(), 'x.safetensors');
+    writeFileSync(f, buf);
+    const s = new SafetensorsFile(f);
+    assert.deepEqual(s.metadata, { format: 'pt' });
+    assert.deepEqual(Array.from(s.read('a').data), [3, 4]);
+    assert.deepEqual(s.read('b').shape, [2]);
+    s.close();
+  });
+  it('F16 and BF16 encode and decode (round to nearest even)', () => {
+    const vals = [0, 1, -2.5, 65504, 6.1e-5, 1e-7, 0.1, 3.14159];
+    const f = join(tmp(), 'h.safetensors');
+    writeSafetensors(f, { h: { shape: [8], data: Float32Array.from(vals), dtype: 'F16' }, b: { shape: [8], data: Float32Array.from(vals), dtype: 'BF16' } });
+    const s = new SafetensorsFile(f);
+    assert.deepEqual(Array.from(s.read('h').data), vals.map((v) => halfToFloat(floatToHalf(v))));
+    assert.equal(s.read('h').data[6], 0.0999755859375);
+    assert.equal(s.read('b').data[7], 3.140625);
+    assert.equal(floatToBf16(1), 0x3f80);
+    s.close();
+  });
+  it('damaged files name the file and the problem, and nothing is half-written on error', () => {
+    const dir = tmp(), f = join(dir, 'bad.safetensors');
+    const good = encodeSafetensors({ w: { shape: [4], data: Float32Array.of(1, 2, 3, 4) } });
+    writeFileSync(f, good.subarray(0, good.length - 4));
+    assert.throws(() => new SafetensorsFile(f), /bad\.safetensors: tensor "w" ends at byte 16 past the 12-byte data section \(truncated\?\)/);
+    writeFileSync(f, Buffer.from([1, 2, 3]));
+    assert.throws(() => new SafetensorsFile(f), /too short/);
+    const lie = Buffer.from(good); lie.writeBigUInt64LE(10n ** 6n, 0);
+    writeFileSync(f, lie);
+    assert.throws(() => new SafetensorsFile(f), /runs past the end/);
+    const hdr = (h: object): Buffer => { const j = Buffer.from(JSON.stringify(h)); const l = Buffer.alloc(8); l.writeBigUInt64LE(BigInt(j.length)); return Buffer.concat([l, j, Buffer.alloc(16)]); };
+    writeFileSync(f, hdr({ w: { dtype: 'Q8', shape: [4], data_offsets: [0, 4] } }));
+    assert.throws(() => new SafetensorsFile(f), /unsupported dtype "Q8"/);
+    writeFileSync(f, hdr({ a: { dtype: 'F32', shape: [2], data_offsets: [0, 8] }, b: { dtype: 'F32', shape: [2], data_offsets: [4, 12] } }));
+    assert.throws(() => new SafetensorsFile(f), /"a" and "b" overlap/);
+    writeFileSync(f, hdr({ a: { dtype: 'F32', shape: [3], data_offsets: [0, 8] } }));
+    assert.throws(() => new SafetensorsFile(f), /spans 8 bytes but F32 \[3\] needs 12/);
+    assert.deepEqual(readdirSync(dir).filter((n) => n.includes('.tmp')), []);
+  });
+  it('reads sharded checkpoints through their index', () => {
+    const dir = tmp();
+    writeSafetensors(join(dir, 'model-00001-of-00002.safetensors'), { a: { shape: [1], data: Float32Array.of(1) } });
+    writeSafetensors(join(dir, 'model-00002-of-00002.safetensors'), { b: { shape: [1], data: Float32Array.of(2) } });
+    writeFileSync(join(dir, 'model.safetensors.index.json'), JSON.stringify({ weight_map: { a: 'model-00001-of-00002.safetensors', b: 'model-00002-of-00002.safetensors' } }));
+    const c = new Checkpoint(dir);
+    assert.deepEqual([c.read('a').data[0], c.read('b').data[0]], [1, 2]);
+    c.close();
+    assert.throws(() => new Checkpoint(tmp()), /no model\.safetensors or model\.safetensors\.index\.json/);
+  });
+});
