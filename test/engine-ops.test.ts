@@ -82,6 +82,10 @@ describe('attention', () => {
     for (let i = 24; i < 40; i++) v2[i] += 100; // keys 3 and 4 are padding
     assert.deepEqual(out(v2), before);
   });
+  it('masked queries attend uniformly to every key and pass no gradient to their scores', () => {
+    checkOp(([q, k, v]) => op.attention(q, k, v, { heads: 2, mask: fromArray(mask(2, 4, [4, 2]), [2, 4]), queryMask: [1, 1, 1, 1, 1, 1, 0, 0] }),
+      [{ shape: [2, 4, 4] }, { shape: [2, 4, 4] }, { shape: [2, 4, 4] }], { samples: 30 });
+  });
   it('causal', () => {
     checkOp(([q, k, v]) => op.attention(q, k, v, { heads: 2, causal: true }), [{ shape: [2, 4, 6] }, { shape: [2, 4, 6] }, { shape: [2, 4, 6] }]);
   });
@@ -92,6 +96,12 @@ describe('attention', () => {
   it('score bias (DeBERTa relative terms) receives its gradient', () => {
     checkOp(([q, k, v, bias]) => op.attention(q, k, v, { heads: 2, scale: 0.3, scoreBias: bias }),
       [{ shape: [2, 3, 4] }, { shape: [2, 3, 4] }, { shape: [2, 3, 4] }, { shape: [2, 2, 3, 3] }]);
+  });
+});
+
+describe('headsMatmul', () => {
+  it('per-head products with a shared table', () => {
+    checkOp(([x, t]) => op.headsMatmul(x, t, 2), [{ shape: [2, 3, 6] }, { shape: [4, 6] }]);
   });
 });
 

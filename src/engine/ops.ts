@@ -209,6 +209,11 @@ export interface AttentionOptions {
   causal?: boolean;
   /** added to the scaled scores before softmax, [B, H, Tq, Tk] (DeBERTa's relative terms) */
   scoreBias?: Tensor | null;
+  /**
+   * 0/1 per query [B, Tq]: a masked query row has every score masked, and transformers' masked_fill +
+   * softmax then spreads it uniformly over all keys (DeBERTa's 2-D mask m_q * m_k)
+   */
+  queryMask?: ArrayLike<number> | null;
 }
 
 /**
@@ -238,6 +243,13 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, o: AttentionOptions):
   }
   if (bias) kk.binary(BinaryOp.Add, P.data, P.data, bias.data, Int32Array.of(P.size), Int32Array.of(1), Int32Array.of(1));
   kk.softmax(P.data, P.data, B * H * Tq, Tk, 1, mask ? mask.data : null, H * Tq, o.causal ? Tq : 0);
+  const maskedRows: number[] = [];
+  if (o.queryMask) {
+    for (let b = 0; b < B; b++) for (let i = 0; i < Tq; i++) if (!o.queryMask[b * Tq + i]) {
+      for (let h = 0; h < H; h++) maskedRows.push(((b * H + h) * Tq + i) * Tk);
+    }
+    for (const r of maskedRows) P.data.fill(1 / Tk, r, r + Tk);
+  }
   for (let g = 0; g < Hkv; g++) {
     kk.gemmBatched(false, false, Tq, d, Tk, 1, P.data, g * group * pH, Tk, pB, pH, v.data, g * d, Hkv * d, kB, 0,
       0, out.data, g * group * d, HD, qB, d, B, group);
@@ -255,6 +267,7 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, o: AttentionOptions):
         1, gradOf(v), g * d, Hkv * d, kB, 0, B, group);
     }
     kk.softmaxBackward(dS, P.data, dP, B * H * Tq, Tk, 1);
+    for (const r of maskedRows) dS.fill(0, r, r + Tk); // constant rows pass no gradient to the scores
     if (bias && bias.requiresGrad) {
       kk.accumulate(gradOf(bias), dS, null, 1, Int32Array.of(P.size), Int32Array.of(1), Int32Array.of(1), Int32Array.of(0));
     }
@@ -265,6 +278,24 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, o: AttentionOptions):
       if (k.requiresGrad) kk.gemmBatched(true, false, Tk, d, Tq, sc, dS, g * group * pH, Tk, pB, pH, q.data, g * group * d, HD, qB, d,
         1, gradOf(k), g * d, Hkv * d, kB, 0, B, group);
     }
+  });
+}
+
+/**
+ * Per-head products with a shared table: out[b, h, t, r] = x[b, t, h, :] . table[r, h, :], for
+ * x [B, T, heads*d] and table [R, heads*d]; output [B, heads, T, R]. DeBERTa's content-to-position
+ * and position-to-content terms.
+ */
+export function headsMatmul(x: Tensor, table: Tensor, heads: number): Tensor {
+  const [B, T, HD] = x.shape, R = table.shape[0], d = HD / heads;
+  if (table.ndim !== 2 || table.shape[1] !== HD || !Number.isInteger(d)) throw new Error(`headsMatmul: x ${shapeStr(x.shape)} and table ${shapeStr(table.shape)} do not fit ${heads} heads`);
+  const out = empty([B, heads, T, R]);
+  const sB = T * HD, oB = heads * T * R, oH = T * R;
+  K().gemmBatched(false, true, T, R, d, 1, x.data, 0, HD, sB, d, table.data, 0, HD, 0, d, 0, out.data, 0, R, oB, oH, B, heads);
+  return record(out, [x, table], () => {
+    const k = K(), g = out.grad!;
+    if (x.requiresGrad) k.gemmBatched(false, false, T, d, R, 1, g, 0, R, oB, oH, table.data, 0, HD, 0, d, 1, gradOf(x), 0, HD, sB, d, B, heads);
+    if (table.requiresGrad) k.gemmBatched(true, false, R, d, T, 1, g, 0, R, oB, oH, x.data, 0, HD, sB, d, 1, gradOf(table), 0, HD, 0, d, B, heads);
   });
 }
 

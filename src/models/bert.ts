@@ -1,10 +1,12 @@
 /**
- * BERT (transformers' BertModel / BertForSequenceClassification, post-LayerNorm encoder), with the
- * state-dict names of transformers: bert.embeddings.*, bert.encoder.layer.{i}.*, bert.pooler.dense,
- * classifier. RoBERTa reuses it with its own position ids and head (see roberta.ts when it lands).
+ * BERT and RoBERTa (transformers' BertForSequenceClassification / RobertaForSequenceClassification):
+ * post-LayerNorm encoder blocks with learned absolute positions. They differ in embeddings (RoBERTa
+ * derives position ids from the padding, padding_idx + cumulative count) and in the head (BERT:
+ * pooler + classifier; RoBERTa: classifier.dense + tanh + classifier.out_proj, no pooler).
  */
 import * as op from '../engine/ops.js';
 import type { Tensor } from '../engine/tensor.js';
+import { ConfigReader, blockFromPath, type HfConfig, type Model, type ModelInputs, type ModelOutput } from './model.js';
 import { LayerNorm, Linear, ParamStore, additiveMask } from './modules.js';
 
 export interface BertConfig {
@@ -21,23 +23,8 @@ export interface BertConfig {
   pad_token_id?: number;
 }
 
-export interface EncoderInputs {
-  /** [B, T] token ids, row-major */
-  inputIds: Int32Array;
-  /** [B, T] 1 for tokens, 0 for padding */
-  attentionMask: ArrayLike<number>;
-  tokenTypeIds?: Int32Array;
-  batch: number;
-  seq: number;
-}
-
-export interface EncoderOutput {
-  /** hidden_states.0 (embedding output) .. hidden_states.L, each [B, T, H] */
-  hiddenStates: Tensor[];
-  logits: Tensor;
-}
-
-class BertLayer {
+/** One post-LN encoder block, as BertLayer (also RoBERTa's and, with other names, DeBERTa's FFN half). */
+export class BertLayer {
   readonly query: Linear; readonly key: Linear; readonly value: Linear;
   readonly attnOut: Linear; readonly attnNorm: LayerNorm;
   readonly intermediate: Linear; readonly output: Linear; readonly outNorm: LayerNorm;
@@ -66,54 +53,121 @@ class BertLayer {
   }
 }
 
-export class BertForSequenceClassification {
+export function bertConfigFrom(c: HfConfig): BertConfig {
+  const r = new ConfigReader(c);
+  if (c.position_embedding_type !== undefined && c.position_embedding_type !== 'absolute') {
+    throw new Error(`config.json: position_embedding_type "${String(c.position_embedding_type)}" is not supported (only "absolute")`);
+  }
+  return {
+    vocab_size: r.int('vocab_size'), hidden_size: r.int('hidden_size'), num_hidden_layers: r.int('num_hidden_layers'),
+    num_attention_heads: r.int('num_attention_heads'), intermediate_size: r.int('intermediate_size'),
+    hidden_act: r.str('hidden_act', 'gelu'), max_position_embeddings: r.int('max_position_embeddings', 512),
+    type_vocab_size: r.int('type_vocab_size', 2), layer_norm_eps: r.num('layer_norm_eps', 1e-12),
+    num_labels: r.numLabels(), pad_token_id: r.int('pad_token_id', c.model_type === 'roberta' ? 1 : 0),
+  };
+}
+
+export class BertForSequenceClassification implements Model {
+  readonly type: 'bert' | 'roberta';
+  readonly task = 'seq-cls' as const;
   readonly params = new ParamStore();
   readonly wordEmb: Tensor; readonly posEmb: Tensor; readonly typeEmb: Tensor;
   readonly embNorm: LayerNorm;
   readonly layers: BertLayer[];
+  /** BERT: bert.pooler.dense; RoBERTa: classifier.dense */
   readonly pooler: Linear;
+  /** BERT: classifier; RoBERTa: classifier.out_proj */
   readonly classifier: Linear;
+  readonly config: HfConfig;
+  readonly numLayers: number;
+  readonly hiddenSize: number;
+  readonly numLabels: number;
+  readonly backbonePrefix: string;
+  readonly headModules: string[];
+  readonly defaultLoraTargets = ['query', 'value'];
   private readonly act: (t: Tensor) => Tensor;
 
-  constructor(readonly config: BertConfig) {
-    const c = config, p = this.params, h = c.hidden_size;
-    this.wordEmb = p.add('bert.embeddings.word_embeddings.weight', [c.vocab_size, h]);
-    this.posEmb = p.add('bert.embeddings.position_embeddings.weight', [c.max_position_embeddings, h]);
-    this.typeEmb = p.add('bert.embeddings.token_type_embeddings.weight', [c.type_vocab_size, h]);
-    this.embNorm = LayerNorm.create(p, 'bert.embeddings.LayerNorm', h, c.layer_norm_eps);
-    this.layers = Array.from({ length: c.num_hidden_layers }, (_, i) => new BertLayer(p, `bert.encoder.layer.${i}`, c));
-    this.pooler = Linear.create(p, 'bert.pooler.dense', h, h);
-    this.classifier = Linear.create(p, 'classifier', h, c.num_labels);
+  constructor(readonly bert: BertConfig, type: 'bert' | 'roberta' = 'bert', config?: HfConfig) {
+    const c = bert, p = this.params, h = c.hidden_size, pre = type;
+    this.type = type;
+    this.config = config ?? { model_type: type, ...c };
+    this.numLayers = c.num_hidden_layers;
+    this.hiddenSize = h;
+    this.numLabels = c.num_labels;
+    this.backbonePrefix = pre;
+    this.wordEmb = p.add(`${pre}.embeddings.word_embeddings.weight`, [c.vocab_size, h]);
+    this.posEmb = p.add(`${pre}.embeddings.position_embeddings.weight`, [c.max_position_embeddings, h]);
+    this.typeEmb = p.add(`${pre}.embeddings.token_type_embeddings.weight`, [Math.max(1, c.type_vocab_size), h]);
+    this.embNorm = LayerNorm.create(p, `${pre}.embeddings.LayerNorm`, h, c.layer_norm_eps);
+    this.layers = Array.from({ length: c.num_hidden_layers }, (_, i) => new BertLayer(p, `${pre}.encoder.layer.${i}`, c));
+    if (type === 'bert') {
+      this.pooler = Linear.create(p, 'bert.pooler.dense', h, h);
+      this.classifier = Linear.create(p, 'classifier', h, c.num_labels);
+      this.headModules = ['classifier'];
+    } else {
+      this.pooler = Linear.create(p, 'classifier.dense', h, h);
+      this.classifier = Linear.create(p, 'classifier.out_proj', h, c.num_labels);
+      this.headModules = ['classifier'];
+    }
     this.act = op.activation(c.hidden_act);
   }
 
-  /** Every Linear by module name (what target_modules and rank_pattern match against). */
   linears(): Linear[] {
     return [...this.layers.flatMap((l) => l.linears()), this.pooler, this.classifier];
   }
 
+  blockOf(name: string): number | null {
+    return blockFromPath(name, /\.encoder\.layer\.(\d+)\./);
+  }
+
+  private positionIds(x: ModelInputs): Int32Array {
+    const { batch: B, seq: T } = x, pos = new Int32Array(B * T);
+    if (this.type === 'bert') {
+      for (let i = 0; i < B * T; i++) pos[i] = i % T;
+    } else {
+      // create_position_ids_from_input_ids: padding_idx + running count of non-pad tokens, padding_idx on pads
+      const pad = this.bert.pad_token_id ?? 1;
+      for (let b = 0; b < B; b++) {
+        let count = 0;
+        for (let t = 0; t < T; t++) {
+          const real = x.inputIds[b * T + t] !== pad;
+          if (real) count++;
+          pos[b * T + t] = real ? count + pad : pad;
+        }
+      }
+    }
+    for (let i = 0; i < pos.length; i++) {
+      if (pos[i] >= this.bert.max_position_embeddings) {
+        throw new Error(`position ${pos[i]} exceeds max_position_embeddings ${this.bert.max_position_embeddings}: truncate inputs to ${this.bert.max_position_embeddings - (this.type === 'roberta' ? this.bert.pad_token_id! + 1 : 0)} tokens`);
+      }
+    }
+    return pos;
+  }
+
   embed(x: EncoderInputs): Tensor {
     const { batch: B, seq: T } = x;
-    if (T > this.config.max_position_embeddings) throw new Error(`sequence length ${T} exceeds max_position_embeddings ${this.config.max_position_embeddings}`);
-    const pos = new Int32Array(B * T);
-    for (let i = 0; i < B * T; i++) pos[i] = i % T;
     const types = x.tokenTypeIds ?? new Int32Array(B * T);
-    const sum = op.add(op.add(op.embedding(this.wordEmb, x.inputIds, [B, T]), op.embedding(this.posEmb, pos, [B, T])),
+    const sum = op.add(op.add(op.embedding(this.wordEmb, x.inputIds, [B, T]), op.embedding(this.posEmb, this.positionIds(x), [B, T])),
       op.embedding(this.typeEmb, types, [B, T]));
     return this.embNorm.forward(sum);
   }
 
-  forward(x: EncoderInputs, opts: { keepHidden?: boolean } = {}): EncoderOutput {
-    const { batch: B, seq: T } = x;
-    const mask = additiveMask(x.attentionMask, B, T);
+  forward(x: ModelInputs, opts: { keepHidden?: boolean } = {}): ModelOutput {
+    const { batch: B } = x;
+    const mask = additiveMask(x.attentionMask, B, x.seq);
+    const keep = opts.keepHidden !== false;
     let h = this.embed(x);
-    const hiddenStates = opts.keepHidden === false ? [] : [h];
+    const hiddenStates = keep ? [h] : [];
     for (const layer of this.layers) {
       h = layer.forward(h, mask, this.act);
-      if (opts.keepHidden !== false) hiddenStates.push(h);
+      if (keep) hiddenStates.push(h);
     }
-    const cls = op.slice(h, 1, 0, 1);
-    const pooled = op.tanh(this.pooler.forward(op.reshape(cls, [B, this.config.hidden_size])));
+    const cls = op.reshape(op.slice(h, 1, 0, 1), [B, this.hiddenSize]);
+    const pooled = op.tanh(this.pooler.forward(cls));
     return { hiddenStates, logits: this.classifier.forward(pooled) };
   }
 }
+
+/** The inputs of an encoder (kept for the benchmark's imports). */
+export type EncoderInputs = ModelInputs;
+export type EncoderOutput = ModelOutput;

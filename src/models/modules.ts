@@ -10,10 +10,15 @@ import { Tensor, parameter } from '../engine/tensor.js';
 /** Every weight of a model by its transformers state-dict name. */
 export class ParamStore {
   readonly byName = new Map<string, Tensor>();
+  /** weights that checkpoints store transposed (GPT-2's Conv1D keeps [in, out]) */
+  readonly transposed = new Set<string>();
+  /** weights that may be absent because they are tied to another (name -> source) */
+  readonly tied = new Map<string, string>();
 
   /** Registers a frozen weight of the given shape (zero-filled until loaded or initialised). */
-  add(name: string, shape: number[]): Tensor {
+  add(name: string, shape: number[], opts: { transposed?: boolean } = {}): Tensor {
     if (this.byName.has(name)) throw new Error(`duplicate weight name ${name}`);
+    if (opts.transposed) this.transposed.add(name);
     const t = parameter(new Float32Array(shape.reduce((a, b) => a * b, 1)), shape, false, name);
     this.byName.set(name, t);
     return t;
@@ -44,6 +49,8 @@ export class Linear {
   lora: LoraState | null = null;
   /** set by the training loop: dropout only applies while training */
   training = false;
+  /** GPT-2's Conv1D: stored [in, out] in checkpoints (PEFT's fan_in_fan_out) */
+  conv1d = false;
 
   constructor(readonly name: string, readonly weight: Tensor, readonly bias: Tensor | null) {}
 
@@ -57,8 +64,20 @@ export class Linear {
     return op.linear(x, this.weight, this.bias, { A: l.A, B: l.B, scale: l.scale, input });
   }
 
-  static create(params: ParamStore, name: string, inF: number, outF: number, bias = true): Linear {
-    return new Linear(name, params.add(`${name}.weight`, [outF, inF]), bias ? params.add(`${name}.bias`, [outF]) : null);
+  static create(params: ParamStore, name: string, inF: number, outF: number, bias = true, conv1d = false): Linear {
+    const lin = new Linear(name, params.add(`${name}.weight`, [outF, inF], { transposed: conv1d }), bias ? params.add(`${name}.bias`, [outF]) : null);
+    lin.conv1d = conv1d;
+    return lin;
+  }
+}
+
+export class RMSNorm {
+  constructor(readonly weight: Tensor, readonly eps: number) {}
+
+  forward(x: Tensor): Tensor { return op.rmsNorm(x, this.weight, this.eps); }
+
+  static create(params: ParamStore, name: string, size: number, eps: number): RMSNorm {
+    return new RMSNorm(params.add(`${name}.weight`, [size]), eps);
   }
 }
 
@@ -82,7 +101,7 @@ export function initWeights(params: ParamStore, seed: number, std = 0.02): void 
   const rng = new Rng(seed);
   for (const [name, t] of params.byName) {
     const d: Buf = t.data;
-    const isNorm = /(LayerNorm|layer_norm|norm|ln_\w+|_ln)\.weight$/i.test(name) || /norm\.weight$/.test(name);
+    const isNorm = /(norm|ln_\w+)\.weight$/i.test(name);
     if (isNorm) d.fill(1);
     else if (name.endsWith('.bias') || t.ndim === 1) d.fill(0);
     else rng.fillNormal(d, std);
