@@ -1,5 +1,6 @@
 /** `gelora bench ...`: benchmarks that print one JSON line each (never a test, never a pass/fail). */
 import type { Command } from 'commander';
+import { forwardBench } from '../../bench/forward.js';
 import { loraStepBench } from '../../bench/lora-step.js';
 import { matmulBench } from '../../bench/matmul.js';
 import { twonnBench } from '../../bench/twonn.js';
@@ -15,6 +16,14 @@ export function registerBench(program: Command): void {
     .option('--warmup <n>', 'untimed steps first', positiveInt, 2)
     .action((o: { config: string; steps: number; warmup: number }) => {
       console.log(JSON.stringify({ ...loraStepBench(o.config, o.steps, o.warmup), blas: blasInfo() }));
+    });
+  bench.command('forward')
+    .description('frozen encoder forward keeping every hidden state (same work as bench/torch_reference.py forward)')
+    .option('--config <name>', 'mini or base (bench/configs.json)', 'base')
+    .option('--steps <n>', 'timed batches', positiveInt, 10)
+    .option('--warmup <n>', 'untimed batches first', positiveInt, 2)
+    .action((o: { config: string; steps: number; warmup: number }) => {
+      console.log(JSON.stringify({ ...forwardBench(o.config, o.steps, o.warmup), blas: blasInfo() }));
     });
   bench.command('twonn')
     .description('exact 2-NN + TwoNN fit on a 12-d Gaussian in 768-d (same work as bench/torch_reference.py twonn)')

@@ -2,6 +2,7 @@
 /** The gelora command line. Each subcommand lives in its own module; this file only wires them. */
 import { Command, InvalidArgumentError } from 'commander';
 import { registerBench } from './bench.js';
+import { registerForward } from './forward.js';
 import { registerId } from './id.js';
 
 export function positiveInt(v: string): number {
@@ -15,6 +16,7 @@ const program = new Command('gelora')
   .version('0.1.0')
   .showHelpAfterError();
 
+registerForward(program);
 registerId(program);
 registerBench(program);
 

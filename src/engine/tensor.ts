@@ -252,5 +252,13 @@ export function noGrad<T>(fn: () => T): T {
 }
 
 export function isGradEnabled(): boolean { return gradEnabled; }
+
+/**
+ * Runs one block of a model. Without gradients (inference) the block's intermediates go back to the
+ * pool as soon as it returns; with gradients they must live until backward, so fn runs as is.
+ */
+export function blockScope<T>(fn: () => T): T {
+  return gradEnabled ? fn() : scope(fn);
+}
 export function clearTape(): void { tape.length = 0; }
 export function tapeLength(): number { return tape.length; }

@@ -5,7 +5,7 @@
  * pooler + classifier; RoBERTa: classifier.dense + tanh + classifier.out_proj, no pooler).
  */
 import * as op from '../engine/ops.js';
-import type { Tensor } from '../engine/tensor.js';
+import { blockScope, type Tensor } from '../engine/tensor.js';
 import { ConfigReader, blockFromPath, type HfConfig, type Model, type ModelInputs, type ModelOutput } from './model.js';
 import { LayerNorm, Linear, ParamStore, additiveMask } from './modules.js';
 
@@ -146,7 +146,8 @@ export class BertForSequenceClassification implements Model {
 
   embed(x: EncoderInputs): Tensor {
     const { batch: B, seq: T } = x;
-    const types = x.tokenTypeIds ?? new Int32Array(B * T);
+    // RoBERTa's table has one row: its tokenizers give every token type 0, whatever a pair template says
+    const types = x.tokenTypeIds && this.bert.type_vocab_size > 1 ? x.tokenTypeIds : new Int32Array(B * T);
     const sum = op.add(op.add(op.embedding(this.wordEmb, x.inputIds, [B, T]), op.embedding(this.posEmb, this.positionIds(x), [B, T])),
       op.embedding(this.typeEmb, types, [B, T]));
     return this.embNorm.forward(sum);
@@ -159,7 +160,8 @@ export class BertForSequenceClassification implements Model {
     let h = this.embed(x);
     const hiddenStates = keep ? [h] : [];
     for (const layer of this.layers) {
-      h = layer.forward(h, mask, this.act);
+      const prev = h;
+      h = blockScope(() => layer.forward(prev, mask, this.act));
       if (keep) hiddenStates.push(h);
     }
     const cls = op.reshape(op.slice(h, 1, 0, 1), [B, this.hiddenSize]);

@@ -6,7 +6,7 @@
  * (pooler.dense on the first token + activation) + classifier.
  */
 import * as op from '../engine/ops.js';
-import { Tensor } from '../engine/tensor.js';
+import { Tensor, blockScope } from '../engine/tensor.js';
 import { ConfigReader, blockFromPath, type HfConfig, type Model, type ModelInputs, type ModelOutput } from './model.js';
 import { LayerNorm, Linear, ParamStore, additiveMask } from './modules.js';
 
@@ -184,7 +184,8 @@ export class DebertaV2ForSequenceClassification implements Model {
     const idx = this.relIndices(T);
     const hiddenStates = keep ? [h] : [];
     for (const layer of this.layers) {
-      h = layer.forward(h, mask, x.attentionMask, rel, idx.c2p, idx.p2c, this.act);
+      const prev = h;
+      h = blockScope(() => layer.forward(prev, mask, x.attentionMask, rel, idx.c2p, idx.p2c, this.act));
       if (keep) hiddenStates.push(h);
     }
     const cls = op.reshape(op.slice(h, 1, 0, 1), [B, this.hiddenSize]);

@@ -4,7 +4,7 @@
  * Head: pre_classifier + ReLU + classifier on the first token.
  */
 import * as op from '../engine/ops.js';
-import type { Tensor } from '../engine/tensor.js';
+import { blockScope, type Tensor } from '../engine/tensor.js';
 import { ConfigReader, blockFromPath, type HfConfig, type Model, type ModelInputs, type ModelOutput } from './model.js';
 import { LayerNorm, Linear, ParamStore, additiveMask } from './modules.js';
 
@@ -84,7 +84,8 @@ export class DistilBertForSequenceClassification implements Model {
     let h = this.embNorm.forward(op.add(op.embedding(this.wordEmb, x.inputIds, [B, T]), op.embedding(this.posEmb, pos, [B, T])));
     const hiddenStates = keep ? [h] : [];
     for (const layer of this.layers) {
-      h = layer.forward(h, mask, this.act);
+      const prev = h;
+      h = blockScope(() => layer.forward(prev, mask, this.act));
       if (keep) hiddenStates.push(h);
     }
     const cls = op.reshape(op.slice(h, 1, 0, 1), [B, this.hiddenSize]);

@@ -5,7 +5,7 @@
  * The LM head is tied to wte unless the checkpoint carries its own lm_head.
  */
 import * as op from '../engine/ops.js';
-import type { Tensor } from '../engine/tensor.js';
+import { blockScope, type Tensor } from '../engine/tensor.js';
 import { ConfigReader, blockFromPath, lastTokenPositions, type HfConfig, type Model, type ModelInputs, type ModelOutput, type Task } from './model.js';
 import { LayerNorm, Linear, ParamStore, additiveMask } from './modules.js';
 
@@ -92,7 +92,8 @@ export class GPT2Model implements Model {
     const mask = additiveMask(x.attentionMask, B, T);
     const hiddenStates = keep ? [h] : [];
     this.blocks.forEach((b, i) => {
-      h = b.forward(h, mask, this.act);
+      const prev = h;
+      h = blockScope(() => b.forward(prev, mask, this.act));
       if (keep && i < this.blocks.length - 1) hiddenStates.push(h);
     });
     h = this.lnF.forward(h);

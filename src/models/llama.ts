@@ -6,7 +6,7 @@
  * `rope_scaling` (older configs); rope types default, linear and llama3.
  */
 import * as op from '../engine/ops.js';
-import type { Tensor } from '../engine/tensor.js';
+import { blockScope, type Tensor } from '../engine/tensor.js';
 import { ConfigReader, blockFromPath, lastTokenPositions, type HfConfig, type Model, type ModelInputs, type ModelOutput, type Task } from './model.js';
 import { Linear, ParamStore, RMSNorm, additiveMask } from './modules.js';
 
@@ -143,7 +143,8 @@ export class LlamaModel implements Model {
     let h = op.embedding(this.embed, x.inputIds, [B, T]);
     const hiddenStates = keep ? [h] : [];
     this.layers.forEach((l, i) => {
-      h = l.forward(h, mask, cos, sin, this.act);
+      const prev = h;
+      h = blockScope(() => l.forward(prev, mask, cos, sin, this.act));
       if (keep && i < this.layers.length - 1) hiddenStates.push(h);
     });
     h = this.norm.forward(h);

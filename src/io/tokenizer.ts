@@ -1,0 +1,129 @@
+/**
+ * Tokenizers from a model folder, through @huggingface/tokenizers (WordPiece, BPE, Unigram and the
+ * normalizers / pre-tokenizers / post-processors of tokenizer.json). A BERT folder with only
+ * vocab.txt gets the equivalent tokenizer.json built in memory. Truncation follows transformers'
+ * default "longest_first" (drop from the longer text until the pair fits), then the tokenizer's own
+ * post-processor adds the special tokens and token types; batches are right-padded with the pad id.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Tokenizer } from '@huggingface/tokenizers';
+import type { ModelInputs } from '../models/model.js';
+
+interface PostProcessor { post_process(a: string[], b?: string[] | null, addSpecial?: boolean): { tokens: string[]; token_type_ids?: number[] } }
+
+export interface EncodeOptions {
+  /** longest allowed sequence including special tokens (default: model_max_length from tokenizer_config.json, capped at 512) */
+  maxLength?: number;
+}
+
+export class TextTokenizer {
+  readonly padId: number;
+  /** ids of special tokens ([CLS], [SEP], <s>, ...): excluded from pooling on request */
+  readonly specialIds: ReadonlySet<number>;
+  readonly defaultMaxLength: number;
+
+  private constructor(private readonly tok: Tokenizer, config: Record<string, unknown>, readonly source: string, padFallback: number) {
+    const post = (tok as unknown as { post_processor: PostProcessor | null }).post_processor;
+    this.post = post;
+    const padToken = typeof config.pad_token === 'string' ? config.pad_token : (config.pad_token as { content?: string } | undefined)?.content;
+    const padId = padToken !== undefined ? tok.token_to_id(padToken) : undefined;
+    this.padId = padId ?? padFallback;
+    const specials = (tok as unknown as { all_special_ids: number[] }).all_special_ids ?? [];
+    this.specialIds = new Set(specials);
+    const mml = Number(config.model_max_length);
+    this.defaultMaxLength = Number.isFinite(mml) && mml > 0 && mml < 1e6 ? Math.min(mml, 512) : 512;
+  }
+
+  private readonly post: PostProcessor | null;
+
+  /** Loads tokenizer.json (+ tokenizer_config.json) or, failing that, vocab.txt from a model folder. */
+  static fromDir(dir: string, padFallback = 0): TextTokenizer {
+    const cfgFile = join(dir, 'tokenizer_config.json');
+    const config = existsSync(cfgFile) ? readJson(cfgFile) : {};
+    const json = join(dir, 'tokenizer.json'), vocab = join(dir, 'vocab.txt');
+    if (existsSync(json)) return new TextTokenizer(new Tokenizer(readJson(json), config), config, json, padFallback);
+    if (existsSync(vocab)) return new TextTokenizer(new Tokenizer(wordPieceFromVocab(vocab, config), config), config, vocab, padFallback);
+    throw new Error(`${dir}: no tokenizer.json or vocab.txt (copy the tokenizer files of the checkpoint into the model folder)`);
+  }
+
+  /** Token ids of one text (or a pair) with special tokens, truncated to maxLength. */
+  encode(text: string, pair?: string | null, o: EncodeOptions = {}): { ids: number[]; typeIds: number[] } {
+    const maxLength = o.maxLength ?? this.defaultMaxLength;
+    let a = this.tok.tokenize(text), b = pair === undefined || pair === null ? null : this.tok.tokenize(pair);
+    const special = this.post ? this.post.post_process([], b ? [] : null, true).tokens.length : 0;
+    const budget = maxLength - special;
+    if (budget < (b ? 2 : 1)) throw new Error(`max length ${maxLength} leaves no room for text next to ${special} special tokens`);
+    if (b) {
+      while (a.length + b.length > budget) { if (a.length >= b.length) a = a.slice(0, -1); else b = b.slice(0, -1); }
+    } else if (a.length > budget) a = a.slice(0, budget);
+    let tokens: string[], types: number[];
+    if (this.post) {
+      const r = this.post.post_process(a, b, true);
+      tokens = r.tokens;
+      types = r.token_type_ids ?? tokens.map(() => 0);
+    } else {
+      tokens = b ? [...a, ...b] : a;
+      types = b ? [...a.map(() => 0), ...b.map(() => 1)] : a.map(() => 0);
+    }
+    const unk = (this.tok as unknown as { model: { unk_token_id?: number } }).model.unk_token_id;
+    const ids = tokens.map((t) => {
+      const id = this.tok.token_to_id(t) ?? unk;
+      if (id === undefined) throw new Error(`${this.source}: token "${t}" has no id and the tokenizer has no unknown token`);
+      return id;
+    });
+    return { ids, typeIds: types };
+  }
+
+  /** A right-padded batch. */
+  encodeBatch(texts: string[], pairs?: (string | null)[] | null, o: EncodeOptions = {}): ModelInputs {
+    if (texts.length === 0) throw new Error('nothing to tokenize (empty batch)');
+    const enc = texts.map((t, i) => this.encode(t, pairs ? pairs[i] : null, o));
+    return padBatch(enc.map((e) => e.ids), enc.map((e) => e.typeIds), this.padId);
+  }
+
+  decode(ids: number[]): string { return this.tok.decode(ids, { skip_special_tokens: true }); }
+}
+
+export function padBatch(ids: number[][], typeIds: number[][] | null, padId: number): ModelInputs {
+  const B = ids.length, T = Math.max(...ids.map((r) => r.length));
+  const inputIds = new Int32Array(B * T).fill(padId), mask = new Float32Array(B * T), types = new Int32Array(B * T);
+  ids.forEach((r, b) => r.forEach((id, t) => {
+    inputIds[b * T + t] = id;
+    mask[b * T + t] = 1;
+    types[b * T + t] = typeIds ? typeIds[b][t] : 0;
+  }));
+  return { inputIds, attentionMask: mask, tokenTypeIds: types, batch: B, seq: T };
+}
+
+function readJson(file: string): Record<string, unknown> {
+  try {
+    return JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
+  } catch (e) {
+    throw new Error(`${file}: not valid JSON (${(e as Error).message})`);
+  }
+}
+
+/** The tokenizer.json that transformers' BertTokenizerFast builds from a vocab.txt. */
+export function wordPieceFromVocab(file: string, config: Record<string, unknown>): Record<string, unknown> {
+  const words = readFileSync(file, 'utf8').split(/\r?\n/);
+  if (words.length && words[words.length - 1] === '') words.pop();
+  if (words.length === 0) throw new Error(`${file}: empty vocabulary`);
+  const vocab: Record<string, number> = {};
+  words.forEach((w, i) => { if (!(w in vocab)) vocab[w] = i; });
+  const need = (t: string): number => {
+    if (!(t in vocab)) throw new Error(`${file}: has no ${t} token (a BERT vocabulary has [PAD], [UNK], [CLS], [SEP], [MASK])`);
+    return vocab[t];
+  };
+  const special = ['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]'].filter((t) => t in vocab);
+  const lower = config.do_lower_case === undefined ? true : Boolean(config.do_lower_case);
+  return {
+    version: '1.0',
+    added_tokens: special.map((t) => ({ id: vocab[t], content: t, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true })),
+    normalizer: { type: 'BertNormalizer', clean_text: true, handle_chinese_chars: true, strip_accents: config.strip_accents ?? null, lowercase: lower },
+    pre_tokenizer: { type: 'BertPreTokenizer' },
+    post_processor: { type: 'BertProcessing', sep: ['[SEP]', need('[SEP]')], cls: ['[CLS]', need('[CLS]')] },
+    decoder: { type: 'WordPiece', prefix: '##', cleanup: true },
+    model: { type: 'WordPiece', unk_token: '[UNK]', continuing_subword_prefix: '##', max_input_chars_per_word: 100, vocab },
+  };
+}
