@@ -6,7 +6,8 @@ import { kernels } from '../src/engine/backend.js';
 import { crossEntropy } from '../src/engine/ops.js';
 import { Rng } from '../src/engine/random.js';
 import { backward, scope } from '../src/engine/tensor.js';
-import { applyLora } from '../src/lora/lora.js';
+import { defaultLoraConfig } from '../src/lora/config.js';
+import { applyLoraConfig } from '../src/lora/lora.js';
 import { BertForSequenceClassification, type EncoderInputs } from '../src/models/bert.js';
 import { initWeights } from '../src/models/modules.js';
 import { AdamW } from '../src/train/optim.js';
@@ -40,10 +41,8 @@ export interface LoraStepResult {
 export function loraStepBench(name: string, steps = 10, warmup = 2): LoraStepResult {
   const c = pick(benchConfigs().lora_step, name, 'lora_step');
   const model = buildBenchModel(c);
-  const adapted = applyLora(model.linears(), c.targets, { r: c.lora_r, alpha: c.lora_alpha });
-  model.classifier.weight.requiresGrad = true;
-  model.classifier.bias!.requiresGrad = true;
-  const params = [...adapted.flatMap((l) => [l.lora!.A, l.lora!.B]), model.classifier.weight, model.classifier.bias!];
+  // LoRA on the six matrices of every layer; SEQ_CLS trains the classifier in full, as the reference does
+  const { trainable: params } = applyLoraConfig(model, defaultLoraConfig(model, { r: c.lora_r, lora_alpha: c.lora_alpha, target_modules: c.targets }));
   const opt = new AdamW(params, { lr: 1e-4 });
   const { inputs, labels } = benchInputs(c);
   const times: number[] = [], losses: number[] = [];

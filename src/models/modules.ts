@@ -47,6 +47,8 @@ export interface LoraState {
 /** nn.Linear (weight [out, in]); GPT-2's Conv1D is stored transposed and converted on load. */
 export class Linear {
   lora: LoraState | null = null;
+  /** an adapter folded into the weight by merge(), kept so unmerge() can take it out */
+  mergedLora: LoraState | null = null;
   /** set by the training loop: dropout only applies while training */
   training = false;
   /** GPT-2's Conv1D: stored [in, out] in checkpoints (PEFT's fan_in_fan_out) */

@@ -1,0 +1,146 @@
+/**
+ * PEFT adapter folders: adapter_config.json + adapter_model.safetensors, as peft's save_pretrained
+ * writes them (peft 0.18), so that Python's PeftModel.from_pretrained loads ours and we load theirs.
+ * Tensors: base_model.model.<module>.lora_A.weight (r, in), .lora_B.weight (out, r), and the full
+ * parameters of modules_to_save under base_model.model.<param>. We write rank_pattern / alpha_pattern
+ * keyed by full module names and target_modules as the exact list of adapted modules.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { writeJsonAtomic } from '../io/atomic.js';
+import { SafetensorsFile, writeSafetensors, type TensorToWrite } from '../io/safetensors.js';
+import type { Model } from '../models/model.js';
+import { defaultLoraConfig, type InitLoraWeights, type LoraConfig } from './config.js';
+import { applyLoraConfig, modulesToSaveParams, type LoraModel } from './lora.js';
+
+const PREFIX = 'base_model.model.';
+
+/** Every key peft 0.18's LoraConfig writes, with its default: users' tooling sees the file it expects. */
+function peftDefaults(): Record<string, unknown> {
+  return {
+    alora_invocation_tokens: null, alpha_pattern: {}, arrow_config: null, auto_mapping: null, base_model_name_or_path: null,
+    bias: 'none', corda_config: null, ensure_weight_tying: false, eva_config: null, exclude_modules: null, fan_in_fan_out: false,
+    inference_mode: true, init_lora_weights: true, layer_replication: null, layers_pattern: null, layers_to_transform: null,
+    loftq_config: {}, lora_alpha: 8, lora_bias: false, lora_dropout: 0, megatron_config: null, megatron_core: 'megatron.core',
+    modules_to_save: null, peft_type: 'LORA', peft_version: '0.18.1', qalora_group_size: 16, r: 8, rank_pattern: {}, revision: null,
+    target_modules: null, target_parameters: null, task_type: null, trainable_token_indices: null, use_dora: false, use_qalora: false,
+    use_rslora: false,
+  };
+}
+
+function mostCommon(xs: number[]): number {
+  const n = new Map<number, number>();
+  for (const x of xs) n.set(x, (n.get(x) ?? 0) + 1);
+  return [...n.entries()].sort((a, b) => b[1] - a[1] || a[0] - b[0])[0][0];
+}
+
+/** The adapter_config.json object for a LoRA model (patterns expanded to full module names). */
+export function adapterConfigJson(lm: LoraModel, baseModel: string | null): Record<string, unknown> {
+  const { config: c, resolution: res } = lm;
+  const ranks = res.modules.map((m) => m.r), alphas = res.modules.map((m) => m.alpha);
+  const r = ranks.length ? mostCommon(ranks) : c.r, alpha = alphas.length ? mostCommon(alphas) : c.lora_alpha;
+  const rankPattern: Record<string, number> = {}, alphaPattern: Record<string, number> = {};
+  for (const m of res.modules) {
+    if (m.r !== r) rankPattern[m.linear.name] = m.r;
+    if (m.alpha !== alpha) alphaPattern[m.linear.name] = m.alpha;
+  }
+  const modulesToSave = [...(c.modules_to_save ?? []), ...(c.task_type === 'SEQ_CLS' ? ['classifier', 'score'] : [])];
+  return {
+    ...peftDefaults(),
+    alpha_pattern: alphaPattern, base_model_name_or_path: baseModel, bias: c.bias, fan_in_fan_out: c.fan_in_fan_out,
+    init_lora_weights: c.init_lora_weights, lora_alpha: alpha, lora_dropout: c.lora_dropout,
+    modules_to_save: modulesToSave.length ? modulesToSave : null, r, rank_pattern: rankPattern,
+    target_modules: res.modules.map((m) => m.linear.name), task_type: c.task_type, use_rslora: c.use_rslora,
+  };
+}
+
+/** The adapter tensors by PEFT key (float32). */
+export function adapterTensors(lm: LoraModel): Record<string, TensorToWrite> {
+  const out: Record<string, TensorToWrite> = {};
+  for (const m of lm.resolution.modules) {
+    const l = m.linear.lora!;
+    out[`${PREFIX}${m.linear.name}.lora_A.weight`] = { shape: [...l.A.shape], data: Float32Array.from(l.A.data) };
+    out[`${PREFIX}${m.linear.name}.lora_B.weight`] = { shape: [...l.B.shape], data: Float32Array.from(l.B.data) };
+  }
+  for (const p of modulesToSaveParams(lm.model, lm.resolution.modulesToSave)) {
+    const transposed = lm.model.params.transposed.has(p.name);
+    out[`${PREFIX}${p.name}`] = transposed ? { shape: [p.shape[1], p.shape[0]], data: transpose(p.data, p.shape[0], p.shape[1]) } : { shape: [...p.shape], data: Float32Array.from(p.data) };
+  }
+  return out;
+}
+
+function transpose(d: ArrayLike<number>, rows: number, cols: number): Float32Array {
+  const t = new Float32Array(rows * cols);
+  for (let i = 0; i < rows; i++) for (let j = 0; j < cols; j++) t[j * rows + i] = d[i * cols + j];
+  return t;
+}
+
+export function saveAdapter(dir: string, lm: LoraModel, baseModel: string | null): void {
+  writeSafetensors(join(dir, 'adapter_model.safetensors'), adapterTensors(lm), { format: 'pt' });
+  writeJsonAtomic(join(dir, 'adapter_config.json'), adapterConfigJson(lm, baseModel));
+}
+
+/** A LoraConfig from an adapter_config.json object (PEFT's or ours). */
+export function loraConfigFromJson(model: Model, j: Record<string, unknown>, file: string): LoraConfig {
+  if (j.peft_type !== 'LORA') throw new Error(`${file}: peft_type ${JSON.stringify(j.peft_type)} is not LORA`);
+  for (const [k, bad] of [['use_dora', true], ['lora_bias', true], ['use_qalora', true]] as const) {
+    if (j[k] === bad) throw new Error(`${file}: ${k} is not supported`);
+  }
+  if (j.bias !== undefined && j.bias !== 'none') throw new Error(`${file}: bias "${String(j.bias)}" is not supported (only "none")`);
+  if (j.layers_to_transform !== undefined && j.layers_to_transform !== null) throw new Error(`${file}: layers_to_transform is not supported; use rank_pattern`);
+  const num = (k: string, d: number): number => (typeof j[k] === 'number' ? (j[k] as number) : d);
+  const task = j.task_type === 'CAUSAL_LM' ? 'CAUSAL_LM' : j.task_type === 'SEQ_CLS' ? 'SEQ_CLS' : null;
+  return defaultLoraConfig(model, {
+    r: num('r', 8), lora_alpha: num('lora_alpha', 8), lora_dropout: num('lora_dropout', 0),
+    target_modules: (j.target_modules as string[] | string | null) ?? null,
+    rank_pattern: (j.rank_pattern as Record<string, number>) ?? {}, alpha_pattern: (j.alpha_pattern as Record<string, number>) ?? {},
+    // PEFT appends classifier/score itself when it builds a SEQ_CLS model; keep only the user's entries
+    modules_to_save: ((j.modules_to_save as string[] | null) ?? []).filter((m) => !(task === 'SEQ_CLS' && (m === 'classifier' || m === 'score'))),
+    use_rslora: Boolean(j.use_rslora), init_lora_weights: (j.init_lora_weights as InitLoraWeights) ?? true,
+    ...(task ? { task_type: task } : {}),
+  });
+}
+
+/** Applies an adapter folder (PEFT's or ours) to a model: LoRA weights and modules_to_save replaced. */
+export function loadAdapter(model: Model, dir: string): LoraModel {
+  const cfgFile = join(dir, 'adapter_config.json'), wFile = join(dir, 'adapter_model.safetensors');
+  if (!existsSync(cfgFile)) throw new Error(`${dir}: no adapter_config.json (an adapter folder as PEFT's save_pretrained writes it)`);
+  if (!existsSync(wFile)) throw new Error(`${dir}: no adapter_model.safetensors${existsSync(join(dir, 'adapter_model.bin')) ? ' (only adapter_model.bin: re-save with safe_serialization=True)' : ''}`);
+  let j: Record<string, unknown>;
+  try {
+    j = JSON.parse(readFileSync(cfgFile, 'utf8')) as Record<string, unknown>;
+  } catch (e) {
+    throw new Error(`${cfgFile}: not valid JSON (${(e as Error).message})`);
+  }
+  const lm = applyLoraConfig(model, loraConfigFromJson(model, j, cfgFile));
+  const f = new SafetensorsFile(wFile);
+  try {
+    const expected = adapterTensors(lm);
+    const have = new Set(f.names());
+    const missing = Object.keys(expected).filter((k) => !have.has(k));
+    const unexpected = [...have].filter((k) => !(k in expected));
+    if (missing.length || unexpected.length) {
+      throw new Error(`${wFile} does not fit ${cfgFile} and this model:${missing.length ? ` missing ${missing.slice(0, 8).join(', ')}${missing.length > 8 ? ` (+${missing.length - 8})` : ''};` : ''}${unexpected.length ? ` unexpected ${unexpected.slice(0, 8).join(', ')}${unexpected.length > 8 ? ` (+${unexpected.length - 8})` : ''}` : ''}`);
+    }
+    const byKey = new Map<string, Float32Array>();
+    for (const m of lm.resolution.modules) {
+      byKey.set(`${PREFIX}${m.linear.name}.lora_A.weight`, m.linear.lora!.A.data as Float32Array);
+      byKey.set(`${PREFIX}${m.linear.name}.lora_B.weight`, m.linear.lora!.B.data as Float32Array);
+    }
+    for (const [key, want] of Object.entries(expected)) {
+      const t = f.read(key);
+      if (t.shape.length !== want.shape.length || t.shape.some((d, i) => d !== want.shape[i])) {
+        throw new Error(`${wFile}: ${key} has shape [${t.shape}], the model needs [${want.shape}]`);
+      }
+      const target = byKey.get(key);
+      if (target) target.set(t.data);
+      else {
+        const p = model.params.get(key.slice(PREFIX.length));
+        p.data.set(model.params.transposed.has(p.name) ? transpose(t.data, t.shape[0], t.shape[1]) : t.data);
+      }
+    }
+  } finally {
+    f.close();
+  }
+  return lm;
+}

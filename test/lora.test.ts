@@ -1,0 +1,193 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { crossEntropy, mseLoss } from '../src/engine/ops.js';
+import { Rng } from '../src/engine/random.js';
+import { backward, noGrad, scope } from '../src/engine/tensor.js';
+import { SafetensorsFile } from '../src/io/safetensors.js';
+import { adapterConfigJson, loadAdapter, saveAdapter } from '../src/lora/adapter.js';
+import { allLinearTargets, defaultLoraConfig, isTarget, patternKey, resolveLora } from '../src/lora/config.js';
+import { applyLoraConfig, countTrainable, mergeAll, unmergeAll } from '../src/lora/lora.js';
+import { loadModel } from '../src/models/load.js';
+import { HF, fixtureInputs, maxDiff } from './models.test.js';
+
+function labelsOf(dir: string): number[] {
+  return (JSON.parse(readFileSync(join(dir, 'inputs.json'), 'utf8')) as { labels: number[] }).labels;
+}
+
+function checkCase(caseDir: string, baseDir: string, regression: boolean): void {
+  const { model } = loadModel(baseDir);
+  const lm = loadAdapter(model, join(caseDir, 'adapter'));
+  const x = fixtureInputs(caseDir), labels = labelsOf(caseDir);
+  const exp = new SafetensorsFile(join(caseDir, 'expected.safetensors'));
+  const grads = new SafetensorsFile(join(caseDir, 'expected_grads.safetensors'));
+  const got = scope(() => {
+    const o = model.forward(x);
+    const loss = regression ? mseLoss(o.logits, labels) : crossEntropy(o.logits, Int32Array.from(labels));
+    backward(loss);
+    return { logits: o.logits.toFloat32(), hidden: o.hiddenStates.map((h) => h.toFloat32()), loss: loss.item() };
+  });
+  assert.ok(maxDiff(got.logits, exp.read('logits').data) <= 1e-4, 'logits');
+  got.hidden.forEach((h, i) => assert.ok(maxDiff(h, exp.read(`hidden_states.${i}`).data) <= 1e-4, `hidden_states.${i}`));
+  assert.ok(Math.abs(got.loss - exp.read('loss').data[0]) <= 1e-4, `loss ${got.loss} vs ${exp.read('loss').data[0]}`);
+  const byName = new Map(lm.trainable.map((t) => [`base_model.model.${t.name}`, t]));
+  assert.equal(byName.size, grads.names().length);
+  for (const key of grads.names()) {
+    const t = byName.get(key);
+    assert.ok(t && t.grad, `no gradient for ${key}`);
+    const want = grads.read(key).data;
+    const scale = Math.max(...Array.from(want, Math.abs));
+    assert.ok(maxDiff(t.grad, want) <= 1e-4 * scale, `${key}: gradient differs by ${maxDiff(t.grad, want)} (scale ${scale})`);
+  }
+  exp.close();
+  grads.close();
+}
+
+describe('LoRA against PEFT fixtures', () => {
+  it('classification: logits, loss and every adapter gradient match peft', () => checkCase(HF + 'bert/lora', HF + 'bert', false));
+  it('regression (num_labels 1, MSE): logits, loss and gradients match peft', () =>
+    checkCase(HF + 'bert/lora-regression', HF + 'bert/lora-regression/base', true));
+
+  it('per-module ranks and alphas follow rank_pattern / alpha_pattern (scaling 2 everywhere)', () => {
+    const { model } = loadModel(HF + 'bert');
+    const lm = loadAdapter(model, HF + 'bert/lora/adapter');
+    const ranks = Object.fromEntries(lm.resolution.modules.map((m) => [m.linear.name, [m.r, m.alpha, m.scale]]));
+    assert.deepEqual(ranks['bert.encoder.layer.0.attention.self.query'], [1, 2, 2]);
+    assert.deepEqual(ranks['bert.encoder.layer.1.output.dense'], [3, 6, 2]);
+    assert.deepEqual(ranks['bert.encoder.layer.2.intermediate.dense'], [2, 4, 2]);
+    assert.equal(lm.resolution.modules.length, 18);
+    assert.deepEqual(lm.resolution.modulesToSave, ['classifier']);
+    const f = new SafetensorsFile(HF + 'bert/lora/adapter/adapter_model.safetensors');
+    assert.equal(countTrainable(lm), f.names().reduce((s, n) => s + f.info(n).shape.reduce((a, b) => a * b, 1), 0));
+    f.close();
+  });
+
+  it('our saved adapter has PEFT\'s tensor keys, shapes, dtypes and config keys, and reloads to the same logits', () => {
+    const { model } = loadModel(HF + 'bert');
+    const lm = loadAdapter(model, HF + 'bert/lora/adapter');
+    const dir = mkdtempSync(join(tmpdir(), 'gelora-adapter-'));
+    saveAdapter(dir, lm, 'bert');
+    const ours = new SafetensorsFile(join(dir, 'adapter_model.safetensors'));
+    const theirs = new SafetensorsFile(HF + 'bert/lora/adapter/adapter_model.safetensors');
+    assert.deepEqual(ours.names().sort(), theirs.names().sort());
+    for (const n of theirs.names()) {
+      assert.deepEqual([ours.info(n).dtype, ours.info(n).shape], [theirs.info(n).dtype, theirs.info(n).shape], n);
+    }
+    assert.deepEqual(ours.metadata, theirs.metadata);
+    const cfgOurs = JSON.parse(readFileSync(join(dir, 'adapter_config.json'), 'utf8')) as Record<string, unknown>;
+    const cfgTheirs = JSON.parse(readFileSync(HF + 'bert/lora/adapter/adapter_config.json', 'utf8')) as Record<string, unknown>;
+    assert.deepEqual(Object.keys(cfgOurs).sort(), Object.keys(cfgTheirs).sort());
+    assert.deepEqual(new Set(cfgOurs.modules_to_save as string[]), new Set(cfgTheirs.modules_to_save as string[]));
+    const x = fixtureInputs(HF + 'bert/lora');
+    const before = noGrad(() => scope(() => model.forward(x).logits.toFloat32()));
+    const { model: fresh } = loadModel(HF + 'bert');
+    loadAdapter(fresh, dir);
+    const after = noGrad(() => scope(() => fresh.forward(x).logits.toFloat32()));
+    assert.ok(maxDiff(before, after) === 0);
+  });
+
+  it('merge folds the adapters into the weights (same logits) and unmerge restores them', () => {
+    const { model } = loadModel(HF + 'bert');
+    loadAdapter(model, HF + 'bert/lora/adapter');
+    const x = fixtureInputs(HF + 'bert/lora');
+    const q = model.params.get('bert.encoder.layer.0.attention.self.query.weight');
+    const w0 = Float32Array.from(q.data);
+    const run = (): Float32Array => noGrad(() => scope(() => model.forward(x).logits.toFloat32()));
+    const adapted = run();
+    mergeAll(model);
+    assert.ok(maxDiff(run(), adapted) < 5e-6);
+    assert.ok(maxDiff(q.data, w0) > 1e-3, 'the weight changed');
+    unmergeAll(model);
+    assert.ok(maxDiff(q.data, w0) < 1e-6);
+    assert.ok(maxDiff(run(), adapted) < 5e-6);
+  });
+});
+
+describe('PEFT config semantics', () => {
+  it('rank_pattern keys match /(.*\\.)?(KEY)$/ and the first matching key wins', () => {
+    assert.equal(patternKey(['layer.0.*', 'layer.*'], 'bert.encoder.layer.0.attention.self.query'), 'layer.0.*');
+    assert.equal(patternKey(['query', 'layer.0.*'], 'bert.encoder.layer.0.attention.self.query'), 'query');
+    assert.equal(patternKey(['uery'], 'bert.encoder.layer.0.attention.self.query'), null, 'a key matches whole dotted components');
+    assert.equal(patternKey(['bert.encoder.layer.1.output.dense'], 'bert.encoder.layer.11.output.dense'), null);
+  });
+  it('target_modules: exact name or dotted suffix; a string is a full-match regex', () => {
+    assert.ok(isTarget('bert.encoder.layer.0.attention.output.dense', ['output.dense']));
+    assert.ok(!isTarget('bert.encoder.layer.0.attention.output.dense', ['put.dense']));
+    assert.ok(isTarget('model.layers.3.self_attn.q_proj', '.*\\.(q|v)_proj'));
+    assert.ok(!isTarget('model.layers.3.self_attn.k_proj', '.*\\.(q|v)_proj'));
+  });
+  it('all-linear excludes the classification head or the LM head only', () => {
+    const { model: bert } = loadModel(HF + 'bert');
+    assert.ok(!allLinearTargets(bert).includes('classifier') && allLinearTargets(bert).includes('bert.pooler.dense'));
+    const { model: llama } = loadModel(HF + 'llama');
+    assert.ok(!allLinearTargets(llama).includes('lm_head'));
+    assert.equal(allLinearTargets(llama).length, 14);
+  });
+  it('modules_to_save match by name suffix, as PEFT (DistilBERT\'s pre_classifier ends with "classifier")', () => {
+    const { model } = loadModel(HF + 'distilbert');
+    assert.deepEqual(resolveLora(model, defaultLoraConfig(model)).modulesToSave.sort(), ['classifier', 'pre_classifier']);
+  });
+  it('rank 0 leaves a module unadapted; unused pattern keys are reported', () => {
+    const { model } = loadModel(HF + 'bert');
+    const res = resolveLora(model, defaultLoraConfig(model, { rank_pattern: { 'layer.1.attention.self.query': 0, 'layer.9.*': 4 } }));
+    assert.deepEqual(res.skipped, ['bert.encoder.layer.1.attention.self.query']);
+    assert.deepEqual(res.unusedPatterns, ['layer.9.*']);
+    assert.equal(res.modules.length, 5);
+  });
+  it('targets that match nothing say what the modules are called', () => {
+    const { model } = loadModel(HF + 'llama');
+    assert.throws(() => resolveLora(model, defaultLoraConfig(model, { target_modules: ['query'] })), /match no Linear .* named like model\.layers\.0\.self_attn\.q_proj/);
+  });
+});
+
+describe('LoRA initialisation', () => {
+  const setup = (init: boolean | 'gaussian' | 'pissa') => {
+    const { model } = loadModel(HF + 'llama');
+    const w0 = Float32Array.from(model.params.get('model.layers.0.self_attn.q_proj.weight').data);
+    const lm = applyLoraConfig(model, defaultLoraConfig(model, { r: 4, lora_alpha: 8, init_lora_weights: init }), 1);
+    return { model, lm, w0, lin: lm.resolution.modules[0].linear };
+  };
+  it('default: A kaiming-uniform within 1/sqrt(in), B zero, so the model is unchanged', () => {
+    const { lin } = setup(true);
+    assert.ok(lin.lora!.B.data.every((v) => v === 0));
+    assert.ok(lin.lora!.A.data.every((v) => Math.abs(v) <= 1 / Math.sqrt(64)));
+    assert.ok(lin.lora!.A.data.some((v) => v !== 0));
+  });
+  it('gaussian: A ~ N(0, 1/r)', () => {
+    const { lin } = setup('gaussian');
+    const a = Array.from(lin.lora!.A.data), sd = Math.sqrt(a.reduce((s, v) => s + v * v, 0) / a.length);
+    assert.ok(Math.abs(sd - 0.25) < 0.03, `std ${sd}`);
+  });
+  it('false: B non-zero as well (nn.Linear init)', () => {
+    assert.ok(setup(false).lin.lora!.B.data.some((v) => v !== 0));
+  });
+  it('pissa: residual + scale * B A reproduces W, and B A carries the top singular directions', () => {
+    const { lin, w0 } = setup('pissa');
+    const { A, B, scale } = lin.lora!, r = 4, inF = 64, outF = 64, W = lin.weight.data;
+    let err = 0, deltaNorm = 0;
+    for (let i = 0; i < outF; i++) for (let j = 0; j < inF; j++) {
+      let d = 0;
+      for (let k = 0; k < r; k++) d += B.data[i * r + k] * A.data[k * inF + j];
+      err = Math.max(err, Math.abs(W[i * inF + j] + scale * d - w0[i * inF + j]));
+      deltaNorm += (scale * d) ** 2;
+    }
+    assert.ok(err < 1e-5, `reconstruction error ${err}`);
+    let total = 0;
+    for (const v of w0) total += v * v;
+    assert.ok(deltaNorm / total > (4 / 64) * 1.2, 'the top-4 directions carry more than an average share of the energy');
+    void Rng;
+  });
+});
+
+describe('adapter config', () => {
+  it('rank and alpha patterns are keyed by full module names', () => {
+    const { model } = loadModel(HF + 'bert');
+    const lm = loadAdapter(model, HF + 'bert/lora/adapter');
+    const j = adapterConfigJson(lm, 'bert');
+    assert.equal(j.r, 1);
+    assert.ok(Object.keys(j.rank_pattern as object).every((k) => k.startsWith('bert.encoder.layer.')));
+    assert.equal((j.target_modules as string[]).length, 18);
+  });
+});
