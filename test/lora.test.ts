@@ -11,7 +11,7 @@ import { adapterConfigJson, loadAdapter, saveAdapter } from '../src/lora/adapter
 import { allLinearTargets, defaultLoraConfig, isTarget, patternKey, resolveLora } from '../src/lora/config.js';
 import { applyLoraConfig, countTrainable, mergeAll, unmergeAll } from '../src/lora/lora.js';
 import { loadModel } from '../src/models/load.js';
-import { HF, fixtureInputs, maxDiff } from './models.test.js';
+import { HF, fixtureInputs, maxDiff } from './hf-fixtures.js';
 
 function labelsOf(dir: string): number[] {
   return (JSON.parse(readFileSync(join(dir, 'inputs.json'), 'utf8')) as { labels: number[] }).labels;

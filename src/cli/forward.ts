@@ -4,6 +4,7 @@ import type { Command } from 'commander';
 import { noGrad, scope } from '../engine/tensor.js';
 import { writeSafetensors, type TensorToWrite } from '../io/safetensors.js';
 import { TextTokenizer, padBatch } from '../io/tokenizer.js';
+import { loadAdapter } from '../lora/adapter.js';
 import { loadModel } from '../models/load.js';
 import type { Model, ModelInputs } from '../models/model.js';
 import { positiveInt } from './main.js';
@@ -66,12 +67,13 @@ export function forwardAll(model: Model, x: ModelInputs, batchSize: number): Rec
   return tensors;
 }
 
-interface ForwardOptions { model: string; inputs?: string; text?: string[]; textFile?: string; pair?: string[]; maxLength?: number; batchSize: number; out: string }
+interface ForwardOptions { model: string; adapter?: string; inputs?: string; text?: string[]; textFile?: string; pair?: string[]; maxLength?: number; batchSize: number; out: string }
 
 export function registerForward(program: Command): void {
   program.command('forward')
     .description('run a checkpoint and write every hidden state (hidden_states.0..L) and the logits as F32 safetensors')
     .requiredOption('--model <dir>', 'Hugging Face model folder (config.json, model.safetensors, tokenizer.json for text)')
+    .option('--adapter <dir>', 'apply a PEFT LoRA adapter folder (adapter_config.json + adapter_model.safetensors)')
     .option('--inputs <file>', 'inputs.json with input_ids, attention_mask, optional token_type_ids ([batch][seq])')
     .option('--text <text...>', 'texts to tokenize with the model\'s tokenizer')
     .option('--text-file <file>', 'a text per line')
@@ -83,7 +85,8 @@ export function registerForward(program: Command): void {
       const given = [o.inputs, o.text, o.textFile].filter((v) => v !== undefined).length;
       if (given !== 1) throw new Error('give exactly one of --inputs, --text, --text-file');
       const { model, report } = loadModel(o.model);
-      if (report.initialised.length) process.stderr.write(`gelora: ${o.model}: head weights not in the checkpoint, initialised randomly: ${report.initialised.join(', ')}\n`);
+      if (report.initialised.length && !o.adapter) process.stderr.write(`gelora: ${o.model}: head weights not in the checkpoint, initialised randomly: ${report.initialised.join(', ')}\n`);
+      if (o.adapter) loadAdapter(model, o.adapter);
       let x: ModelInputs;
       if (o.inputs) x = readInputsJson(o.inputs);
       else {

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 /** The gelora command line. Each subcommand lives in its own module; this file only wires them. */
 import { Command, InvalidArgumentError } from 'commander';
+import { registerAnalyze } from './analyze.js';
 import { registerBench } from './bench.js';
 import { registerForward } from './forward.js';
 import { registerId } from './id.js';
@@ -16,6 +17,7 @@ const program = new Command('gelora')
   .version('0.1.0')
   .showHelpAfterError();
 
+registerAnalyze(program);
 registerForward(program);
 registerId(program);
 registerBench(program);

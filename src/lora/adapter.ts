@@ -34,15 +34,20 @@ function mostCommon(xs: number[]): number {
   return [...n.entries()].sort((a, b) => b[1] - a[1] || a[0] - b[0])[0][0];
 }
 
-/** The adapter_config.json object for a LoRA model (patterns expanded to full module names). */
-export function adapterConfigJson(lm: LoraModel, baseModel: string | null): Record<string, unknown> {
-  const { config: c, resolution: res } = lm;
-  const ranks = res.modules.map((m) => m.r), alphas = res.modules.map((m) => m.alpha);
-  const r = ranks.length ? mostCommon(ranks) : c.r, alpha = alphas.length ? mostCommon(alphas) : c.lora_alpha;
+/** A module LoRA adapts, with its rank and alpha. */
+export interface AdaptedModule { name: string; r: number; alpha: number }
+
+/**
+ * adapter_config.json for the given adapted modules: target_modules is their exact list, r and
+ * lora_alpha the most common values, rank_pattern / alpha_pattern (full module names) the rest.
+ */
+export function adapterConfigFor(c: LoraConfig, modules: AdaptedModule[], baseModel: string | null): Record<string, unknown> {
+  const r = modules.length ? mostCommon(modules.map((m) => m.r)) : c.r;
+  const alpha = modules.length ? mostCommon(modules.map((m) => m.alpha)) : c.lora_alpha;
   const rankPattern: Record<string, number> = {}, alphaPattern: Record<string, number> = {};
-  for (const m of res.modules) {
-    if (m.r !== r) rankPattern[m.linear.name] = m.r;
-    if (m.alpha !== alpha) alphaPattern[m.linear.name] = m.alpha;
+  for (const m of modules) {
+    if (m.r !== r) rankPattern[m.name] = m.r;
+    if (m.alpha !== alpha) alphaPattern[m.name] = m.alpha;
   }
   const modulesToSave = [...(c.modules_to_save ?? []), ...(c.task_type === 'SEQ_CLS' ? ['classifier', 'score'] : [])];
   return {
@@ -50,8 +55,13 @@ export function adapterConfigJson(lm: LoraModel, baseModel: string | null): Reco
     alpha_pattern: alphaPattern, base_model_name_or_path: baseModel, bias: c.bias, fan_in_fan_out: c.fan_in_fan_out,
     init_lora_weights: c.init_lora_weights, lora_alpha: alpha, lora_dropout: c.lora_dropout,
     modules_to_save: modulesToSave.length ? modulesToSave : null, r, rank_pattern: rankPattern,
-    target_modules: res.modules.map((m) => m.linear.name), task_type: c.task_type, use_rslora: c.use_rslora,
+    target_modules: modules.map((m) => m.name), task_type: c.task_type, use_rslora: c.use_rslora,
   };
+}
+
+/** The adapter_config.json object for a LoRA model. */
+export function adapterConfigJson(lm: LoraModel, baseModel: string | null): Record<string, unknown> {
+  return adapterConfigFor(lm.config, lm.resolution.modules.map((m) => ({ name: m.linear.name, r: m.r, alpha: m.alpha })), baseModel);
 }
 
 /** The adapter tensors by PEFT key (float32). */

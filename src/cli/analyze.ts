@@ -1,0 +1,172 @@
+/** `gelora analyze`: intrinsic-dimension profile of a model on task inputs, and the GeLoRA ranks it gives. */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Option, type Command } from 'commander';
+import type { LayerEstimate, Pooling } from '../id/pooling.js';
+import { POOLINGS, idProfile } from '../id/pooling.js';
+import type { IdMethod } from '../id/twonn.js';
+import { writeFileAtomic, writeJsonAtomic } from '../io/atomic.js';
+import { readExamples } from '../io/dataset.js';
+import { readPoints } from '../io/points.js';
+import { SafetensorsFile } from '../io/safetensors.js';
+import { TextTokenizer } from '../io/tokenizer.js';
+import { adapterConfigFor, allocate, allocationConfig, blockModules, buildReport, collectLayerPoints, fixedTrainableParams, type AllocateOptions, type BlockModule } from '../gelora/analyze.js';
+import type { LoraConfig } from '../lora/config.js';
+import { createModel, loadModel } from '../models/load.js';
+import { MODEL_TYPES, type HfConfig } from '../models/model.js';
+import { profileSvg } from '../report/plots.js';
+import { fraction } from './id.js';
+import { positiveInt } from './main.js';
+import { progressBar } from './progress.js';
+
+interface AnalyzeCli {
+  model?: string; train?: string; hiddenStates?: string; moduleNames?: string; modelType?: string; numLayers?: number;
+  textCol?: string; pairCol?: string; samples: number; pooling: Pooling; keepSpecial?: boolean; maxTokens: number; maxLength: number;
+  batchSize: number; method: IdMethod; discard: number; bootstrap: number; offset: number; alphaRatio: number; errorAware?: boolean;
+  budget?: number; budgetLikeRank?: number; maxRank?: number; targets?: string[]; seed: number; out: string; json?: boolean;
+}
+
+const nonNegInt = (v: string): number => {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0) throw new Error(`expected a non-negative integer, got ${v}`);
+  return n;
+};
+
+/** Block modules from "name [in out]" lines (e.g. dumped from PyTorch's named_modules()). */
+export function readModuleList(file: string): BlockModule[] {
+  const mods: BlockModule[] = [];
+  readFileSync(file, 'utf8').split(/\r?\n/).forEach((line, i) => {
+    const parts = line.trim().split(/\s+/).filter(Boolean);
+    if (parts.length === 0 || parts[0].startsWith('#')) return;
+    const m = /\.(?:layer|layers|h|block|blocks)\.(\d+)\./.exec(parts[0]);
+    if (!m) return; // not inside a block (embeddings, heads)
+    if (parts.length !== 1 && parts.length !== 3) throw new Error(`${file}:${i + 1}: expected "module_name" or "module_name in_features out_features"`);
+    const [inF, outF] = parts.length === 3 ? [Number(parts[1]), Number(parts[2])] : [undefined, undefined];
+    if (parts.length === 3 && !(Number.isInteger(inF) && Number.isInteger(outF))) throw new Error(`${file}:${i + 1}: sizes must be integers`);
+    mods.push({ name: parts[0], block: Number(m[1]) + 1, inF, outF });
+  });
+  if (mods.length === 0) throw new Error(`${file}: no module inside a numbered layer (names like model.layers.0.self_attn.q_proj)`);
+  return mods;
+}
+
+/** The adaptable module names of a standard model type with L layers (from a tiny instance of it). */
+export function standardModules(type: string, layers: number): BlockModule[] {
+  const tiny: Record<string, HfConfig> = {
+    bert: { model_type: 'bert', vocab_size: 8, hidden_size: 8, num_hidden_layers: 1, num_attention_heads: 2, intermediate_size: 8 },
+    roberta: { model_type: 'roberta', vocab_size: 8, hidden_size: 8, num_hidden_layers: 1, num_attention_heads: 2, intermediate_size: 8 },
+    distilbert: { model_type: 'distilbert', vocab_size: 8, dim: 8, n_layers: 1, n_heads: 2, hidden_dim: 8 },
+    'deberta-v2': { model_type: 'deberta-v2', vocab_size: 8, hidden_size: 8, num_hidden_layers: 1, num_attention_heads: 2, intermediate_size: 8, relative_attention: true, pos_att_type: ['p2c', 'c2p'], share_att_key: true, position_buckets: 4 },
+    gpt2: { model_type: 'gpt2', vocab_size: 8, n_embd: 8, n_layer: 1, n_head: 2, n_positions: 8 },
+    llama: { model_type: 'llama', vocab_size: 8, hidden_size: 8, num_hidden_layers: 1, num_attention_heads: 2, intermediate_size: 8 },
+  };
+  const c = tiny[type];
+  if (!c) throw new Error(`--model-type ${type} is not one of ${MODEL_TYPES.join(', ')}`);
+  const block1 = blockModules(createModel(c)).map((m) => m.name);
+  const out: BlockModule[] = [];
+  for (let i = 0; i < layers; i++) for (const n of block1) out.push({ name: n.replace(/\.(layer|layers|h)\.0\./, `.$1.${i}.`), block: i + 1 });
+  return out;
+}
+
+function printTable(profile: LayerEstimate[], ranks: number[]): void {
+  const rows = ['layer        d     ± err   [low, high]          block  rank'];
+  profile.forEach((p, i) => {
+    rows.push(`${String(p.layer).padStart(5)} ${p.id.toFixed(3).padStart(9)} ${p.error.toFixed(3).padStart(8)}   [${p.low.toFixed(2)}, ${p.high.toFixed(2)}]`.padEnd(46) +
+      (i > 0 ? `${String(i).padStart(5)} ${String(ranks[i - 1]).padStart(5)}` : ''));
+  });
+  console.log(rows.join('\n'));
+}
+
+export function registerAnalyze(program: Command): void {
+  program.command('analyze')
+    .description('intrinsic-dimension profile of the frozen model on task inputs and the GeLoRA rank of every block')
+    .option('--model <dir>', 'Hugging Face model folder')
+    .option('--train <file>', 'task inputs: CSV/TSV/JSONL (column text, optional text_pair) or TXT (a text per line)')
+    .option('--hidden-states <file>', 'instead of --model/--train: pooled hidden states hidden_states.0..L ([N, D] each) from any runtime')
+    .option('--module-names <file>', 'with --hidden-states: Linear module names ("name" or "name in out" per line)')
+    .addOption(new Option('--model-type <type>', 'with --hidden-states: standard module names of this type').choices([...MODEL_TYPES]))
+    .option('--num-layers <n>', 'with --model-type: number of blocks', positiveInt)
+    .option('--text-col <name>', 'text column')
+    .option('--pair-col <name>', 'second-text column (sentence pairs)')
+    .option('--samples <n>', 'examples to run (seeded sample)', positiveInt, 2000)
+    .addOption(new Option('--pooling <p>', 'token states to points').choices(POOLINGS).default('mean'))
+    .option('--keep-special', 'keep [CLS]/[SEP]/<s> tokens in mean and tokens pooling')
+    .option('--max-tokens <n>', 'tokens pooling: about n points in total', positiveInt, 10000)
+    .option('--max-length <n>', 'truncate inputs to n tokens', positiveInt, 128)
+    .option('--batch-size <n>', 'sequences per forward pass', positiveInt, 16)
+    .addOption(new Option('--method <m>', 'TwoNN estimator').choices(['fit', 'ml', 'bayes']).default('fit'))
+    .option('--discard <f>', 'fraction of largest ratios the fit leaves out', fraction, 0.1)
+    .option('--bootstrap <n>', 'bootstrap resamples for each layer\'s interval', nonNegInt, 100)
+    .option('--offset <k>', 'added to every block\'s lower bound', nonNegInt, 1)
+    .option('--alpha-ratio <a>', 'lora_alpha = a * r in every block', (v) => Number(v), 2)
+    .option('--error-aware', 'rank from the upper end of each block\'s interval of dimension growth')
+    .option('--budget <n>', 'scale ranks to exactly n trainable parameters (LoRA + trained head, as PEFT counts)', positiveInt)
+    .option('--budget-like-rank <k>', 'scale ranks to the budget of uniform LoRA at rank k on the same modules', positiveInt)
+    .option('--max-rank <k>', 'cap every rank at k', positiveInt)
+    .option('--targets <names...>', 'modules to adapt (PEFT target_modules; default: every Linear inside the blocks)')
+    .option('--seed <s>', 'seed for sampling and bootstrap', (v) => Number(v), 0)
+    .requiredOption('--out <dir>', 'output folder: gelora.json, adapter_config.json, profile.svg')
+    .option('--json', 'print gelora.json instead of the table')
+    .action((o: AnalyzeCli) => {
+      if (o.budget !== undefined && o.budgetLikeRank !== undefined) throw new Error('give --budget or --budget-like-rank, not both');
+      const allocOpts: AllocateOptions = { offset: o.offset, alphaRatio: o.alphaRatio, errorAware: o.errorAware, budget: o.budget, budgetLikeRank: o.budgetLikeRank, maxRank: o.maxRank };
+      const idOpts = { method: o.method, discard: o.discard, bootstrap: o.bootstrap, seed: o.seed };
+      const idBar = progressBar('intrinsic dimension');
+      let report, adapterConfig: Record<string, unknown>, title: string;
+      if (o.hiddenStates) {
+        if (o.model || o.train) throw new Error('--hidden-states replaces --model and --train');
+        const modules = o.moduleNames ? readModuleList(o.moduleNames) : o.modelType && o.numLayers ? standardModules(o.modelType, o.numLayers) : null;
+        if (!modules) throw new Error('--hidden-states needs --module-names FILE or --model-type TYPE --num-layers L');
+        const f = new SafetensorsFile(o.hiddenStates);
+        const names = f.names().filter((n) => /^hidden_states\.\d+$/.test(n)).sort((a, b) => Number(a.split('.')[1]) - Number(b.split('.')[1]));
+        f.close();
+        names.forEach((n, i) => { if (n !== `hidden_states.${i}`) throw new Error(`${o.hiddenStates}: hidden_states.${i} is missing (it has ${names.join(', ')})`); });
+        if (names.length < 2) throw new Error(`${o.hiddenStates}: needs hidden_states.0 .. hidden_states.L (pooled [N, D] each)`);
+        const layers = names.map((n) => readPoints(`${o.hiddenStates}:${n}`));
+        const profile = idProfile(layers, { ...idOpts, onLayer: (l) => idBar.update(l + 1, layers.length) });
+        idBar.stop();
+        const alloc = allocate(profile, modules, allocOpts);
+        const type = o.modelType ?? 'custom';
+        const decoder = type === 'gpt2' || type === 'llama';
+        const c: LoraConfig = {
+          r: 1, lora_alpha: 2, lora_dropout: 0, target_modules: null, rank_pattern: {}, alpha_pattern: {}, modules_to_save: null, use_rslora: false,
+          init_lora_weights: true, bias: 'none', fan_in_fan_out: type === 'gpt2', task_type: decoder ? 'CAUSAL_LM' : 'SEQ_CLS',
+        };
+        adapterConfig = adapterConfigFor(c, alloc.modules, null);
+        report = buildReport({ modelPath: null, modelType: type, hidden: layers[0].dim, profile, alloc, modules, data: { hidden_states: o.hiddenStates, points: layers[0].n }, ...idOpts, allocOpts, fixed: null });
+        title = `GeLoRA profile: ${o.hiddenStates}`;
+      } else {
+        if (!o.model || !o.train) throw new Error('give --model DIR and --train FILE (or --hidden-states FILE)');
+        const { model } = loadModel(o.model);
+        const tok = TextTokenizer.fromDir(o.model, Number(model.config.pad_token_id ?? 0));
+        const { examples } = readExamples(o.train, { textCol: o.textCol, pairCol: o.pairCol });
+        const fwdBar = progressBar('hidden states');
+        const { layers, sequences } = collectLayerPoints(model, tok, examples, {
+          samples: o.samples, pooling: o.pooling, excludeSpecial: !o.keepSpecial, maxTokens: o.maxTokens, maxLength: o.maxLength,
+          batchSize: o.batchSize, seed: o.seed, onBatch: (d, t) => fwdBar.update(d, t),
+        });
+        fwdBar.stop();
+        const profile = idProfile(layers, { ...idOpts, onLayer: (l) => idBar.update(l + 1, layers.length) });
+        idBar.stop();
+        const modules = blockModules(model, o.targets ?? null);
+        if (modules.length === 0) throw new Error(`--targets ${o.targets?.join(' ')} match no module inside the blocks of this ${model.type} model`);
+        const fixed = fixedTrainableParams(model);
+        const alloc = allocate(profile, modules, { ...allocOpts, fixedParams: fixed });
+        adapterConfig = adapterConfigFor(allocationConfig(model, alloc), alloc.modules, o.model);
+        report = buildReport({
+          modelPath: o.model, modelType: model.type, hidden: model.hiddenSize, profile, alloc, modules,
+          data: { file: o.train, examples: examples.length, sequences, points: layers[0].n, pooling: o.pooling, exclude_special: !o.keepSpecial, max_length: o.maxLength, seed: o.seed },
+          ...idOpts, allocOpts, fixed,
+        });
+        title = `GeLoRA profile: ${o.model} on ${o.train}`;
+      }
+      writeJsonAtomic(join(o.out, 'gelora.json'), report);
+      writeJsonAtomic(join(o.out, 'adapter_config.json'), adapterConfig);
+      writeFileAtomic(join(o.out, 'profile.svg'), profileSvg(report.profile, report.ranks, title));
+      if (o.json) { console.log(JSON.stringify(report)); return; }
+      printTable(report.profile, report.ranks);
+      const b = report.budget;
+      if (b) console.log(`budget: ${b.reached} of ${b.target} parameters${b.exact ? ' (exact)' : ` — ${b.note}`}${b.likeRank ? ` (uniform rank ${b.likeRank})` : ''}`);
+      if (report.trainable_params !== null) console.log(`trainable parameters (PEFT count): ${report.trainable_params}`);
+      console.log(`wrote ${join(o.out, 'gelora.json')}, adapter_config.json, profile.svg`);
+    });
+}

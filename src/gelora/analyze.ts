@@ -1,0 +1,167 @@
+/**
+ * The GeLoRA analysis: run the frozen model over task inputs, pool every layer's hidden states into
+ * points, estimate the intrinsic-dimension profile d_0..d_L with error bars, and turn it into
+ * per-block LoRA ranks (optionally scaled to a parameter budget), written as a PEFT config.
+ */
+import { Rng } from '../engine/random.js';
+import { noGrad, scope } from '../engine/tensor.js';
+import type { Points } from '../id/knn.js';
+import { LayerPoints, idProfile, poolPlan, type LayerEstimate, type Pooling } from '../id/pooling.js';
+import { sampleWithoutReplacement, type IdMethod } from '../id/twonn.js';
+import type { Example } from '../io/dataset.js';
+import { padBatch, type TextTokenizer } from '../io/tokenizer.js';
+import { adapterConfigFor, type AdaptedModule } from '../lora/adapter.js';
+import { allLinearTargets, defaultLoraConfig, isTarget, savedModules, type LoraConfig } from '../lora/config.js';
+import type { Model } from '../models/model.js';
+import { fitBudget, geloraRanks, type BudgetResult } from './allocate.js';
+
+export interface CollectOptions {
+  samples?: number;
+  pooling?: Pooling;
+  excludeSpecial?: boolean;
+  /** tokens pooling: about this many tokens in total */
+  maxTokens?: number;
+  maxLength?: number;
+  batchSize?: number;
+  seed?: number;
+  onBatch?: (done: number, total: number) => void;
+}
+
+/** Pooled points of every layer (hidden_states.0..L) for a seeded sample of the examples. */
+export function collectLayerPoints(model: Model, tok: TextTokenizer, examples: Example[], o: CollectOptions = {}): { layers: Points[]; sequences: number } {
+  const rng = new Rng(o.seed ?? 0);
+  const n = Math.min(o.samples ?? 2000, examples.length);
+  if (n < 3) throw new Error(`intrinsic dimension needs at least 3 examples, got ${examples.length}`);
+  const picked = n < examples.length ? Array.from(sampleWithoutReplacement(examples.length, n, rng), (i) => examples[i]) : examples;
+  const enc = picked.map((e) => tok.encode(e.text, e.pair ?? null, { maxLength: o.maxLength ?? 128 }));
+  // length-sorted batches waste less on padding; the order of points does not matter to TwoNN
+  const order = [...enc.keys()].sort((a, b) => enc[a].ids.length - enc[b].ids.length);
+  const pooling = o.pooling ?? 'mean';
+  const exclude = o.excludeSpecial ?? true ? tok.specialIds : undefined;
+  let keepProb = 1;
+  if (pooling === 'tokens') {
+    const total = enc.reduce((s, e) => s + e.ids.filter((id) => !exclude?.has(id)).length, 0);
+    keepProb = Math.min(1, (o.maxTokens ?? 10000) / Math.max(total, 1));
+  }
+  const bs = o.batchSize ?? 16, collector = new LayerPoints(model.numLayers + 1, model.hiddenSize);
+  const batches = Math.ceil(order.length / bs);
+  for (let b = 0; b < batches; b++) {
+    const idx = order.slice(b * bs, (b + 1) * bs);
+    const x = padBatch(idx.map((i) => enc[i].ids), idx.map((i) => enc[i].typeIds), tok.padId);
+    const plan = poolPlan(x.attentionMask, x.inputIds, x.batch, x.seq, { mode: pooling, excludeIds: exclude, keepProb, rng });
+    noGrad(() => scope(() => {
+      const out = model.forward(x);
+      out.hiddenStates.forEach((h, l) => collector.add(l, h.data as Float32Array, plan));
+    }));
+    o.onBatch?.(b + 1, batches);
+  }
+  return { layers: Array.from({ length: model.numLayers + 1 }, (_, l) => collector.points(l)), sequences: picked.length };
+}
+
+/** A Linear that GeLoRA adapts: its block (1..L) and, when known, its size. */
+export interface BlockModule { name: string; block: number; inF?: number; outF?: number }
+
+/** The adaptable modules of a model: every Linear inside a block (attention and feed-forward) by default. */
+export function blockModules(model: Model, targets?: string[] | string | null): BlockModule[] {
+  const wanted = targets === 'all-linear' ? allLinearTargets(model) : targets;
+  return model.linears()
+    .filter((l) => (wanted ? isTarget(l.name, wanted) : true))
+    .map((l) => ({ name: l.name, block: model.blockOf(l.name) ?? 0, inF: l.inFeatures, outF: l.outFeatures }))
+    .filter((m) => m.block > 0);
+}
+
+export interface AllocateOptions {
+  offset?: number;
+  alphaRatio?: number;
+  errorAware?: boolean;
+  /** a target number of trainable parameters (LoRA + modules trained in full, as PEFT counts) */
+  budget?: number;
+  /** the budget of uniform LoRA at this rank on the same modules */
+  budgetLikeRank?: number;
+  maxRank?: number;
+  /** parameters trained in full next to LoRA (modules_to_save) */
+  fixedParams?: number;
+}
+
+export interface Allocation {
+  ranks: number[];
+  alphas: number[];
+  modules: AdaptedModule[];
+  /** rule ranks before any budget scaling */
+  ruleRanks: number[];
+  budget: (BudgetResult & { likeRank?: number }) | null;
+  /** LoRA parameters r (in + out) summed, when module sizes are known */
+  loraParams: number | null;
+}
+
+export function allocate(profile: LayerEstimate[] | { id: number; low?: number; high?: number }[], modules: BlockModule[], o: AllocateOptions = {}): Allocation {
+  const L = profile.length - 1;
+  const ruleRanks = geloraRanks(profile, { offset: o.offset ?? 1, errorAware: o.errorAware });
+  for (const m of modules) if (m.block < 1 || m.block > L) throw new Error(`module ${m.name} is in block ${m.block}, but the profile covers blocks 1..${L}`);
+  let ranks = ruleRanks.map((r) => Math.min(r, o.maxRank ?? Infinity));
+  const sized = modules.every((m) => m.inF !== undefined && m.outF !== undefined);
+  const cost = Array.from({ length: L }, (_, i) => modules.filter((m) => m.block === i + 1).reduce((s, m) => s + (m.inF ?? 0) + (m.outF ?? 0), 0));
+  let budget: Allocation['budget'] = null;
+  if (o.budget !== undefined || o.budgetLikeRank !== undefined) {
+    if (!sized) throw new Error('budget mode needs the sizes of the adapted modules (give a model, a config, or a module list with sizes)');
+    const fixed = o.fixedParams ?? 0;
+    const target = o.budget ?? (o.budgetLikeRank! * cost.reduce((a, b) => a + b, 0) + fixed);
+    budget = { ...fitBudget(ranks, cost, target, fixed, o.maxRank ?? Infinity), ...(o.budgetLikeRank !== undefined ? { likeRank: o.budgetLikeRank } : {}) };
+    ranks = budget.ranks;
+  }
+  const ratio = o.alphaRatio ?? 2;
+  const alphas = ranks.map((r) => ratio * r);
+  const adapted = modules.filter((m) => ranks[m.block - 1] > 0).map((m) => ({ name: m.name, r: ranks[m.block - 1], alpha: alphas[m.block - 1] }));
+  const loraParams = sized ? modules.reduce((s, m) => s + ranks[m.block - 1] * (m.inF! + m.outF!), 0) : null;
+  return { ranks, alphas, modules: adapted, ruleRanks, budget, loraParams };
+}
+
+/** The LoraConfig that trains exactly this allocation. */
+export function allocationConfig(model: Model, a: Allocation, over: Partial<LoraConfig> = {}): LoraConfig {
+  const rank_pattern: Record<string, number> = {}, alpha_pattern: Record<string, number> = {};
+  for (const m of a.modules) { rank_pattern[m.name] = m.r; alpha_pattern[m.name] = m.alpha; }
+  return defaultLoraConfig(model, { target_modules: a.modules.map((m) => m.name), rank_pattern, alpha_pattern, r: a.modules[0]?.r ?? 1, lora_alpha: a.modules[0]?.alpha ?? 2, ...over });
+}
+
+/** Parameters of the modules a SEQ_CLS adapter trains in full (PEFT's modules_to_save). */
+export function fixedTrainableParams(model: Model): number {
+  if (model.task !== 'seq-cls') return 0;
+  const mods = savedModules(model, ['classifier', 'score']);
+  return model.params.names().filter((n) => mods.some((m) => n.startsWith(`${m}.`))).reduce((s, n) => s + model.params.get(n).size, 0);
+}
+
+export interface GeloraReport {
+  gelora: string;
+  model: { path: string | null; type: string; layers: number; hidden: number };
+  data: Record<string, unknown>;
+  id: { method: IdMethod; discard: number; bootstrap: number };
+  profile: LayerEstimate[];
+  rule: { offset: number; alpha_ratio: number; error_aware: boolean; max_rank: number | null };
+  ranks: number[];
+  alphas: number[];
+  rule_ranks: number[];
+  budget: Allocation['budget'];
+  trainable_params: number | null;
+  modules: Record<string, { block: number; r: number; alpha: number }>;
+}
+
+export function buildReport(args: {
+  modelPath: string | null; modelType: string; hidden: number; profile: LayerEstimate[]; alloc: Allocation; modules: BlockModule[];
+  data: Record<string, unknown>; method: IdMethod; discard: number; bootstrap: number; allocOpts: AllocateOptions; fixed: number | null;
+}): GeloraReport {
+  const { alloc } = args;
+  const blockOf = new Map(args.modules.map((m) => [m.name, m.block]));
+  return {
+    gelora: '0.1.0',
+    model: { path: args.modelPath, type: args.modelType, layers: args.profile.length - 1, hidden: args.hidden },
+    data: args.data,
+    id: { method: args.method, discard: args.discard, bootstrap: args.bootstrap },
+    profile: args.profile,
+    rule: { offset: args.allocOpts.offset ?? 1, alpha_ratio: args.allocOpts.alphaRatio ?? 2, error_aware: Boolean(args.allocOpts.errorAware), max_rank: args.allocOpts.maxRank ?? null },
+    ranks: alloc.ranks, alphas: alloc.alphas, rule_ranks: alloc.ruleRanks, budget: alloc.budget,
+    trainable_params: alloc.loraParams === null ? null : alloc.loraParams + (args.fixed ?? 0),
+    modules: Object.fromEntries(alloc.modules.map((m) => [m.name, { block: blockOf.get(m.name)!, r: m.r, alpha: m.alpha }])),
+  };
+}
+
+export { adapterConfigFor, idProfile };
