@@ -106,7 +106,7 @@ export function registerAnalyze(program: Command): void {
     .option('--seed <s>', 'seed for sampling and bootstrap', (v) => Number(v), 0)
     .requiredOption('--out <dir>', 'output folder: gelora.json, adapter_config.json, profile.svg')
     .option('--json', 'print gelora.json instead of the table')
-    .action((o: AnalyzeCli) => {
+    .action(async (o: AnalyzeCli) => {
       if (o.budget !== undefined && o.budgetLikeRank !== undefined) throw new Error('give --budget or --budget-like-rank, not both');
       const allocOpts: AllocateOptions = { offset: o.offset, alphaRatio: o.alphaRatio, errorAware: o.errorAware, budget: o.budget, budgetLikeRank: o.budgetLikeRank, maxRank: o.maxRank };
       const idOpts = { method: o.method, discard: o.discard, bootstrap: o.bootstrap, seed: o.seed };
@@ -138,7 +138,7 @@ export function registerAnalyze(program: Command): void {
         if (!o.model || !o.train) throw new Error('give --model DIR and --train FILE (or --hidden-states FILE)');
         const { model } = loadModel(o.model);
         const tok = TextTokenizer.fromDir(o.model, Number(model.config.pad_token_id ?? 0));
-        const { examples } = readExamples(o.train, { textCol: o.textCol, pairCol: o.pairCol });
+        const { examples } = await readExamples(o.train, { textCol: o.textCol, pairCol: o.pairCol });
         const fwdBar = progressBar('hidden states');
         const { layers, sequences } = collectLayerPoints(model, tok, examples, {
           samples: o.samples, pooling: o.pooling, excludeSpecial: !o.keepSpecial, maxTokens: o.maxTokens, maxLength: o.maxLength,

@@ -5,6 +5,7 @@ import { registerAnalyze } from './analyze.js';
 import { registerBench } from './bench.js';
 import { registerForward } from './forward.js';
 import { registerId } from './id.js';
+import { registerTrain } from './train.js';
 
 export function positiveInt(v: string): number {
   const n = Number(v);
@@ -18,6 +19,7 @@ const program = new Command('gelora')
   .showHelpAfterError();
 
 registerAnalyze(program);
+registerTrain(program);
 registerForward(program);
 registerId(program);
 registerBench(program);

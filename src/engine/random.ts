@@ -5,6 +5,11 @@ export class Rng {
 
   constructor(seed: number) { this.s = seed >>> 0; }
 
+  /** The generator's state, to save in a checkpoint. */
+  getState(): [number, number | null] { return [this.s, this.spare]; }
+
+  setState(st: [number, number | null]): void { this.s = st[0] >>> 0; this.spare = st[1]; }
+
   /** Uniform in [0, 1). */
   next(): number {
     let t = (this.s = (this.s + 0x6d2b79f5) >>> 0);

@@ -8,7 +8,6 @@ import { noGrad, scope } from '../engine/tensor.js';
 import type { Points } from '../id/knn.js';
 import { LayerPoints, idProfile, poolPlan, type LayerEstimate, type Pooling } from '../id/pooling.js';
 import { sampleWithoutReplacement, type IdMethod } from '../id/twonn.js';
-import type { Example } from '../io/dataset.js';
 import { padBatch, type TextTokenizer } from '../io/tokenizer.js';
 import { adapterConfigFor, type AdaptedModule } from '../lora/adapter.js';
 import { allLinearTargets, defaultLoraConfig, isTarget, savedModules, type LoraConfig } from '../lora/config.js';
@@ -28,7 +27,7 @@ export interface CollectOptions {
 }
 
 /** Pooled points of every layer (hidden_states.0..L) for a seeded sample of the examples. */
-export function collectLayerPoints(model: Model, tok: TextTokenizer, examples: Example[], o: CollectOptions = {}): { layers: Points[]; sequences: number } {
+export function collectLayerPoints(model: Model, tok: TextTokenizer, examples: { text: string; pair?: string }[], o: CollectOptions = {}): { layers: Points[]; sequences: number } {
   const rng = new Rng(o.seed ?? 0);
   const n = Math.min(o.samples ?? 2000, examples.length);
   if (n < 3) throw new Error(`intrinsic dimension needs at least 3 examples, got ${examples.length}`);

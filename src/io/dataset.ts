@@ -6,6 +6,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { extname } from 'node:path';
 import { parse } from 'csv-parse/sync';
+import { asyncBufferFromFile, parquetReadObjects } from 'hyparquet';
 
 export interface Example {
   text: string;
@@ -49,8 +50,27 @@ function pickColumn(cols: string[], wanted: string | undefined, fallbacks: strin
   return fallbacks.find((c) => cols.includes(c));
 }
 
-/** Rows as objects of strings from a CSV/TSV (header line) or JSONL file; plain text gives {text}. */
-export function readRows(file: string): { rows: Record<string, string>[]; lines: number[]; columns: string[] } {
+type Rows = { rows: Record<string, string>[]; lines: number[]; columns: string[] };
+
+const cell = (v: unknown): string => (v === null || v === undefined ? '' : typeof v === 'string' ? v : typeof v === 'bigint' ? v.toString() : typeof v === 'object' ? JSON.stringify(v, (_, x) => (typeof x === 'bigint' ? x.toString() : x)) : String(v));
+
+/** Rows of a Hugging Face datasets parquet file (line = row number, 1-based). */
+async function readParquet(file: string): Promise<Rows> {
+  if (!existsSync(file)) throw new Error(`${file}: no such file`);
+  let objects: Record<string, unknown>[];
+  try {
+    objects = (await parquetReadObjects({ file: await asyncBufferFromFile(file) })) as Record<string, unknown>[];
+  } catch (e) {
+    throw new Error(`${file}: not a readable parquet file (${(e as Error).message})`);
+  }
+  if (objects.length === 0) throw new Error(`${file}: the file has no rows`);
+  const columns = Object.keys(objects[0]);
+  return { rows: objects.map((o) => Object.fromEntries(Object.entries(o).map(([k, v]) => [k, cell(v)]))), lines: objects.map((_, i) => i + 1), columns };
+}
+
+/** Rows as objects of strings from CSV/TSV (header line), JSONL, parquet or plain text ({text}). */
+export async function readRows(file: string, o: { header?: boolean } = {}): Promise<Rows> {
+  if (extname(file).toLowerCase() === '.parquet') return readParquet(file);
   const text = readUtf8(file), ext = extname(file).toLowerCase();
   if (text.trim().length === 0) throw new Error(`${file}: the file is empty`);
   if (ext === '.jsonl' || ext === '.json') {
@@ -62,7 +82,7 @@ export function readRows(file: string): { rows: Record<string, string>[]; lines:
       try { o = JSON.parse(l); } catch (e) { throw new Error(`${file}:${i + 1}: not a JSON object (${(e as Error).message}); JSONL has one object per line`); }
       if (!o || typeof o !== 'object' || Array.isArray(o)) throw new Error(`${file}:${i + 1}: not a JSON object; JSONL has one object per line`);
       const row: Record<string, string> = {};
-      for (const [k, v] of Object.entries(o)) { row[k] = v === null || v === undefined ? '' : typeof v === 'string' ? v : JSON.stringify(v); cols.add(k); }
+      for (const [k, v] of Object.entries(o)) { row[k] = cell(v); cols.add(k); }
       rows.push(row);
       lines.push(i + 1);
     });
@@ -73,25 +93,27 @@ export function readRows(file: string): { rows: Record<string, string>[]; lines:
     text.split(/\r?\n/).forEach((l, i) => { if (l.trim()) { rows.push({ text: l }); lines.push(i + 1); } });
     return { rows, lines, columns: ['text'] };
   }
-  if (ext !== '.csv' && ext !== '.tsv') throw new Error(`${file}: unknown format "${ext}" (use .csv, .tsv, .jsonl or .txt)`);
+  if (ext !== '.csv' && ext !== '.tsv') throw new Error(`${file}: unknown format "${ext}" (use .csv, .tsv, .jsonl, .parquet or .txt)`);
   let records: Record<string, string>[];
   const info: number[] = [];
   try {
     const parsed = parse(text, {
-      columns: true, delimiter: ext === '.tsv' ? '\t' : ',', skip_empty_lines: true, relax_column_count: false,
+      columns: o.header !== false, delimiter: ext === '.tsv' ? '\t' : ',', skip_empty_lines: true, relax_column_count: false,
       quote: ext === '.tsv' ? false : '"', info: true, bom: true,
-    }) as unknown as { record: Record<string, string>; info: { lines: number } }[];
-    let prevEnd = 1; // the header
-    records = parsed.map((r) => { info.push(prevEnd + 1); prevEnd = r.info.lines; return r.record; });
+    }) as unknown as { record: Record<string, string> | string[]; info: { lines: number } }[];
+    let prevEnd = o.header === false ? 0 : 1; // the header
+    // headerless files (GLUE's CoLA) get their column indices as names
+    const asObject = (r: Record<string, string> | string[]): Record<string, string> => (Array.isArray(r) ? Object.fromEntries(r.map((v, i) => [String(i), v])) : r);
+    records = parsed.map((r) => { info.push(prevEnd + 1); prevEnd = r.info.lines; return asObject(r.record); });
   } catch (e) {
     throw new Error(`${file}: ${(e as Error).message.replace(/^Invalid Record Length: /, 'a row has the wrong number of fields: ')}`);
   }
-  const columns = records.length ? Object.keys(records[0]) : text.split(/\r?\n/)[0].split(ext === '.tsv' ? '\t' : ',');
+  const columns = records.length ? Object.keys(records[0]) : o.header === false ? [] : text.split(/\r?\n/)[0].split(ext === '.tsv' ? '\t' : ',');
   return { rows: records, lines: info, columns };
 }
 
-export function readExamples(file: string, o: ColumnOptions = {}): { examples: Example[]; columns: string[]; textCol: string; pairCol?: string; labelCol?: string } {
-  const { rows, lines, columns } = readRows(file);
+export async function readExamples(file: string, o: ColumnOptions & { header?: boolean } = {}): Promise<{ examples: Example[]; columns: string[]; textCol: string; pairCol?: string; labelCol?: string }> {
+  const { rows, lines, columns } = await readRows(file, { header: o.header });
   if (rows.length === 0) throw new Error(`${file}: no rows (only a header?)`);
   const textCol = pickColumn(columns, o.textCol, ['text', 'sentence', 'sentence1', 'question', 'question1']);
   if (!textCol || !columns.includes(textCol)) {

@@ -62,14 +62,14 @@ export function loadModel(dir: string, opts: LoadOptions = {}): { model: Model; 
   const model = createModel(config, opts);
   const ckpt = new Checkpoint(dir, opts.weightsFile);
   try {
-    const report = fillFromCheckpoint(model, ckpt, opts.seed ?? 0);
+    const report = fillFromCheckpoint(model, ckpt, opts.seed ?? 0, opts.numLabels !== undefined);
     return { model, report };
   } finally {
     ckpt.close();
   }
 }
 
-function fillFromCheckpoint(model: Model, ckpt: Checkpoint, seed: number): LoadReport {
+function fillFromCheckpoint(model: Model, ckpt: Checkpoint, seed: number, newHead: boolean): LoadReport {
   const available = new Set(ckpt.names());
   const used = new Set<string>();
   const missing: string[] = [], initialised: string[] = [], mismatched: string[] = [];
@@ -101,6 +101,11 @@ function fillFromCheckpoint(model: Model, ckpt: Checkpoint, seed: number): LoadR
     const transposed = model.params.transposed.has(name);
     const want = transposed ? [...t.shape].reverse() : [...t.shape];
     if (info.shape.length !== want.length || info.shape.some((d, i) => d !== want[i])) {
+      if (newHead && isHead(model, name)) { // a head for another number of labels: start a new one
+        if (name.endsWith('.bias')) t.data.fill(0); else rng.fillNormal(t.data, std);
+        initialised.push(name);
+        continue;
+      }
       mismatched.push(`${src}: [${info.shape}] in ${info.file}, but config.json implies [${want}]`);
       continue;
     }

@@ -61,3 +61,40 @@ export function profileSvg(profile: ProfilePoint[], ranks: number[], title: stri
   out.push('</svg>');
   return out.join('\n');
 }
+
+export interface Series { name: string; points: [number, number][]; color?: string; dashed?: boolean }
+
+const PALETTE = ['#2563eb', '#f59e0b', '#10b981', '#ef4444', '#8b5cf6', '#0ea5e9', '#84cc16', '#ec4899'];
+
+/** A line chart of several series sharing x (e.g. step) with a legend. */
+export function lineChartSvg(series: Series[], o: { title: string; xLabel: string; yLabel: string; width?: number; height?: number }): string {
+  const W = o.width ?? 640, H = o.height ?? 320, left = 64, right = 150, top = 40, bottom = 48, pw = W - left - right, ph = H - top - bottom;
+  const all = series.flatMap((s) => s.points);
+  const out: string[] = [`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="system-ui, sans-serif" font-size="12">`,
+    `<rect width="${W}" height="${H}" fill="#fff"/>`, `<text x="${left}" y="22" font-size="14" font-weight="600">${esc(o.title)}</text>`];
+  if (all.length === 0) { out.push(`<text x="${W / 2}" y="${H / 2}" text-anchor="middle" fill="#888">no data</text></svg>`); return out.join('\n'); }
+  const xT = ticks(Math.min(...all.map((p) => p[0])), Math.max(...all.map((p) => p[0])), 6);
+  const yT = ticks(Math.min(...all.map((p) => p[1])), Math.max(...all.map((p) => p[1])), 5);
+  const x = (v: number): number => left + ((v - xT[0]) / (xT[xT.length - 1] - xT[0] || 1)) * pw;
+  const y = (v: number): number => top + ph - ((v - yT[0]) / (yT[yT.length - 1] - yT[0] || 1)) * ph;
+  for (const t of yT) out.push(`<line x1="${left}" x2="${left + pw}" y1="${y(t)}" y2="${y(t)}" stroke="#e5e7eb"/><text x="${left - 8}" y="${y(t) + 4}" text-anchor="end" fill="#555">${fmt(t)}</text>`);
+  for (const t of xT) out.push(`<text x="${x(t)}" y="${top + ph + 16}" text-anchor="middle" fill="#555">${fmt(t)}</text>`);
+  out.push(`<text x="${left + pw / 2}" y="${H - 10}" text-anchor="middle" fill="#333">${esc(o.xLabel)}</text>`);
+  out.push(`<text x="16" y="${top + ph / 2}" transform="rotate(-90 16 ${top + ph / 2})" text-anchor="middle" fill="#333">${esc(o.yLabel)}</text>`);
+  series.forEach((s, i) => {
+    const color = s.color ?? PALETTE[i % PALETTE.length];
+    if (s.points.length === 0) return;
+    const d = s.points.map((p, j) => `${j ? 'L' : 'M'}${x(p[0]).toFixed(1)},${y(p[1]).toFixed(1)}`).join(' ');
+    out.push(`<path d="${d}" fill="none" stroke="${color}" stroke-width="1.8"${s.dashed ? ' stroke-dasharray="5 4"' : ''}/>`);
+    if (s.points.length <= 40) for (const p of s.points) out.push(`<circle cx="${x(p[0])}" cy="${y(p[1])}" r="2.5" fill="${color}"/>`);
+    out.push(`<line x1="${W - right + 12}" x2="${W - right + 32}" y1="${top + 8 + i * 18}" y2="${top + 8 + i * 18}" stroke="${color}" stroke-width="2"${s.dashed ? ' stroke-dasharray="5 4"' : ''}/><text x="${W - right + 38}" y="${top + 12 + i * 18}" fill="#333">${esc(s.name)}</text>`);
+  });
+  out.push('</svg>');
+  return out.join('\n');
+}
+
+/** Exponential moving average, for noisy per-step losses. */
+export function smooth(points: [number, number][], beta = 0.9): [number, number][] {
+  let avg = 0;
+  return points.map(([x, v], i) => { avg = beta * avg + (1 - beta) * v; return [x, avg / (1 - beta ** (i + 1))]; });
+}
