@@ -8,6 +8,7 @@ import { Rng } from '../src/engine/random.js';
 import { SafetensorsFile } from '../src/io/safetensors.js';
 import { epochBatches, learningRate, DEFAULT_TRAIN } from '../src/train/loop.js';
 import { loadTask } from '../src/train/task.js';
+import { parquetWriteBuffer } from 'hyparquet-writer';
 import { HF } from './hf-fixtures.js';
 
 const ROOT = new URL('../../', import.meta.url).pathname;
@@ -130,6 +131,19 @@ describe('training pieces', () => {
     writeFileSync(join(dir, 'empty.csv'), '');
     await assert.rejects(loadTask({ train: join(dir, 'empty.csv') }), /empty\.csv: the file is empty/);
   });
+  it('parquet files (Hugging Face datasets exports) load through hyparquet, int64 labels included', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'gelora-pq-'));
+    const buf = parquetWriteBuffer({ columnData: [
+      { name: 'sentence', data: ['good film', 'bad film', 'fine film', 'awful film'], type: 'STRING' },
+      { name: 'label', data: [1n, 0n, 1n, 0n], type: 'INT64' },
+      { name: 'idx', data: [0, 1, 2, 3], type: 'INT32' },
+    ] });
+    writeFileSync(join(dir, 'train.parquet'), Buffer.from(buf));
+    const task = await loadTask({ train: join(dir, 'train.parquet'), dev: join(dir, 'train.parquet') });
+    assert.deepEqual(task.train.map((x) => [x.text, x.label]), [['good film', 1], ['bad film', 0], ['fine film', 1], ['awful film', 0]]);
+    writeFileSync(join(dir, 'bad.parquet'), 'not parquet at all');
+    await assert.rejects(loadTask({ train: join(dir, 'bad.parquet') }), /bad\.parquet: not a readable parquet file/);
+  });
   it('GLUE folders load with their own layouts (samples of the real files)', async () => {
     const glue = ROOT + 'test/data/glue';
     const cola = await loadTask({ glue, task: 'CoLA' });
@@ -142,5 +156,41 @@ describe('training pieces', () => {
     assert.equal(mrpc.metric, 'acc_f1');
     assert.ok(mrpc.train.every((x) => x.pair));
     assert.equal((await loadTask({ glue, task: 'SST-2' })).train.length, 40);
+  });
+});
+
+describe('gelora compare', () => {
+  it('writes results.json, results.md and report.html whose numbers agree, and skips finished runs when run again', () => {
+    const t = fixtureTask(200, 5), out = join(t.dir, 'cmp');
+    const args = ['compare', '--model', t.model, '--train', t.data, '--methods', 'gelora,lora,full', '--seeds', '2', '--epochs', '1', '--lr', '2e-3', '--lr-for', 'full=5e-4', '--samples', '150', '--out', out];
+    const r = gelora(...args);
+    assert.equal(r.status, 0, r.stderr);
+    interface Results { task: string; metric: string; runs: { method: string; seed: number; metric_value: number; trainable_params: number; train_seconds: number; peak_rss_mb: number; adapter_dir: string }[]; summary: { method: string; mean: number; std: number; trainable_params: number; train_seconds: number; peak_rss_mb: number }[] }
+    const res = readJson<Results>(join(out, 'results.json'));
+    assert.equal(res.runs.length, 6);
+    for (const run of res.runs) {
+      assert.deepEqual(Object.keys(run).slice(0, 7), ['method', 'seed', 'metric_value', 'trainable_params', 'train_seconds', 'peak_rss_mb', 'adapter_dir']);
+      assert.ok(existsSync(join(out, run.adapter_dir)));
+    }
+    const md = readFileSync(join(out, 'results.md'), 'utf8');
+    const rows = md.split('\n').filter((l) => /^\| (gelora|lora|full) \|/.test(l)).map((l) => l.split('|').slice(1, -1).map((c) => c.trim()));
+    assert.equal(rows.length, 3);
+    for (const [method, meanStd, , params, time, mem] of rows) {
+      const s = res.summary.find((x) => x.method === method)!;
+      assert.equal(meanStd, `${s.mean.toFixed(4)} ± ${s.std.toFixed(4)}`);
+      assert.equal(Number(params), s.trainable_params);
+      assert.equal(time, s.train_seconds.toFixed(1));
+      assert.equal(mem, s.peak_rss_mb.toFixed(0));
+      const vals = res.runs.filter((x) => x.method === method).map((x) => x.metric_value);
+      assert.ok(Math.abs(s.mean - (vals[0] + vals[1]) / 2) < 1e-12);
+    }
+    const gl = res.summary.find((x) => x.method === 'gelora')!, lo = res.summary.find((x) => x.method === 'lora')!;
+    assert.ok(Math.abs(gl.trainable_params - lo.trainable_params) <= 1344 / 2 + 1, 'uniform LoRA at the closest budget');
+    const html = readFileSync(join(out, 'report.html'), 'utf8');
+    assert.ok(html.includes('<table>') && (html.match(/<svg/g) ?? []).length >= 7);
+    const again = gelora(...args);
+    assert.equal(again.status, 0, again.stderr);
+    assert.equal((again.stderr.match(/finished earlier, reusing/g) ?? []).length, 6);
+    assert.deepEqual(readJson<Results>(join(out, 'results.json')).summary, res.summary);
   });
 });

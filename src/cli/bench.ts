@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { forwardBench } from '../../bench/forward.js';
 import { loraStepBench } from '../../bench/lora-step.js';
 import { matmulBench } from '../../bench/matmul.js';
+import { trainBench } from '../../bench/train.js';
 import { twonnBench } from '../../bench/twonn.js';
 import { blasInfo } from '../engine/backend.js';
 import { positiveInt } from './main.js';
@@ -24,6 +25,14 @@ export function registerBench(program: Command): void {
     .option('--warmup <n>', 'untimed batches first', positiveInt, 2)
     .action((o: { config: string; steps: number; warmup: number }) => {
       console.log(JSON.stringify({ ...forwardBench(o.config, o.steps, o.warmup), blas: blasInfo() }));
+    });
+  bench.command('train')
+    .description('the training loop on the lora-step shapes, against bench lora-step in the same run')
+    .option('--config <name>', 'mini or base (bench/configs.json)', 'mini')
+    .option('--steps <n>', 'timed steps', positiveInt, 10)
+    .option('--warmup <n>', 'untimed steps first', positiveInt, 2)
+    .action((o: { config: string; steps: number; warmup: number }) => {
+      console.log(JSON.stringify({ ...trainBench(o.config, o.steps, o.warmup), blas: blasInfo() }));
     });
   bench.command('twonn')
     .description('exact 2-NN + TwoNN fit on a 12-d Gaussian in 768-d (same work as bench/torch_reference.py twonn)')

@@ -3,6 +3,7 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { registerAnalyze } from './analyze.js';
 import { registerBench } from './bench.js';
+import { registerCompare } from './compare.js';
 import { registerForward } from './forward.js';
 import { registerId } from './id.js';
 import { registerTrain } from './train.js';
@@ -20,6 +21,7 @@ const program = new Command('gelora')
 
 registerAnalyze(program);
 registerTrain(program);
+registerCompare(program);
 registerForward(program);
 registerId(program);
 registerBench(program);

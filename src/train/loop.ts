@@ -60,7 +60,7 @@ export interface TrainResult {
   stoppedEarly: boolean;
 }
 
-interface Encoded { ids: number[]; typeIds: number[]; label: number }
+export interface Encoded { ids: number[]; typeIds: number[]; label: number }
 
 export function encodeExamples(tok: TextTokenizer, xs: LabeledExample[], maxLength: number): Encoded[] {
   return xs.map((x) => ({ ...tok.encode(x.text, x.pair ?? null, { maxLength }), label: x.label }));
@@ -129,7 +129,9 @@ export interface TrainContext {
   model: Model;
   /** the trainable tensors (named; LoRA A/B, heads, or every weight) */
   params: Tensor[];
-  tokenizer: TextTokenizer;
+  tokenizer: TextTokenizer | null;
+  /** already tokenized examples (benchmarks); otherwise the tokenizer encodes task.train and task.dev */
+  encoded?: { train: Encoded[]; dev: Encoded[]; padId: number };
   task: Task;
   config: TrainConfig;
   outDir: string;
@@ -197,11 +199,14 @@ function trimLog(file: string, step: number): void {
 }
 
 export function train(ctx: TrainContext): TrainResult {
-  const { model, task, config: c, tokenizer: tok } = ctx;
-  if (task.train.length === 0) throw new Error('no training examples');
+  const { model, task, config: c } = ctx;
   mkdirSync(ctx.outDir, { recursive: true });
   const logFile = join(ctx.outDir, 'log.jsonl');
-  const enc = encodeExamples(tok, task.train, c.maxLength), devEnc = encodeExamples(tok, task.dev, c.maxLength);
+  if (!ctx.encoded && !ctx.tokenizer) throw new Error('train: give a tokenizer or encoded examples');
+  const enc = ctx.encoded?.train ?? encodeExamples(ctx.tokenizer!, task.train, c.maxLength);
+  const devEnc = ctx.encoded?.dev ?? encodeExamples(ctx.tokenizer!, task.dev, c.maxLength);
+  const padId = ctx.encoded?.padId ?? ctx.tokenizer!.padId;
+  if (enc.length === 0) throw new Error('no training examples');
   const lengths = enc.map((e) => e.ids.length);
   const batchesPerEpoch = Math.ceil(enc.length / c.batchSize);
   const stepsPerEpoch = Math.ceil(batchesPerEpoch / c.gradAccum);
@@ -218,7 +223,7 @@ export function train(ctx: TrainContext): TrainResult {
   /** epoch: completed epochs, fractional within one */
   const runEval = (epoch: number): EvalRecord => {
     for (const l of lins) l.training = false;
-    const e = evaluateOn(model, task, devEnc, tok.padId, Math.max(c.batchSize, 32));
+    const e = evaluateOn(model, task, devEnc, padId, Math.max(c.batchSize, 32));
     for (const l of lins) l.training = true;
     const rec: EvalRecord = { step: st.step, epoch, metrics: e.metrics, primary: e.primary, loss: e.loss };
     st.history.push(rec);
@@ -239,7 +244,7 @@ export function train(ctx: TrainContext): TrainResult {
         const nEx = micro.reduce((s, b) => s + b.length, 0);
         let lossSum = 0;
         for (const idx of micro) {
-          const { x, labels } = batchInputs(enc, idx, tok.padId);
+          const { x, labels } = batchInputs(enc, idx, padId);
           lossSum += scope(() => {
             const loss = taskLoss(task, model.forward(x, { keepHidden: false }).logits, labels);
             backward(loss, Float32Array.of(idx.length / nEx)); // mean over the examples of the whole step
