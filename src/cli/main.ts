@@ -6,6 +6,7 @@ import { registerBench } from './bench.js';
 import { registerCompare } from './compare.js';
 import { registerForward } from './forward.js';
 import { registerId } from './id.js';
+import { registerPretrain } from './pretrain.js';
 import { registerTrain } from './train.js';
 
 export function positiveInt(v: string): number {
@@ -24,6 +25,7 @@ registerTrain(program);
 registerCompare(program);
 registerForward(program);
 registerId(program);
+registerPretrain(program);
 registerBench(program);
 
 program.parseAsync(process.argv).catch((e: unknown) => {

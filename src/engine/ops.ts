@@ -514,22 +514,23 @@ export function mean(x: Tensor): Tensor {
   return scale(sum(x), 1 / x.size);
 }
 
-/** Mean cross-entropy of logits [N, C] against integer labels; labels equal to ignoreIndex are skipped. */
+/**
+ * Mean cross-entropy of logits [N, C] against integer labels; labels equal to ignoreIndex are skipped.
+ * The softmax runs in the (vectorised) softmax kernel: vocabulary-sized rows are common (MLM).
+ */
 export function crossEntropy(logits: Tensor, labels: Int32Array, ignoreIndex = -100): Tensor {
   const C = logits.shape[logits.ndim - 1], N = logits.size / C;
   if (labels.length !== N) throw new Error(`crossEntropy: ${labels.length} labels for ${N} rows of logits`);
-  const probs = scratch(logits.size), x = logits.data;
+  const probs = scratch(logits.size);
+  K().softmax(probs, logits.data, N, C, 1, null, 1, 0);
   let total = 0, count = 0;
   for (let i = 0; i < N; i++) {
     const y = labels[i];
-    if (y !== ignoreIndex && (y < 0 || y >= C)) throw new Error(`crossEntropy: label ${y} at row ${i} is outside [0, ${C})`);
-    let mx = -Infinity;
-    for (let j = 0; j < C; j++) mx = Math.max(mx, x[i * C + j]);
-    let s = 0;
-    for (let j = 0; j < C; j++) { const e = Math.exp(x[i * C + j] - mx); probs[i * C + j] = e; s += e; }
-    for (let j = 0; j < C; j++) probs[i * C + j] /= s;
     if (y === ignoreIndex) continue;
-    total += -(x[i * C + y] - mx - Math.log(s));
+    if (y < 0 || y >= C) throw new Error(`crossEntropy: label ${y} at row ${i} is outside [0, ${C})`);
+    // -log p_y, computed from the logits for accuracy when p_y underflows
+    const p = probs[i * C + y];
+    total += p > 1e-30 ? -Math.log(p) : logSumExp(logits.data, i * C, C) - logits.data[i * C + y];
     count++;
   }
   const out = empty([]);
@@ -537,12 +538,27 @@ export function crossEntropy(logits: Tensor, labels: Int32Array, ignoreIndex = -
   return record(out, [logits], () => {
     if (count === 0) return;
     const g = out.grad![0] / count, dx = gradOf(logits);
+    if (count === N) {
+      const sh = Int32Array.of(logits.size), one = Int32Array.of(1);
+      K().accumulate(dx, probs, null, g, sh, one, one, one);
+      for (let i = 0; i < N; i++) dx[i * C + labels[i]] -= g;
+      return;
+    }
     for (let i = 0; i < N; i++) {
       const y = labels[i];
       if (y === ignoreIndex) continue;
-      for (let j = 0; j < C; j++) dx[i * C + j] += g * (probs[i * C + j] - (j === y ? 1 : 0));
+      for (let j = 0; j < C; j++) dx[i * C + j] += g * probs[i * C + j];
+      dx[i * C + y] -= g;
     }
   });
+}
+
+function logSumExp(x: Buf, off: number, n: number): number {
+  let mx = -Infinity;
+  for (let j = 0; j < n; j++) mx = Math.max(mx, x[off + j]);
+  let s = 0;
+  for (let j = 0; j < n; j++) s += Math.exp(x[off + j] - mx);
+  return mx + Math.log(s);
 }
 
 /** Mean squared error between pred and target values (same number of elements). */

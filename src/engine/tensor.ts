@@ -24,8 +24,19 @@ export function getPrecision(): Precision { return precision; }
 const free = new Map<number, Buf[]>();
 let pooledBytes = 0;
 
+/**
+ * Buffers are pooled by size class (powers of two in quarter steps, at most 25% slack), so the
+ * varying shapes of length-bucketed batches reuse each other's memory instead of growing the pool.
+ */
+export function sizeClass(n: number): number {
+  if (n <= 64) return n;
+  const p = 2 ** Math.floor(Math.log2(n)), q = p / 4;
+  return Math.ceil(n / q) * q;
+}
+
 function take(n: number): Buf {
-  const list = free.get(n);
+  const cls = sizeClass(n);
+  const list = free.get(cls);
   const want64 = precision === 'f64';
   if (list) {
     for (let i = list.length - 1; i >= 0; i--) {
@@ -34,15 +45,19 @@ function take(n: number): Buf {
         list[i] = list[list.length - 1];
         list.pop();
         pooledBytes -= b.byteLength;
-        return b;
+        return b.length === n ? b : b.subarray(0, n);
       }
     }
   }
-  return want64 ? new Float64Array(n) : new Float32Array(n);
+  const b = want64 ? new Float64Array(cls) : new Float32Array(cls);
+  return b.length === n ? b : b.subarray(0, n);
 }
 
-function give(b: Buf): void {
-  if (b.length === 0) return;
+function give(view: Buf): void {
+  if (view.length === 0) return;
+  // back to the whole allocation the view was cut from
+  const b = view.byteOffset === 0 && view.byteLength === view.buffer.byteLength ? view
+    : view instanceof Float64Array ? new Float64Array(view.buffer) : new Float32Array(view.buffer);
   let list = free.get(b.length);
   if (!list) free.set(b.length, (list = []));
   list.push(b);

@@ -108,6 +108,11 @@ function readJson(file: string): Record<string, unknown> {
 export function wordPieceFromVocab(file: string, config: Record<string, unknown>): Record<string, unknown> {
   const words = readFileSync(file, 'utf8').split(/\r?\n/);
   if (words.length && words[words.length - 1] === '') words.pop();
+  return wordPieceTokenizerJson(words, config, file);
+}
+
+/** tokenizer.json of an uncased (by default) BERT WordPiece vocabulary given as a list. */
+export function wordPieceTokenizerJson(words: string[], config: Record<string, unknown>, file = 'vocabulary'): Record<string, unknown> {
   if (words.length === 0) throw new Error(`${file}: empty vocabulary`);
   const vocab: Record<string, number> = {};
   words.forEach((w, i) => { if (!(w in vocab)) vocab[w] = i; });

@@ -67,6 +67,9 @@ export function bertConfigFrom(c: HfConfig): BertConfig {
   };
 }
 
+/** The pretraining head of BertForMaskedLM (cls.predictions.*), decoder tied to the word embeddings. */
+export interface MlmHead { dense: Linear; norm: LayerNorm; bias: Tensor }
+
 export class BertForSequenceClassification implements Model {
   readonly type: 'bert' | 'roberta';
   readonly task = 'seq-cls' as const;
@@ -85,9 +88,11 @@ export class BertForSequenceClassification implements Model {
   readonly backbonePrefix: string;
   readonly headModules: string[];
   readonly defaultLoraTargets = ['query', 'value'];
+  /** present when built for masked-language-model pretraining (no pooler, no classifier) */
+  readonly mlm: MlmHead | null = null;
   private readonly act: (t: Tensor) => Tensor;
 
-  constructor(readonly bert: BertConfig, type: 'bert' | 'roberta' = 'bert', config?: HfConfig) {
+  constructor(readonly bert: BertConfig, type: 'bert' | 'roberta' = 'bert', config?: HfConfig, head: 'seq-cls' | 'mlm' = 'seq-cls') {
     const c = bert, p = this.params, h = c.hidden_size, pre = type;
     this.type = type;
     this.config = config ?? { model_type: type, ...c };
@@ -100,7 +105,16 @@ export class BertForSequenceClassification implements Model {
     this.typeEmb = p.add(`${pre}.embeddings.token_type_embeddings.weight`, [Math.max(1, c.type_vocab_size), h]);
     this.embNorm = LayerNorm.create(p, `${pre}.embeddings.LayerNorm`, h, c.layer_norm_eps);
     this.layers = Array.from({ length: c.num_hidden_layers }, (_, i) => new BertLayer(p, `${pre}.encoder.layer.${i}`, c));
-    if (type === 'bert') {
+    if (head === 'mlm') {
+      if (type !== 'bert') throw new Error('masked-language-model pretraining is implemented for BERT');
+      this.mlm = {
+        dense: Linear.create(p, 'cls.predictions.transform.dense', h, h),
+        norm: LayerNorm.create(p, 'cls.predictions.transform.LayerNorm', h, c.layer_norm_eps),
+        bias: p.add('cls.predictions.bias', [c.vocab_size]),
+      };
+      this.pooler = this.classifier = null as unknown as Linear;
+      this.headModules = [];
+    } else if (type === 'bert') {
       this.pooler = Linear.create(p, 'bert.pooler.dense', h, h);
       this.classifier = Linear.create(p, 'classifier', h, c.num_labels);
       this.headModules = ['classifier'];
@@ -113,7 +127,8 @@ export class BertForSequenceClassification implements Model {
   }
 
   linears(): Linear[] {
-    return [...this.layers.flatMap((l) => l.linears()), this.pooler, this.classifier];
+    const heads = this.mlm ? [this.mlm.dense] : [this.pooler, this.classifier];
+    return [...this.layers.flatMap((l) => l.linears()), ...heads];
   }
 
   blockOf(name: string): number | null {
@@ -153,17 +168,35 @@ export class BertForSequenceClassification implements Model {
     return this.embNorm.forward(sum);
   }
 
-  forward(x: ModelInputs, opts: { keepHidden?: boolean } = {}): ModelOutput {
-    const { batch: B } = x;
-    const mask = additiveMask(x.attentionMask, B, x.seq);
-    const keep = opts.keepHidden !== false;
+  /** hidden_states.0 .. L (only the last when keepHidden is false) */
+  encode(x: ModelInputs, keepHidden = true): Tensor[] {
+    const mask = additiveMask(x.attentionMask, x.batch, x.seq);
     let h = this.embed(x);
-    const hiddenStates = keep ? [h] : [];
+    const hiddenStates = keepHidden ? [h] : [];
     for (const layer of this.layers) {
       const prev = h;
       h = blockScope(() => layer.forward(prev, mask, this.act));
-      if (keep) hiddenStates.push(h);
+      if (keepHidden) hiddenStates.push(h);
     }
+    return keepHidden ? hiddenStates : [h];
+  }
+
+  /** Vocabulary logits at the given flat positions (b * T + t) of the last hidden state. */
+  mlmLogits(last: Tensor, positions: Int32Array): Tensor {
+    if (!this.mlm) throw new Error('this model has no masked-language-model head');
+    const H = this.hiddenSize;
+    const rows = op.embedding(op.reshape(last, [last.size / H, H]), positions, [positions.length]);
+    const t = this.mlm.norm.forward(this.act(this.mlm.dense.forward(rows)));
+    return op.add(op.matmul(t, this.wordEmb, { transB: true }), this.mlm.bias);
+  }
+
+  forward(x: ModelInputs, opts: { keepHidden?: boolean } = {}): ModelOutput {
+    if (this.mlm) throw new Error('a masked-language model has no classification forward; use encode() and mlmLogits()');
+    const { batch: B } = x;
+    const keep = opts.keepHidden !== false;
+    const states = this.encode(x, keep);
+    const hiddenStates = keep ? states : [];
+    const h = states[states.length - 1];
     const cls = op.reshape(op.slice(h, 1, 0, 1), [B, this.hiddenSize]);
     const pooled = op.tanh(this.pooler.forward(cls));
     return { hiddenStates, logits: this.classifier.forward(pooled) };

@@ -150,11 +150,12 @@ function dropoutRngs(model: Model): Rng[] {
   return model.linears().filter((l) => l.lora).map((l) => l.lora!.rng);
 }
 
-function saveCheckpoint(dir: string, ctx: TrainContext, opt: AdamW, st: Saved): void {
+/** Writes params, optimizer moments and a JSON state to dir/checkpoint-STEP, then points latest.json at it. */
+export function saveCheckpoint(dir: string, params: Tensor[], opt: AdamW, st: { step: number }): void {
   const ck = join(dir, `checkpoint-${st.step}`);
   mkdirSync(ck, { recursive: true });
   const tensors: Record<string, { shape: number[]; data: Float32Array }> = {};
-  ctx.params.forEach((p, i) => {
+  params.forEach((p, i) => {
     tensors[`param.${p.name}`] = { shape: [...p.shape], data: Float32Array.from(p.data) };
     tensors[`adam_m.${p.name}`] = { shape: [...p.shape], data: Float32Array.from(opt.m[i]) };
     tensors[`adam_v.${p.name}`] = { shape: [...p.shape], data: Float32Array.from(opt.v[i]) };
@@ -165,16 +166,17 @@ function saveCheckpoint(dir: string, ctx: TrainContext, opt: AdamW, st: Saved): 
   for (const d of readdirSync(dir)) if (/^checkpoint-\d+$/.test(d) && d !== `checkpoint-${st.step}`) rmSync(join(dir, d), { recursive: true, force: true });
 }
 
-function loadCheckpoint(dir: string, ctx: TrainContext, opt: AdamW): Saved | null {
+/** Restores params and optimizer moments from the latest checkpoint in dir; returns its JSON state (null: none). */
+export function loadCheckpoint<S extends { step: number; optStep: number }>(dir: string, params: Tensor[], opt: AdamW): S | null {
   const latest = join(dir, 'latest.json');
   if (!existsSync(latest)) return null;
   const { checkpoint } = JSON.parse(readFileSync(latest, 'utf8')) as { checkpoint: string };
   const ck = join(dir, checkpoint);
-  const st = JSON.parse(readFileSync(join(ck, 'state.json'), 'utf8')) as Saved;
+  const st = JSON.parse(readFileSync(join(ck, 'state.json'), 'utf8')) as S;
   const f = new SafetensorsFile(join(ck, 'state.safetensors'));
   try {
     if (f.metadata.step !== String(st.step)) throw new Error(`${ck}: state.json and state.safetensors disagree on the step; delete the folder and resume from the previous checkpoint`);
-    ctx.params.forEach((p, i) => {
+    params.forEach((p, i) => {
       for (const [key, target] of [[`param.${p.name}`, p.data], [`adam_m.${p.name}`, opt.m[i]], [`adam_v.${p.name}`, opt.v[i]]] as const) {
         if (!f.tensors.has(key)) throw new Error(`${ck}: checkpoint has no ${key}; it was written by a run with other trainable modules`);
         target.set(f.read(key).data);
@@ -184,12 +186,11 @@ function loadCheckpoint(dir: string, ctx: TrainContext, opt: AdamW): Saved | nul
     f.close();
   }
   opt.step = st.optStep;
-  dropoutRngs(ctx.model).forEach((r, i) => { if (st.rngs[i]) r.setState(st.rngs[i]); });
   return st;
 }
 
 /** Drops log lines written after the checkpoint a resumed run continues from. */
-function trimLog(file: string, step: number): void {
+export function trimLog(file: string, step: number): void {
   if (!existsSync(file)) return;
   const keep = readFileSync(file, 'utf8').split('\n').filter((l) => {
     if (!l.trim()) return false;
@@ -215,8 +216,12 @@ export function train(ctx: TrainContext): TrainResult {
   const opt = new AdamW(ctx.params, { lr: c.lr, weightDecay: c.weightDecay });
   let st: Saved = { step: 0, epoch: 0, batch: 0, best: null, bad: 0, history: [], optStep: 0, rngs: [], trainSeconds: 0 };
   if (ctx.resume) {
-    const loaded = loadCheckpoint(ctx.outDir, ctx, opt);
-    if (loaded) { st = loaded; trimLog(logFile, st.step); }
+    const loaded = loadCheckpoint<Saved>(ctx.outDir, ctx.params, opt);
+    if (loaded) {
+      st = loaded;
+      dropoutRngs(model).forEach((r, i) => { if (st.rngs[i]) r.setState(st.rngs[i]); });
+      trimLog(logFile, st.step);
+    }
   } else if (existsSync(logFile)) rmSync(logFile);
   const lins = model.linears();
   let stopped = false, lastLoss = NaN;
@@ -273,7 +278,7 @@ export function train(ctx: TrainContext): TrainResult {
           st.rngs = dropoutRngs(model).map((r) => r.getState());
           const pos = { ...st };
           if (endOfEpoch) { pos.epoch = st.epoch + 1; pos.batch = 0; }
-          saveCheckpoint(ctx.outDir, ctx, opt, pos);
+          saveCheckpoint(ctx.outDir, ctx.params, opt, pos);
         }
         if (stopped) break outer;
       }
