@@ -39,7 +39,7 @@ const stepLosses = (out: string): number[] => readFileSync(join(out, 'log.jsonl'
 
 describe('gelora train and eval', () => {
   const t = fixtureTask();
-  for (const method of ['lora', 'gelora', 'full']) {
+  for (const method of ['lora', 'gelora', 'adalora', 'sora', 'full']) {
     it(`${method}: the loss falls and the saved result reloads to the same dev metrics`, () => {
       const out = join(t.dir, method);
       const r = gelora('train', '--model', t.model, '--train', t.data, '--method', method, '--epochs', '4', '--lr', '2e-3', '--out', out, '--samples', '200');

@@ -75,7 +75,7 @@ function trainArgs(o: TrainCli): string[] {
   return out;
 }
 
-interface CompareCli extends TrainCli { methods: string; seeds: number; lrFor?: string[] }
+export interface CompareCli extends TrainCli { methods: string; seeds: number; lrFor?: string[] }
 
 export function registerCompare(program: Command): void {
   const cmd = program.command('compare')
@@ -86,90 +86,95 @@ export function registerCompare(program: Command): void {
     .option('--lr-for <method=lr...>', 'learning rate of one method (e.g. full=5e-5); others use --lr')
     .requiredOption('--out <dir>', 'output folder');
   addTrainOptions(addDataOptions(cmd)).action(async (o: CompareCli) => {
-    const methods = o.methods.split(',').map((m) => m.trim()).filter(Boolean);
-    for (const m of methods) if (!(METHODS as readonly string[]).includes(m)) throw new Error(`unknown method "${m}" (${METHODS.join(', ')})`);
-    const lrs = new Map<string, number>();
-    for (const e of o.lrFor ?? []) {
-      const [m, v] = e.split('=');
-      if (!methods.includes(m) || !(Number(v) > 0)) throw new Error(`--lr-for ${e}: expected METHOD=LR for one of ${methods.join(', ')}`);
-      lrs.set(m, Number(v));
+    console.log((await runCompare(o)).markdown);
+  });
+}
+
+/** The whole comparison: the analysis once, every run, the three outputs. */
+export async function runCompare(o: CompareCli): Promise<{ markdown: string; resultsFile: string; reportFile: string }> {
+  const methods = o.methods.split(',').map((m) => m.trim()).filter(Boolean);
+  for (const m of methods) if (!(METHODS as readonly string[]).includes(m)) throw new Error(`unknown method "${m}" (${METHODS.join(', ')})`);
+  const lrs = new Map<string, number>();
+  for (const e of o.lrFor ?? []) {
+    const [m, v] = e.split('=');
+    if (!methods.includes(m) || !(Number(v) > 0)) throw new Error(`--lr-for ${e}: expected METHOD=LR for one of ${methods.join(', ')}`);
+    lrs.set(m, Number(v));
+  }
+  const task = await loadTask(taskOptions(o));
+  const numLabels = task.kind === 'regression' ? 1 : task.labels.length;
+  const { model } = loadModel(o.model, { numLabels, task: 'seq-cls', seed: 0 });
+  const modules = blockModules(model, o.targets ?? null);
+  const unit = modules.reduce((s, m) => s + m.inF! + m.outF!, 0), fixed = fixedTrainableParams(model);
+  // the budget: given, or GeLoRA's own
+  let geloraArgs: string[] = [], loraR = o.r, budgetNote = '';
+  const analysisDir = join(o.out, 'analysis');
+  if (methods.includes('gelora')) {
+    if (!existsSync(join(analysisDir, 'gelora.json'))) {
+      const tok = TextTokenizer.fromDir(o.model, Number(model.config.pad_token_id ?? 0));
+      const bar = progressBar('hidden states');
+      const { layers, sequences } = collectLayerPoints(model, tok, task.train, { samples: o.samples, maxLength: o.maxLength, seed: 0, onBatch: (d, t) => bar.update(d, t) });
+      bar.stop();
+      const profile = idProfile(layers, { bootstrap: 100, seed: 0 });
+      const allocOpts = { alphaRatio: o.alphaRatio, budget: o.budget, budgetLikeRank: o.budgetLikeRank, fixedParams: fixed };
+      const alloc = allocate(profile, modules, allocOpts);
+      const report = buildReport({ modelPath: o.model, modelType: model.type, hidden: model.hiddenSize, profile, alloc, modules, data: { task: task.name, sequences, points: layers[0].n }, method: 'fit', discard: 0.1, bootstrap: 100, allocOpts, fixed });
+      writeJsonAtomic(join(analysisDir, 'gelora.json'), report);
+      writeJsonAtomic(join(analysisDir, 'adapter_config.json'), adapterConfigFor(allocationConfig(model, alloc), alloc.modules, o.model));
+      writeFileAtomic(join(analysisDir, 'profile.svg'), profileSvg(profile, alloc.ranks, `GeLoRA profile: ${task.name}`));
     }
-    const task = await loadTask(taskOptions(o));
-    const numLabels = task.kind === 'regression' ? 1 : task.labels.length;
-    const { model } = loadModel(o.model, { numLabels, task: 'seq-cls', seed: 0 });
-    const modules = blockModules(model, o.targets ?? null);
-    const unit = modules.reduce((s, m) => s + m.inF! + m.outF!, 0), fixed = fixedTrainableParams(model);
-    // the budget: given, or GeLoRA's own
-    let geloraArgs: string[] = [], loraR = o.r, budgetNote = '';
-    const analysisDir = join(o.out, 'analysis');
-    if (methods.includes('gelora')) {
-      if (!existsSync(join(analysisDir, 'gelora.json'))) {
-        const tok = TextTokenizer.fromDir(o.model, Number(model.config.pad_token_id ?? 0));
-        const bar = progressBar('hidden states');
-        const { layers, sequences } = collectLayerPoints(model, tok, task.train, { samples: o.samples, maxLength: o.maxLength, seed: 0, onBatch: (d, t) => bar.update(d, t) });
-        bar.stop();
-        const profile = idProfile(layers, { bootstrap: 100, seed: 0 });
-        const allocOpts = { alphaRatio: o.alphaRatio, budget: o.budget, budgetLikeRank: o.budgetLikeRank, fixedParams: fixed };
-        const alloc = allocate(profile, modules, allocOpts);
-        const report = buildReport({ modelPath: o.model, modelType: model.type, hidden: model.hiddenSize, profile, alloc, modules, data: { task: task.name, sequences, points: layers[0].n }, method: 'fit', discard: 0.1, bootstrap: 100, allocOpts, fixed });
-        writeJsonAtomic(join(analysisDir, 'gelora.json'), report);
-        writeJsonAtomic(join(analysisDir, 'adapter_config.json'), adapterConfigFor(allocationConfig(model, alloc), alloc.modules, o.model));
-        writeFileAtomic(join(analysisDir, 'profile.svg'), profileSvg(profile, alloc.ranks, `GeLoRA profile: ${task.name}`));
-      }
-      const g = JSON.parse(readFileSync(join(analysisDir, 'gelora.json'), 'utf8')) as { trainable_params: number; ranks: number[] };
-      geloraArgs = ['--gelora-dir', analysisDir, ...(o.budget ? ['--budget', String(o.budget)] : []), ...(o.budgetLikeRank ? ['--budget-like-rank', String(o.budgetLikeRank)] : [])];
-      const target = g.trainable_params;
-      if (!o.budgetLikeRank) {
-        loraR = Math.max(1, Math.round((target - fixed) / unit));
-        budgetNote = `uniform LoRA at rank ${loraR} (${loraR * unit + fixed} parameters) is the closest to GeLoRA's ${target}`;
+    const g = JSON.parse(readFileSync(join(analysisDir, 'gelora.json'), 'utf8')) as { trainable_params: number; ranks: number[] };
+    geloraArgs = ['--gelora-dir', analysisDir, ...(o.budget ? ['--budget', String(o.budget)] : []), ...(o.budgetLikeRank ? ['--budget-like-rank', String(o.budgetLikeRank)] : [])];
+    const target = g.trainable_params;
+    if (!o.budgetLikeRank) {
+      loraR = Math.max(1, Math.round((target - fixed) / unit));
+      budgetNote = `uniform LoRA at rank ${loraR} (${loraR * unit + fixed} parameters) is the closest to GeLoRA's ${target}`;
+    } else {
+      loraR = o.budgetLikeRank;
+      budgetNote = `GeLoRA scaled to the budget of uniform rank ${loraR} (${loraR * unit + fixed} parameters)`;
+    }
+  } else if (o.budgetLikeRank) loraR = o.budgetLikeRank;
+  const cli = fileURLToPath(new URL('./main.js', import.meta.url));
+  const runs: RunResult[] = [];
+  const total = methods.length * o.seeds;
+  let done = 0;
+  for (const method of methods as Method[]) {
+    for (let seed = 0; seed < o.seeds; seed++) {
+      const dir = join(o.out, 'runs', `${method}-seed${seed}`);
+      const lr = lrs.get(method) ?? o.lr;
+      done++;
+      let wall = 0;
+      if (existsSync(join(dir, 'metrics.json'))) {
+        process.stderr.write(`[${done}/${total}] ${method} seed ${seed}: finished earlier, reusing ${dir}\n`);
       } else {
-        loraR = o.budgetLikeRank;
-        budgetNote = `GeLoRA scaled to the budget of uniform rank ${loraR} (${loraR * unit + fixed} parameters)`;
+        process.stderr.write(`[${done}/${total}] ${method} seed ${seed}\n`);
+        const args = [cli, 'train', '--model', o.model, '--method', method, '--seed', String(seed), '--out', dir, ...trainArgs({ ...o, lr }),
+          ...(method === 'lora' ? ['--r', String(loraR)] : []), ...(method === 'gelora' ? geloraArgs : []),
+          ...(existsSync(join(dir, 'latest.json')) ? ['--resume'] : [])];
+        const t0 = performance.now();
+        const r = spawnSync(process.execPath, args, { stdio: ['ignore', 'inherit', 'inherit'] });
+        wall = (performance.now() - t0) / 1000;
+        if (r.status !== 0) throw new Error(`${method} seed ${seed} failed (exit ${r.status}); see above. Fix and run compare again: finished runs are kept`);
       }
-    } else if (o.budgetLikeRank) loraR = o.budgetLikeRank;
-    const cli = fileURLToPath(new URL('./main.js', import.meta.url));
-    const runs: RunResult[] = [];
-    const total = methods.length * o.seeds;
-    let done = 0;
-    for (const method of methods as Method[]) {
-      for (let seed = 0; seed < o.seeds; seed++) {
-        const dir = join(o.out, 'runs', `${method}-seed${seed}`);
-        const lr = lrs.get(method) ?? o.lr;
-        done++;
-        let wall = 0;
-        if (existsSync(join(dir, 'metrics.json'))) {
-          process.stderr.write(`[${done}/${total}] ${method} seed ${seed}: finished earlier, reusing ${dir}\n`);
-        } else {
-          process.stderr.write(`[${done}/${total}] ${method} seed ${seed}\n`);
-          const args = [cli, 'train', '--model', o.model, '--method', method, '--seed', String(seed), '--out', dir, ...trainArgs({ ...o, lr }),
-            ...(method === 'lora' ? ['--r', String(loraR)] : []), ...(method === 'gelora' ? geloraArgs : []),
-            ...(existsSync(join(dir, 'latest.json')) ? ['--resume'] : [])];
-          const t0 = performance.now();
-          const r = spawnSync(process.execPath, args, { stdio: ['ignore', 'inherit', 'inherit'] });
-          wall = (performance.now() - t0) / 1000;
-          if (r.status !== 0) throw new Error(`${method} seed ${seed} failed (exit ${r.status}); see above. Fix and run compare again: finished runs are kept`);
-        }
-        const m = JSON.parse(readFileSync(join(dir, 'metrics.json'), 'utf8')) as { best: { primary: number }; trainable_params: number; train_seconds: number; peak_rss_mb: number; saved: string; ranks: number[] | null };
-        runs.push({ method, seed, metric_value: m.best.primary, trainable_params: m.trainable_params, train_seconds: m.train_seconds, peak_rss_mb: m.peak_rss_mb, adapter_dir: relative(o.out, m.saved), ranks: m.ranks, lr, wall_seconds: wall });
-      }
+      const m = JSON.parse(readFileSync(join(dir, 'metrics.json'), 'utf8')) as { best: { primary: number }; trainable_params: number; train_seconds: number; peak_rss_mb: number; saved: string; ranks: number[] | null };
+      runs.push({ method, seed, metric_value: m.best.primary, trainable_params: m.trainable_params, train_seconds: m.train_seconds, peak_rss_mb: m.peak_rss_mb, adapter_dir: relative(o.out, m.saved), ranks: m.ranks, lr, wall_seconds: wall });
     }
-    const summary = summarise(runs, methods);
-    const results = { task: task.name, metric: task.metric, runs, summary, budget: budgetNote || null, data: task.source };
-    writeJsonAtomic(join(o.out, 'results.json'), results);
-    const md = markdownTable(task.name, task.metric, summary) + (budgetNote ? `\nBudget: ${budgetNote}.\n` : '');
-    writeFileAtomic(join(o.out, 'results.md'), md);
-    const profile = existsSync(join(analysisDir, 'profile.svg')) ? readFileSync(join(analysisDir, 'profile.svg'), 'utf8') : '';
-    const curveSvgs = methods.map((m) => {
-      const seeds = runs.filter((r) => r.method === m).map((r) => ({ seed: r.seed, c: curves(join(o.out, 'runs', `${m}-seed${r.seed}`)) }));
-      return lineChartSvg(seeds.map((s) => ({ name: `seed ${s.seed}`, points: s.c.metric })), { title: `${m}: dev ${task.metric}`, xLabel: 'optimizer step', yLabel: task.metric, width: 560, height: 260 }) +
-        lineChartSvg(seeds.map((s) => ({ name: `seed ${s.seed}`, points: smooth(s.c.loss) })), { title: `${m}: train loss (smoothed)`, xLabel: 'optimizer step', yLabel: 'loss', width: 560, height: 260 });
-    });
-    const ranksLine = runs.filter((r) => r.seed === 0 && r.ranks).map((r) => `<li><b>${r.method}</b>: ranks per block ${r.ranks!.join(', ')}</li>`).join('');
-    writeFileAtomic(join(o.out, 'report.html'), `<!doctype html><html><head><meta charset="utf-8"><title>gelora compare: ${task.name}</title>
+  }
+  const summary = summarise(runs, methods);
+  const results = { task: task.name, metric: task.metric, runs, summary, budget: budgetNote || null, data: task.source };
+  writeJsonAtomic(join(o.out, 'results.json'), results);
+  const md = markdownTable(task.name, task.metric, summary) + (budgetNote ? `\nBudget: ${budgetNote}.\n` : '');
+  writeFileAtomic(join(o.out, 'results.md'), md);
+  const profile = existsSync(join(analysisDir, 'profile.svg')) ? readFileSync(join(analysisDir, 'profile.svg'), 'utf8') : '';
+  const curveSvgs = methods.map((m) => {
+    const seeds = runs.filter((r) => r.method === m).map((r) => ({ seed: r.seed, c: curves(join(o.out, 'runs', `${m}-seed${r.seed}`)) }));
+    return lineChartSvg(seeds.map((s) => ({ name: `seed ${s.seed}`, points: s.c.metric })), { title: `${m}: dev ${task.metric}`, xLabel: 'optimizer step', yLabel: task.metric, width: 560, height: 260 }) +
+      lineChartSvg(seeds.map((s) => ({ name: `seed ${s.seed}`, points: smooth(s.c.loss) })), { title: `${m}: train loss (smoothed)`, xLabel: 'optimizer step', yLabel: 'loss', width: 560, height: 260 });
+  });
+  const ranksLine = runs.filter((r) => r.seed === 0 && r.ranks).map((r) => `<li><b>${r.method}</b>: ranks per block ${r.ranks!.join(', ')}</li>`).join('');
+  writeFileAtomic(join(o.out, 'report.html'), `<!doctype html><html><head><meta charset="utf-8"><title>gelora compare: ${task.name}</title>
 <style>body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 10px;text-align:right}th{background:#f3f4f6}td:first-child,th:first-child{text-align:left}svg{margin:8px 8px 8px 0}</style></head><body>
 <h1>gelora compare: ${task.name}</h1><p>Model <code>${o.model}</code>; selection metric <b>${task.metric}</b> on dev; ${o.seeds} seed(s); ${budgetNote}</p>
 ${htmlTable(md)}<ul>${ranksLine}</ul>${profile ? `<h2>Intrinsic-dimension profile and GeLoRA ranks</h2>${profile}` : ''}<h2>Learning curves</h2>${curveSvgs.map((s) => `<div>${s}</div>`).join('')}
 </body></html>\n`);
-    console.log(md);
-  });
+  return { markdown: md, resultsFile: join(o.out, 'results.json'), reportFile: join(o.out, 'report.html') };
 }

@@ -4,6 +4,7 @@ import { Command, InvalidArgumentError } from 'commander';
 import { registerAnalyze } from './analyze.js';
 import { registerBench } from './bench.js';
 import { registerCompare } from './compare.js';
+import { registerDemo } from './demo.js';
 import { registerForward } from './forward.js';
 import { registerId } from './id.js';
 import { registerPretrain } from './pretrain.js';
@@ -23,6 +24,7 @@ const program = new Command('gelora')
 registerAnalyze(program);
 registerTrain(program);
 registerCompare(program);
+registerDemo(program);
 registerForward(program);
 registerId(program);
 registerPretrain(program);

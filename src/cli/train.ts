@@ -129,7 +129,9 @@ export async function runTrain(o: TrainCli): Promise<Record<string, unknown>> {
   const { model } = loadModel(o.model, { numLabels, task: 'seq-cls', seed: o.seed });
   const tok = TextTokenizer.fromDir(o.model, Number(model.config.pad_token_id ?? 0));
   const allocation = o.method === 'gelora' ? await geloraAllocation(model, tok, task, o) : undefined;
-  const prepared = prepareMethod(model, o.method, { r: o.r, alphaRatio: o.alphaRatio, dropout: o.loraDropout, allocation, targets: o.targets ?? null, seed: o.seed, baseModel: o.model, task });
+  const stepsPerEpoch = Math.ceil(Math.ceil(task.train.length / o.batchSize) / o.gradAccum);
+  const totalSteps = Math.min(stepsPerEpoch * o.epochs, o.maxSteps ?? Infinity);
+  const prepared = prepareMethod(model, o.method, { r: o.r, alphaRatio: o.alphaRatio, dropout: o.loraDropout, allocation, targets: o.targets ?? null, seed: o.seed, baseModel: o.model, task, totalSteps, lr: o.lr });
   const config: TrainConfig = {
     epochs: o.epochs, batchSize: o.batchSize, lr: o.lr, weightDecay: o.weightDecay, warmupRatio: o.warmup, schedule: o.schedule,
     maxGradNorm: o.maxGradNorm, gradAccum: o.gradAccum, evalEvery: o.evalEvery, patience: o.patience, seed: o.seed,
@@ -139,7 +141,7 @@ export async function runTrain(o: TrainCli): Promise<Record<string, unknown>> {
   const bar = progressBar(`train ${o.method}`);
   let saved = '';
   const result = train({
-    model, params: prepared.params, tokenizer: tok, task, config, outDir: o.out, resume: o.resume,
+    model, params: prepared.params, tokenizer: tok, task, config, outDir: o.out, resume: o.resume, hooks: prepared.hooks,
     onBest: () => { saved = prepared.save(o.out); },
     onStep: (s, t, loss, metric) => bar.update(s, t, `loss ${loss.toFixed(4)}${metric === null ? '' : ` | ${task.metric} ${metric.toFixed(4)}`}`),
   });
@@ -148,7 +150,7 @@ export async function runTrain(o: TrainCli): Promise<Record<string, unknown>> {
   const metrics = {
     task: task.name, method: o.method, metric: task.metric, kind: task.kind, labels: task.labels,
     best: result.best, final: result.final, steps: result.steps, stopped_early: result.stoppedEarly,
-    trainable_params: prepared.trainableParams, ranks: prepared.ranks, train_seconds: result.trainSeconds,
+    trainable_params: prepared.finalParams ? prepared.finalParams() : prepared.trainableParams, initial_trainable_params: prepared.trainableParams, ranks: prepared.ranks, train_seconds: result.trainSeconds,
     peak_rss_mb: process.resourceUsage().maxRSS / 1024, saved: saved, data: task.source,
   };
   writeJsonAtomic(join(o.out, 'metrics.json'), metrics);

@@ -510,6 +510,20 @@ export function sum(x: Tensor): Tensor {
   });
 }
 
+/** sqrt(sum(x^2)) (Frobenius norm), e.g. AdaLoRA's orthogonality penalty. */
+export function frobenius(x: Tensor): Tensor {
+  const out = empty([]);
+  let s = 0;
+  for (let i = 0; i < x.size; i++) s += x.data[i] * x.data[i];
+  const norm = Math.sqrt(s);
+  out.data[0] = norm;
+  return record(out, [x], () => {
+    if (norm === 0) return;
+    const g = out.grad![0] / norm, dx = gradOf(x);
+    for (let i = 0; i < x.size; i++) dx[i] += g * x.data[i];
+  });
+}
+
 export function mean(x: Tensor): Tensor {
   return scale(sum(x), 1 / x.size);
 }

@@ -10,7 +10,9 @@ import { join } from 'node:path';
 import { writeJsonAtomic } from '../io/atomic.js';
 import { SafetensorsFile, writeSafetensors, type TensorToWrite } from '../io/safetensors.js';
 import type { Model } from '../models/model.js';
-import { defaultLoraConfig, type InitLoraWeights, type LoraConfig } from './config.js';
+import { Rng } from '../engine/random.js';
+import { parameter } from '../engine/tensor.js';
+import { defaultLoraConfig, savedModules, type InitLoraWeights, type LoraConfig } from './config.js';
 import { applyLoraConfig, modulesToSaveParams, type LoraModel } from './lora.js';
 
 const PREFIX = 'base_model.model.';
@@ -122,6 +124,7 @@ export function loadAdapter(model: Model, dir: string): LoraModel {
   } catch (e) {
     throw new Error(`${cfgFile}: not valid JSON (${(e as Error).message})`);
   }
+  if (j.peft_type === 'ADALORA') return loadAdaLora(model, j, cfgFile, wFile);
   const lm = applyLoraConfig(model, loraConfigFromJson(model, j, cfgFile));
   const f = new SafetensorsFile(wFile);
   try {
@@ -153,4 +156,46 @@ export function loadAdapter(model: Model, dir: string): LoraModel {
     f.close();
   }
   return lm;
+}
+
+/**
+ * A PEFT AdaLoRA adapter: per target module lora_A (r_active, in), lora_E (r_active, 1), lora_B
+ * (out, r_active), scaled by lora_alpha / (init_r + 1e-5) as PEFT keeps ranknum = init_r on resize.
+ */
+function loadAdaLora(model: Model, j: Record<string, unknown>, cfgFile: string, wFile: string): LoraModel {
+  const initR = Number(j.init_r), alpha = Number(j.lora_alpha);
+  if (!(initR > 0)) throw new Error(`${cfgFile}: AdaLoRA config without init_r`);
+  const targets = (j.target_modules as string[] | string | null) ?? model.defaultLoraTargets;
+  const task = j.task_type === 'SEQ_CLS' ? 'SEQ_CLS' : j.task_type === 'CAUSAL_LM' ? 'CAUSAL_LM' : undefined;
+  const c = defaultLoraConfig(model, { target_modules: targets, ...(task ? { task_type: task } : {}) });
+  const f = new SafetensorsFile(wFile);
+  try {
+    const modules = [];
+    const scale = (alpha > 0 ? alpha : initR) / (initR + 1e-5);
+    for (const lin of model.linears()) {
+      if (!(typeof targets === 'string' ? new RegExp(`^(?:${targets})$`).test(lin.name) : targets.some((t) => lin.name === t || lin.name.endsWith(`.${t}`)))) continue;
+      const key = (part: string): string => `${PREFIX}${lin.name}.${part}`;
+      if (!f.tensors.has(key('lora_A'))) throw new Error(`${wFile}: no ${key('lora_A')} for target module ${lin.name}`);
+      const A = f.read(key('lora_A')), E = f.read(key('lora_E')), B = f.read(key('lora_B'));
+      const r = A.shape[0];
+      if (A.shape[1] !== lin.inFeatures || B.shape[0] !== lin.outFeatures || B.shape[1] !== r || E.shape[0] !== r) {
+        throw new Error(`${wFile}: AdaLoRA tensors of ${lin.name} ([${A.shape}], [${E.shape}], [${B.shape}]) do not fit [${lin.outFeatures}, ${lin.inFeatures}]`);
+      }
+      if (r === 0) continue;
+      lin.lora = {
+        A: parameter(A.data, [r, lin.inFeatures], true, `${lin.name}.lora_A`), B: parameter(B.data, [lin.outFeatures, r], true, `${lin.name}.lora_B`),
+        E: parameter(E.data, [r, 1], true, `${lin.name}.lora_E`), scale, dropout: 0, rng: new Rng(0),
+      };
+      modules.push({ linear: lin, r, alpha, scale });
+    }
+    const resolution = { modules, skipped: [], unusedPatterns: [], modulesToSave: c.task_type === 'SEQ_CLS' ? savedModules(model, ['classifier', 'score']) : [] };
+    for (const p of modulesToSaveParams(model, resolution.modulesToSave)) {
+      const k = `${PREFIX}${p.name}`;
+      if (!f.tensors.has(k)) throw new Error(`${wFile}: missing ${k}`);
+      p.data.set(f.read(k).data);
+    }
+    return { model, config: c, resolution, trainable: modules.flatMap((m) => [m.linear.lora!.A, m.linear.lora!.E!, m.linear.lora!.B]) };
+  } finally {
+    f.close();
+  }
 }

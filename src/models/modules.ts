@@ -39,6 +39,8 @@ export class ParamStore {
 export interface LoraState {
   A: Tensor;
   B: Tensor;
+  /** per-rank scale of A's rows [r, 1]: AdaLoRA's singular values lora_E, SoRA's gate */
+  E?: Tensor;
   scale: number;
   dropout: number;
   rng: Rng;
@@ -63,7 +65,8 @@ export class Linear {
     const l = this.lora;
     if (!l) return op.linear(x, this.weight, this.bias);
     const input = this.training && l.dropout > 0 ? op.dropout(x, l.dropout, l.rng) : x;
-    return op.linear(x, this.weight, this.bias, { A: l.A, B: l.B, scale: l.scale, input });
+    const A = l.E ? op.mul(l.A, l.E) : l.A;
+    return op.linear(x, this.weight, this.bias, { A, B: l.B, scale: l.scale, input });
   }
 
   static create(params: ParamStore, name: string, inF: number, outF: number, bias = true, conv1d = false): Linear {

@@ -10,7 +10,7 @@
  */
 import { appendFileSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { crossEntropy, mseLoss } from '../engine/ops.js';
+import { add, crossEntropy, mseLoss } from '../engine/ops.js';
 import { Rng } from '../engine/random.js';
 import { backward, noGrad, scope, type Tensor } from '../engine/tensor.js';
 import { writeJsonAtomic } from '../io/atomic.js';
@@ -139,6 +139,8 @@ export interface TrainContext {
   /** called when the evaluation improves: save the best state */
   onBest?: (rec: EvalRecord) => void;
   onStep?: (step: number, total: number, loss: number, lastMetric: number | null) => void;
+  /** method-specific additions: a loss term (AdaLoRA's orthogonality) and work after each update (rank allocation, SoRA's gates) */
+  hooks?: { regularizer?: () => Tensor | null; afterUpdate?: (step: number, lr: number) => void; resumable?: boolean; selectFrom?: number };
 }
 
 interface Saved {
@@ -215,6 +217,9 @@ export function train(ctx: TrainContext): TrainResult {
   if (c.maxSteps) total = Math.min(total, c.maxSteps);
   const opt = new AdamW(ctx.params, { lr: c.lr, weightDecay: c.weightDecay });
   let st: Saved = { step: 0, epoch: 0, batch: 0, best: null, bad: 0, history: [], optStep: 0, rngs: [], trainSeconds: 0 };
+  if ((ctx.resume || c.checkpointEvery > 0) && ctx.hooks?.resumable === false) {
+    throw new Error('checkpoints do not cover this method\'s allocator state; train it without --checkpoint-every / --resume');
+  }
   if (ctx.resume) {
     const loaded = loadCheckpoint<Saved>(ctx.outDir, ctx.params, opt);
     if (loaded) {
@@ -233,6 +238,8 @@ export function train(ctx: TrainContext): TrainResult {
     const rec: EvalRecord = { step: st.step, epoch, metrics: e.metrics, primary: e.primary, loss: e.loss };
     st.history.push(rec);
     appendFileSync(logFile, JSON.stringify({ step: st.step, epoch, eval: e.metrics, primary: e.primary, dev_loss: e.loss }) + '\n');
+    // methods whose adapter still changes size (AdaLoRA, SoRA) are only selected once it is final
+    if (st.step < (ctx.hooks?.selectFrom ?? 0)) return rec;
     if (!st.best || rec.primary > st.best.primary) { st.best = rec; st.bad = 0; ctx.onBest?.(rec); } else st.bad++;
     return rec;
   };
@@ -252,7 +259,8 @@ export function train(ctx: TrainContext): TrainResult {
           const { x, labels } = batchInputs(enc, idx, padId);
           lossSum += scope(() => {
             const loss = taskLoss(task, model.forward(x, { keepHidden: false }).logits, labels);
-            backward(loss, Float32Array.of(idx.length / nEx)); // mean over the examples of the whole step
+            const reg = ctx.hooks?.regularizer?.() ?? null;
+            backward(reg ? add(loss, reg) : loss, Float32Array.of(idx.length / nEx)); // mean over the examples of the whole step
             return loss.item() * idx.length;
           });
         }
@@ -262,6 +270,7 @@ export function train(ctx: TrainContext): TrainResult {
         opt.lr = learningRate(c, st.step, total);
         opt.update();
         st.step++;
+        ctx.hooks?.afterUpdate?.(st.step, opt.lr);
         st.batch += micro.length;
         appendFileSync(logFile, JSON.stringify({ step: st.step, epoch: st.epoch, loss: lastLoss, lr: opt.lr }) + '\n');
         const endOfEpoch = st.batch >= batches.length;

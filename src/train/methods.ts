@@ -15,13 +15,24 @@ import { defaultLoraConfig } from '../lora/config.js';
 import { applyLoraConfig, countTrainable } from '../lora/lora.js';
 import type { Model } from '../models/model.js';
 import type { Task } from './task.js';
+import type { TrainContext } from './loop.js';
+import { ADALORA_DEFAULTS, AdaLoraModel } from '../lora/adalora.js';
+import { SoraModel } from '../lora/sora.js';
+import { defaultLoraConfig as loraDefaults, savedModules } from '../lora/config.js';
+import { adapterConfigFor } from '../lora/adapter.js';
+import { modulesToSaveParams } from '../lora/lora.js';
+import type { Linear } from '../models/modules.js';
 
-export const METHODS = ['gelora', 'lora', 'full'] as const;
+export const METHODS = ['gelora', 'lora', 'adalora', 'sora', 'full'] as const;
 export type Method = (typeof METHODS)[number];
 
 export interface Prepared {
   params: Tensor[];
+  /** trainable parameters at the start (PEFT's count) */
   trainableParams: number;
+  /** what the method really uses at the end (AdaLoRA's active triplets, SoRA's non-zero gates) */
+  finalParams?: () => number;
+  hooks?: TrainContext['hooks'];
   /** ranks per block (LoRA methods) */
   ranks: number[] | null;
   /** writes the trained state under dir (adapter/ or model/) and returns that folder */
@@ -30,6 +41,10 @@ export interface Prepared {
 
 export interface MethodOptions {
   r?: number;
+  /** optimizer steps of the run (AdaLoRA's budget schedule) */
+  totalSteps?: number;
+  sparseLambda?: number;
+  lr?: number;
   alphaRatio?: number;
   dropout?: number;
   allocation?: Allocation;
@@ -47,6 +62,7 @@ export function prepareMethod(model: Model, method: Method, o: MethodOptions): P
     return { params, trainableParams: params.reduce((s, p) => s + p.size, 0), ranks: null, save: (dir) => saveFullModel(join(dir, 'model'), model, o.baseModel, o.task) };
   }
   const modules = blockModules(model, o.targets ?? null);
+  if (method === 'adalora' || method === 'sora') return prepareAdaptive(model, method, modules.map((m) => model.linears().find((l) => l.name === m.name)!), o);
   let config;
   if (method === 'lora') {
     const r = o.r ?? 8;
@@ -102,4 +118,53 @@ export function saveFullModel(dir: string, model: Model, baseModel: string, task
   }
   writeTaskInfo(dir, task);
   return dir;
+}
+
+/**
+ * AdaLoRA (target_r = the budget rank r, init_r = 1.5 r as PEFT's defaults 12/8, tinit 10% and tfinal
+ * 20% of the steps, deltaT 10, orth_reg_weight 0.5) or SoRA (r_max = 2 r gates, SparseAdamW lambda).
+ */
+function prepareAdaptive(model: Model, method: 'adalora' | 'sora', targets: Linear[], o: MethodOptions): Prepared {
+  const r = o.r ?? 8, ratio = o.alphaRatio ?? 2, total = o.totalSteps ?? 1;
+  const head = model.task === 'seq-cls' ? modulesToSaveParams(model, savedModules(model, ['classifier', 'score'])) : [];
+  for (const p of head) p.requiresGrad = true;
+  const headSize = head.reduce((s, p) => s + p.size, 0);
+  if (method === 'adalora') {
+    const cfg = { ...ADALORA_DEFAULTS, init_r: Math.round(1.5 * r), target_r: r, lora_alpha: ratio * r, lora_dropout: o.dropout ?? 0,
+      tinit: Math.floor(0.1 * total), tfinal: Math.floor(0.2 * total), deltaT: 10, total_step: total };
+    const ada = new AdaLoraModel(model, cfg, targets, o.seed ?? 0);
+    const params = [...ada.params(), ...head];
+    return {
+      params, trainableParams: params.reduce((s, p) => s + p.size, 0), ranks: null,
+      finalParams: () => ada.effectiveParams() + headSize,
+      hooks: { regularizer: () => ada.regularizer(), afterUpdate: (step) => { ada.updateAndAllocate(step); }, resumable: false, selectFrom: cfg.total_step - cfg.tfinal },
+      save: (dir) => {
+        const a = join(dir, 'adapter');
+        const lc = loraDefaults(model);
+        ada.save(a, o.baseModel, head, lc.task_type, adapterConfigFor(lc, [], o.baseModel));
+        writeTaskInfo(a, o.task);
+        return a;
+      },
+    };
+  }
+  const sora = new SoraModel(targets, { r: 2 * r, lora_alpha: ratio * 2 * r, lora_dropout: o.dropout ?? 0, sparse_lambda: o.sparseLambda ?? 3e-4, lr: o.lr ?? 1e-3, weight_decay: 0 }, o.seed ?? 0);
+  const params = [...sora.params(), ...head];
+  return {
+    params, trainableParams: params.reduce((s, p) => s + p.size, 0) + sora.gates().reduce((s, g) => s + g.size, 0), ranks: null,
+    finalParams: () => sora.effectiveParams() + headSize,
+    hooks: { afterUpdate: (_step, lr) => sora.updateGates(lr), resumable: false, selectFrom: total },
+    save: (dir) => {
+      // exported as plain LoRA with the surviving ranks; the gates are folded into A
+      const exp = sora.exportLora(ratio);
+      const a = join(dir, 'adapter');
+      const lc = loraDefaults(model, { lora_alpha: ratio, r: 1 });
+      writeSafetensors(join(a, 'adapter_model.safetensors'), Object.fromEntries([
+        ...exp.modules.flatMap((m) => [[`base_model.model.${m.name}.lora_A.weight`, { shape: [m.r, m.inF], data: m.A }], [`base_model.model.${m.name}.lora_B.weight`, { shape: [m.outF, m.r], data: m.B }]]),
+        ...head.map((p) => [`base_model.model.${p.name}`, { shape: [...p.shape], data: Float32Array.from(p.data) }]),
+      ]), { format: 'pt' });
+      writeJsonAtomic(join(a, 'adapter_config.json'), adapterConfigFor(lc, exp.modules, o.baseModel));
+      writeTaskInfo(a, o.task);
+      return a;
+    },
+  };
 }

@@ -1,0 +1,98 @@
+/**
+ * SoRA (Ding et al. 2023, "Sparse Low-rank Adaptation"), following its reference code: a gate g
+ * (1, r_max) ~ N(0, 1) between A (kaiming-uniform) and B (zero), y += ((x A^T) * g) B^T * alpha / r.
+ * The gates are optimised by SparseAdamW: transformers' AdamW step followed by soft-thresholding with
+ * lambda (g > lambda: g - lambda; g < -lambda: g + lambda; else 0). A module's rank is its number of
+ * non-zero gates; at the end the adapter is exported as plain LoRA with those ranks.
+ */
+import { Rng } from '../engine/random.js';
+import { parameter, type Tensor } from '../engine/tensor.js';
+import type { Linear } from '../models/modules.js';
+import type { AdaptedModule } from './adapter.js';
+
+export interface SoraConfig { r: number; lora_alpha: number; lora_dropout: number; sparse_lambda: number; lr: number; weight_decay: number }
+
+/** SoRA's proximal step on a gate vector (in place). */
+export function softThreshold(g: Float32Array | Float64Array, lambda: number): void {
+  for (let i = 0; i < g.length; i++) {
+    const v = g[i];
+    g[i] = v > lambda ? v - lambda : v < -lambda ? v + lambda : 0;
+  }
+}
+
+export class SoraModel {
+  private readonly m: Float64Array[];
+  private readonly v: Float64Array[];
+  private step = 0;
+
+  constructor(readonly modules: Linear[], readonly config: SoraConfig, seed = 0) {
+    const rng = new Rng(seed), r = config.r;
+    for (const lin of modules) {
+      const A = new Float32Array(r * lin.inFeatures), bound = 1 / Math.sqrt(lin.inFeatures);
+      rng.fillUniform(A, -bound, bound);
+      const g = new Float32Array(r);
+      rng.fillNormal(g);
+      lin.lora = {
+        A: parameter(A, [r, lin.inFeatures], true, `${lin.name}.lora_A.weight`),
+        B: parameter(new Float32Array(lin.outFeatures * r), [lin.outFeatures, r], true, `${lin.name}.lora_B.weight`),
+        E: parameter(g, [r, 1], true, `${lin.name}.gate`),
+        scale: config.lora_alpha / r, dropout: config.lora_dropout, rng: new Rng(rng.int(2 ** 31)),
+      };
+    }
+    this.m = modules.map(() => new Float64Array(config.r));
+    this.v = modules.map(() => new Float64Array(config.r));
+  }
+
+  /** A and B (optimised by the ordinary AdamW). */
+  params(): Tensor[] { return this.modules.flatMap((l) => [l.lora!.A, l.lora!.B]); }
+  gates(): Tensor[] { return this.modules.map((l) => l.lora!.E!); }
+
+  /** SparseAdamW.step on the gates (transformers' AdamW with bias correction), then their gradients cleared. */
+  updateGates(lr: number): void {
+    const b1 = 0.9, b2 = 0.999, eps = 1e-8, c = this.config;
+    this.step++;
+    const stepSize = (lr * Math.sqrt(1 - b2 ** this.step)) / (1 - b1 ** this.step);
+    this.gates().forEach((g, k) => {
+      if (!g.grad) return;
+      for (let i = 0; i < g.size; i++) {
+        const gr = g.grad[i];
+        this.m[k][i] = b1 * this.m[k][i] + (1 - b1) * gr;
+        this.v[k][i] = b2 * this.v[k][i] + (1 - b2) * gr * gr;
+        let upd = -stepSize * (this.m[k][i] / (Math.sqrt(this.v[k][i]) + eps));
+        if (c.weight_decay > 0) upd += -lr * c.weight_decay * g.data[i];
+        g.data[i] += upd;
+      }
+      if (c.sparse_lambda > 0) softThreshold(g.data, c.sparse_lambda);
+      g.grad.fill(0);
+    });
+  }
+
+  ranks(): number[] { return this.gates().map((g) => Array.from(g.data).filter((x) => x !== 0).length); }
+
+  /** Parameters the sparse adapter really uses: nnz(g) (in + out) per module, plus its gates. */
+  effectiveParams(): number {
+    return this.modules.reduce((s, l, k) => s + this.ranks()[k] * (l.inFeatures + l.outFeatures) + this.ranks()[k], 0);
+  }
+
+  /**
+   * Plain LoRA with rank nnz(g) per module reproducing the gated product exactly:
+   * A' = (scale / scale') diag(g) A on the live rows, B' = B's live columns, alpha' = alphaRatio * r'.
+   */
+  exportLora(alphaRatio = 2): { modules: (AdaptedModule & { A: Float32Array; B: Float32Array; inF: number; outF: number })[] } {
+    const out = [];
+    for (const l of this.modules) {
+      const { A, B, E, scale } = l.lora!, r = A.shape[0], inF = l.inFeatures, outF = l.outFeatures;
+      const live = Array.from(E!.data).flatMap((g, i) => (g !== 0 ? [i] : []));
+      if (live.length === 0) continue;
+      const rr = live.length, alpha = alphaRatio * rr, s2 = alpha / rr;
+      const a = new Float32Array(rr * inF), b = new Float32Array(outF * rr);
+      live.forEach((k, n) => {
+        const f = (scale / s2) * E!.data[k];
+        for (let j = 0; j < inF; j++) a[n * inF + j] = f * A.data[k * inF + j];
+        for (let i = 0; i < outF; i++) b[i * rr + n] = B.data[i * r + k];
+      });
+      out.push({ name: l.name, r: rr, alpha, A: a, B: b, inF, outF });
+    }
+    return { modules: out };
+  }
+}
