@@ -30,7 +30,7 @@ export function writeDemoTask(name: string, dir: string): { train: string; dev: 
   return { ...files, description: t.description };
 }
 
-interface DemoCli { task: string; model: string; out: string; methods: string; seeds: number; epochs: number; maxTrain?: number; lr: number; batchSize: number }
+interface DemoCli { task: string; model: string; out: string; methods: string; seeds: number; epochs: number; maxTrain?: number; lr: number; fullLr: number; batchSize: number }
 
 export function registerDemo(program: Command): void {
   program.command('demo')
@@ -42,7 +42,8 @@ export function registerDemo(program: Command): void {
     .option('--seeds <n>', 'seeds per method', positiveInt, 1)
     .option('--epochs <n>', 'epochs', positiveInt, 3)
     .option('--max-train <n>', 'cap the training set', positiveInt)
-    .option('--lr <x>', 'learning rate', (v) => Number(v), 1e-3)
+    .option('--lr <x>', 'learning rate of the LoRA methods', (v) => Number(v), 1e-3)
+    .option('--full-lr <x>', 'learning rate of full fine-tuning', (v) => Number(v), 1e-4)
     .option('--batch-size <n>', 'batch size', positiveInt, 32)
     .action(async (o: DemoCli) => {
       if (!existsSync(join(o.model, 'config.json'))) throw new Error(`${o.model}: the embedded model is missing (it lives in models/gelora-bert-6l of the repository)`);
@@ -52,7 +53,7 @@ export function registerDemo(program: Command): void {
         model: o.model, method: 'gelora', out: o.out, train: data.train, dev: data.dev, task: o.task, seed: 0, methods: o.methods, seeds: o.seeds,
         epochs: o.epochs, batchSize: o.batchSize, lr: o.lr, weightDecay: DEFAULT_TRAIN.weightDecay, warmup: DEFAULT_TRAIN.warmupRatio, schedule: 'linear',
         maxGradNorm: DEFAULT_TRAIN.maxGradNorm, gradAccum: 1, evalEvery: 0, patience: 0, maxLength: 64, checkpointEvery: 50, r: 8, alphaRatio: 2,
-        loraDropout: 0.05, samples: 2000, maxTrain: o.maxTrain,
+        loraDropout: 0.05, samples: 2000, maxTrain: o.maxTrain, lrFor: o.methods.includes('full') ? [`full=${o.fullLr}`] : undefined,
       };
       const r = await runCompare(opts);
       console.log(r.markdown);

@@ -23,7 +23,7 @@ export function registerPretrain(program: Command): void {
     .option('--layers <n>', 'encoder blocks', positiveInt, 6).option('--hidden <n>', 'hidden size', positiveInt, 256)
     .option('--heads <n>', 'attention heads', positiveInt, 4).option('--intermediate <n>', 'feed-forward size', positiveInt, 1024)
     .option('--seq <n>', 'tokens per packed sequence', positiveInt, 128).option('--batch <n>', 'sequences per step', positiveInt, 32)
-    .option('--steps <n>', 'optimizer steps', positiveInt, 3000).option('--lr <x>', 'peak learning rate', (v) => Number(v), 1e-3)
+    .option('--steps <n>', 'optimizer steps (0: save the random initialisation, a baseline)', (v) => { const n = Number(v); if (!Number.isInteger(n) || n < 0) throw new Error(`expected a non-negative integer, got ${v}`); return n; }, 3000).option('--lr <x>', 'peak learning rate', (v) => Number(v), 1e-3)
     .option('--warmup <f>', 'warmup fraction', fraction, 0.06)
     .option('--checkpoint-every <n>', 'checkpoint every n steps', positiveInt, 50).option('--eval-every <n>', 'held-out MLM accuracy every n steps', positiveInt, 250)
     .option('--seed <s>', 'seed', (v) => Number(v), 0).option('--resume', 'continue from the latest checkpoint in --out')

@@ -96,7 +96,7 @@ export function pretrain(args: {
   config: PretrainConfig; outDir: string; resume?: boolean; onStep?: (step: number, total: number, loss: number, acc: number | null) => void;
 }): PretrainState {
   const { model, chunks, config: c } = args;
-  if (chunks.length < c.batch) throw new Error(`the corpus packs into ${chunks.length} sequences, fewer than one batch of ${c.batch}`);
+  if (c.steps > 0 && chunks.length < c.batch) throw new Error(`the corpus packs into ${chunks.length} sequences, fewer than one batch of ${c.batch}`);
   const params: Tensor[] = model.params.names().map((n) => model.params.get(n));
   for (const p of params) p.requiresGrad = true;
   const opt = new AdamW(params, { lr: c.lr, weightDecay: c.weightDecay });
@@ -108,7 +108,7 @@ export function pretrain(args: {
     const loaded = loadCheckpoint<PretrainState>(args.outDir, params, opt);
     if (loaded) { st = loaded; rng.setState(st.rng); trimLog(log, st.step); }
   } else if (existsSync(log)) rmSync(log);
-  const perEpoch = Math.floor(chunks.length / c.batch);
+  const perEpoch = Math.max(1, Math.floor(chunks.length / c.batch));
   const trainCfg = { ...DEFAULT_TRAIN, lr: c.lr, warmupRatio: c.warmupRatio, schedule: 'linear' as const };
   let t0 = performance.now(), lastAcc: number | null = st.history.length ? st.history[st.history.length - 1].accuracy : null;
   while (st.step < c.steps) {
