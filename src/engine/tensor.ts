@@ -23,6 +23,9 @@ export function getPrecision(): Precision { return precision; }
 
 const free = new Map<number, Buf[]>();
 let pooledBytes = 0;
+/** bytes handed out to tensors now, and the most ever at once: the pool keeps at most that much */
+let liveBytes = 0, peakLiveBytes = 0;
+const POOL_FLOOR = 64 * 1024 * 1024;
 
 /**
  * Buffers are pooled by size class (powers of two in quarter steps, at most 25% slack), so the
@@ -45,11 +48,15 @@ function take(n: number): Buf {
         list[i] = list[list.length - 1];
         list.pop();
         pooledBytes -= b.byteLength;
+        liveBytes += b.byteLength;
+        peakLiveBytes = Math.max(peakLiveBytes, liveBytes);
         return b.length === n ? b : b.subarray(0, n);
       }
     }
   }
   const b = want64 ? new Float64Array(cls) : new Float32Array(cls);
+  liveBytes += b.byteLength;
+  peakLiveBytes = Math.max(peakLiveBytes, liveBytes);
   return b.length === n ? b : b.subarray(0, n);
 }
 
@@ -58,6 +65,10 @@ function give(view: Buf): void {
   // back to the whole allocation the view was cut from
   const b = view.byteOffset === 0 && view.byteLength === view.buffer.byteLength ? view
     : view instanceof Float64Array ? new Float64Array(view.buffer) : new Float32Array(view.buffer);
+  liveBytes -= b.byteLength;
+  // varying shapes (length-bucketed batches) would otherwise fill the pool with every size class:
+  // keep at most one peak working set, let the garbage collector have the rest
+  if (pooledBytes + b.byteLength > Math.max(POOL_FLOOR, peakLiveBytes)) return;
   let list = free.get(b.length);
   if (!list) free.set(b.length, (list = []));
   list.push(b);
@@ -66,6 +77,7 @@ function give(view: Buf): void {
 
 /** Drop every pooled buffer (memory goes back to the garbage collector). */
 export function clearPool(): void { free.clear(); pooledBytes = 0; }
+export function liveBytesNow(): number { return liveBytes; }
 export function poolBytes(): number { return pooledBytes; }
 
 // ---------------------------------------------------------------------------------------------
