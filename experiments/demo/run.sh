@@ -7,10 +7,10 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${OUT:-experiments/demo/results}
 MODEL=models/gelora-bert-6l
-COMMON=(--epochs 3 --batch-size 32 --max-length 64 --lr 1e-3 --max-train 3000 --seed 0)
+COMMON=(--epochs 2 --batch-size 32 --max-length 64 --lr 1e-3 --max-train 2000 --seed 0)
 for task in brown-genre wordnet-category; do
   node dist/src/cli/main.js demo --task "$task" --model "$MODEL" --out "$OUT/$task" --methods gelora,lora,full --seeds 3 \
-    --epochs 3 --max-train 3000 --lr 1e-3 > "$OUT/$task.md.log"
+    --epochs 2 --max-train 2000 --lr 1e-3 > "$OUT/$task.md.log"
 done
 # random initialisation of the same architecture (pretrain with 0 steps writes the initial weights)
 [ -f "$OUT/random-init/config.json" ] || node dist/src/cli/main.js pretrain --out "$OUT/random-init" --steps 0 --dtype f16 > /dev/null

