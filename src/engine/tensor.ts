@@ -16,7 +16,6 @@ let precision: Precision = 'f32';
 
 /** f64 is for gradient checks on the js backend only. */
 export function setPrecision(p: Precision): void { precision = p; }
-export function getPrecision(): Precision { return precision; }
 
 // ---------------------------------------------------------------------------------------------
 // buffer pool
@@ -77,7 +76,6 @@ function give(view: Buf): void {
 
 /** Drop every pooled buffer (memory goes back to the garbage collector). */
 export function clearPool(): void { free.clear(); pooledBytes = 0; }
-export function liveBytesNow(): number { return liveBytes; }
 export function poolBytes(): number { return pooledBytes; }
 
 // ---------------------------------------------------------------------------------------------
@@ -287,5 +285,4 @@ export function isGradEnabled(): boolean { return gradEnabled; }
 export function blockScope<T>(fn: () => T): T {
   return gradEnabled ? fn() : scope(fn);
 }
-export function clearTape(): void { tape.length = 0; }
 export function tapeLength(): number { return tape.length; }

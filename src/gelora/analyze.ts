@@ -6,10 +6,10 @@
 import { Rng } from '../engine/random.js';
 import { noGrad, scope } from '../engine/tensor.js';
 import type { Points } from '../id/knn.js';
-import { LayerPoints, idProfile, poolPlan, type LayerEstimate, type Pooling } from '../id/pooling.js';
+import { LayerPoints, poolPlan, type LayerEstimate, type Pooling } from '../id/pooling.js';
 import { sampleWithoutReplacement, type IdMethod } from '../id/twonn.js';
 import { padBatch, type TextTokenizer } from '../io/tokenizer.js';
-import { adapterConfigFor, type AdaptedModule } from '../lora/adapter.js';
+import type { AdaptedModule } from '../lora/adapter.js';
 import { allLinearTargets, defaultLoraConfig, isTarget, savedModules, type LoraConfig } from '../lora/config.js';
 import type { Model } from '../models/model.js';
 import { fitBudget, geloraRanks, type BudgetResult } from './allocate.js';
@@ -163,4 +163,3 @@ export function buildReport(args: {
   };
 }
 
-export { adapterConfigFor, idProfile };

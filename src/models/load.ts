@@ -6,8 +6,6 @@
  * errors naming the tensors; missing task-head weights are initialised (a fine-tuning checkpoint of
  * another task is the usual starting point) and reported.
  */
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 import { Rng } from '../engine/random.js';
 import { Checkpoint } from '../io/safetensors.js';
 import { BertForSequenceClassification, bertConfigFrom } from './bert.js';
@@ -132,9 +130,4 @@ function fillFromCheckpoint(model: Model, ckpt: Checkpoint, seed: number, newHea
 
 function list(names: string[]): string {
   return names.length <= 12 ? names.join(', ') : `${names.slice(0, 12).join(', ')}, ... (${names.length - 12} more)`;
-}
-
-/** True when dir looks like a Hugging Face model folder. */
-export function isModelDir(dir: string): boolean {
-  return existsSync(join(dir, 'config.json'));
 }
