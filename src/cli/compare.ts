@@ -132,6 +132,8 @@ export async function runCompare(o: CompareCli): Promise<{ markdown: string; res
       budgetNote = `GeLoRA scaled to the budget of uniform rank ${loraR} (${loraR * unit + fixed} parameters)`;
     }
   } else if (o.budgetLikeRank) loraR = o.budgetLikeRank;
+  const adaptive = methods.filter((m) => m === 'adalora' || m === 'sora');
+  if (adaptive.length && loraR !== undefined) budgetNote += `${budgetNote ? '; ' : ''}${adaptive.map((m) => (m === 'adalora' ? `AdaLoRA with target_r ${loraR} (init_r ${Math.round(1.5 * loraR)})` : `SoRA with r_max ${2 * loraR}, pruned by its gates`)).join(', ')}`;
   const cli = fileURLToPath(new URL('./main.js', import.meta.url));
   const runs: RunResult[] = [];
   const total = methods.length * o.seeds;
@@ -147,7 +149,7 @@ export async function runCompare(o: CompareCli): Promise<{ markdown: string; res
       } else {
         process.stderr.write(`[${done}/${total}] ${method} seed ${seed}\n`);
         const args = [cli, 'train', '--model', o.model, '--method', method, '--seed', String(seed), '--out', dir, ...trainArgs({ ...o, lr }),
-          ...(method === 'lora' ? ['--r', String(loraR)] : []), ...(method === 'gelora' ? geloraArgs : []),
+          ...(['lora', 'adalora', 'sora'].includes(method) ? ['--r', String(loraR)] : []), ...(method === 'gelora' ? geloraArgs : []),
           ...(existsSync(join(dir, 'latest.json')) ? ['--resume'] : [])];
         const t0 = performance.now();
         const r = spawnSync(process.execPath, args, { stdio: ['ignore', 'inherit', 'inherit'] });
