@@ -67,9 +67,10 @@ describe('gelora train and eval', () => {
 });
 
 describe('checkpoint and resume', () => {
-  it('a run killed mid-way resumes to the same final weights and metrics as an uninterrupted run', async () => {
+  // AdaLoRA is killed while its allocator masks (steps 75..600 of 750), SoRA while its gates are being pruned
+  for (const method of ['lora', 'adalora', 'sora']) it(`${method}: a run killed mid-way resumes to the same final weights and metrics as an uninterrupted run`, async () => {
     const t = fixtureTask(3000, 11);
-    const args = (out: string) => ['train', '--model', t.model, '--train', t.data, '--method', 'lora', '--epochs', '2', '--batch-size', '8',
+    const args = (out: string) => ['train', '--model', t.model, '--train', t.data, '--method', method, '--r', '2', '--epochs', '2', '--batch-size', '8',
       '--lr', '1e-3', '--lora-dropout', '0.1', '--eval-every', '60', '--checkpoint-every', '10', '--out', out];
     const whole = join(t.dir, 'whole'), killed = join(t.dir, 'killed');
     assert.equal(spawnSync(process.execPath, [CLI, ...args(whole)], { cwd: ROOT }).status, 0);
@@ -83,12 +84,12 @@ describe('checkpoint and resume', () => {
       if (existsSync(latest)) {
         try {
           const step = readJson<{ step: number }>(latest).step;
-          if (step >= 40) { child.kill('SIGKILL'); killedAt = step; }
+          if (step >= 100) { child.kill('SIGKILL'); killedAt = step; }
         } catch { /* being written */ }
       }
     }
     await exited;
-    assert.ok(killedAt >= 40, 'the run was killed after some checkpoints');
+    assert.ok(killedAt >= 100, 'the run was killed after some checkpoints');
     assert.ok(!existsSync(join(killed, 'metrics.json')), 'the run did not finish before the kill');
     const resumed = spawnSync(process.execPath, [CLI, ...args(killed), '--resume'], { cwd: ROOT, encoding: 'utf8' });
     assert.equal(resumed.status, 0, resumed.stderr);
@@ -192,5 +193,20 @@ describe('gelora compare', () => {
     assert.equal(again.status, 0, again.stderr);
     assert.equal((again.stderr.match(/finished earlier, reusing/g) ?? []).length, 6);
     assert.deepEqual(readJson<Results>(join(out, 'results.json')).summary, res.summary);
+  });
+
+  it('gives AdaLoRA and SoRA the budget rank of uniform LoRA and records the analysis time', () => {
+    const t = fixtureTask(120, 9), out = join(t.dir, 'cmp-adaptive');
+    const r = gelora('compare', '--model', t.model, '--train', t.data, '--methods', 'gelora,adalora,sora', '--seeds', '1', '--epochs', '1', '--samples', '100', '--out', out);
+    assert.equal(r.status, 0, r.stderr);
+    const res = readJson<{ budget: string; runs: { method: string; initial_trainable_params: number; metrics: Record<string, number> }[] }>(join(out, 'results.json'));
+    const g = readJson<{ ranks: number[]; trainable_params: number; modules: Record<string, unknown>; seconds: number }>(join(out, 'analysis', 'gelora.json'));
+    assert.ok(g.seconds > 0);
+    const rank = Number(/uniform LoRA at rank (\d+)/.exec(res.budget)![1]), unit = 1344, nMod = Object.keys(g.modules).length;
+    const fixed = g.trainable_params - (g.ranks.reduce((a, b) => a + b, 0) * unit) / g.ranks.length;
+    const trained = (m: string) => res.runs.find((x) => x.method === m)!.initial_trainable_params;
+    assert.equal(trained('adalora'), Math.round(1.5 * rank) * (unit + nMod) + fixed, 'AdaLoRA: init_r = 1.5 x the budget rank, with E');
+    assert.equal(trained('sora'), 2 * rank * (unit + nMod) + fixed, 'SoRA: r_max = 2 x the budget rank, with its gates');
+    for (const run of res.runs) assert.equal(typeof run.metrics.accuracy, 'number');
   });
 });

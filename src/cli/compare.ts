@@ -9,8 +9,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
-import { allocate, allocationConfig, blockModules, buildReport, collectLayerPoints, fixedTrainableParams } from '../gelora/analyze.js';
-import { idProfile } from '../id/pooling.js';
+import { allocationConfig, analyzeTask, blockModules, fixedTrainableParams } from '../gelora/analyze.js';
 import { writeFileAtomic, writeJsonAtomic } from '../io/atomic.js';
 import { TextTokenizer } from '../io/tokenizer.js';
 import { adapterConfigFor } from '../lora/adapter.js';
@@ -22,7 +21,11 @@ import { addDataOptions, addTrainOptions, taskOptions, type TrainCli } from './t
 import { positiveInt } from './main.js';
 import { progressBar } from './progress.js';
 
-export interface RunResult { method: string; seed: number; metric_value: number; trainable_params: number; train_seconds: number; peak_rss_mb: number; adapter_dir: string; ranks: number[] | null; lr: number; wall_seconds: number }
+export interface RunResult {
+  method: string; seed: number; metric_value: number; trainable_params: number; train_seconds: number; peak_rss_mb: number; adapter_dir: string; ranks: number[] | null; lr: number; wall_seconds: number;
+  /** every dev metric at the selected evaluation, and the PEFT count while training (AdaLoRA and SoRA train more than they keep) */
+  metrics: Record<string, number>; initial_trainable_params: number;
+}
 export interface SummaryRow { method: string; mean: number; std: number; trainable_params: number; train_seconds: number; peak_rss_mb: number; runs: number }
 
 export function summarise(runs: RunResult[], methods: string[]): SummaryRow[] {
@@ -111,15 +114,12 @@ export async function runCompare(o: CompareCli): Promise<{ markdown: string; res
     if (!existsSync(join(analysisDir, 'gelora.json'))) {
       const tok = TextTokenizer.fromDir(o.model, Number(model.config.pad_token_id ?? 0));
       const bar = progressBar('hidden states');
-      const { layers, sequences } = collectLayerPoints(model, tok, task.train, { samples: o.samples, maxLength: o.maxLength, seed: 0, onBatch: (d, t) => bar.update(d, t) });
-      bar.stop();
-      const profile = idProfile(layers, { bootstrap: 100, seed: 0 });
       const allocOpts = { alphaRatio: o.alphaRatio, budget: o.budget, budgetLikeRank: o.budgetLikeRank, fixedParams: fixed };
-      const alloc = allocate(profile, modules, allocOpts);
-      const report = buildReport({ modelPath: o.model, modelType: model.type, hidden: model.hiddenSize, profile, alloc, modules, data: { task: task.name, sequences, points: layers[0].n }, method: 'fit', discard: 0.1, bootstrap: 100, allocOpts, fixed });
+      const { report, alloc } = analyzeTask(model, tok, task.train, { modelPath: o.model, taskName: task.name, modules, allocOpts, samples: o.samples, maxLength: o.maxLength, seed: 0, onBatch: (d, t) => bar.update(d, t) });
+      bar.stop();
       writeJsonAtomic(join(analysisDir, 'gelora.json'), report);
       writeJsonAtomic(join(analysisDir, 'adapter_config.json'), adapterConfigFor(allocationConfig(model, alloc), alloc.modules, o.model));
-      writeFileAtomic(join(analysisDir, 'profile.svg'), profileSvg(profile, alloc.ranks, `GeLoRA profile: ${task.name}`));
+      writeFileAtomic(join(analysisDir, 'profile.svg'), profileSvg(report.profile, alloc.ranks, `GeLoRA profile: ${task.name}`));
     }
     const g = JSON.parse(readFileSync(join(analysisDir, 'gelora.json'), 'utf8')) as { trainable_params: number; ranks: number[] };
     geloraArgs = ['--gelora-dir', analysisDir, ...(o.budget ? ['--budget', String(o.budget)] : []), ...(o.budgetLikeRank ? ['--budget-like-rank', String(o.budgetLikeRank)] : [])];
@@ -156,8 +156,8 @@ export async function runCompare(o: CompareCli): Promise<{ markdown: string; res
         wall = (performance.now() - t0) / 1000;
         if (r.status !== 0) throw new Error(`${method} seed ${seed} failed (exit ${r.status}); see above. Fix and run compare again: finished runs are kept`);
       }
-      const m = JSON.parse(readFileSync(join(dir, 'metrics.json'), 'utf8')) as { best: { primary: number }; trainable_params: number; train_seconds: number; peak_rss_mb: number; saved: string; ranks: number[] | null };
-      runs.push({ method, seed, metric_value: m.best.primary, trainable_params: m.trainable_params, train_seconds: m.train_seconds, peak_rss_mb: m.peak_rss_mb, adapter_dir: relative(o.out, m.saved), ranks: m.ranks, lr, wall_seconds: wall });
+      const m = JSON.parse(readFileSync(join(dir, 'metrics.json'), 'utf8')) as { best: { primary: number; metrics: Record<string, number> }; trainable_params: number; initial_trainable_params: number; train_seconds: number; peak_rss_mb: number; saved: string; ranks: number[] | null };
+      runs.push({ method, seed, metric_value: m.best.primary, trainable_params: m.trainable_params, train_seconds: m.train_seconds, peak_rss_mb: m.peak_rss_mb, adapter_dir: relative(o.out, m.saved), ranks: m.ranks, lr, wall_seconds: wall, metrics: m.best.metrics, initial_trainable_params: m.initial_trainable_params });
     }
   }
   const summary = summarise(runs, methods);

@@ -2,8 +2,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Option, type Command } from 'commander';
-import { allocate, blockModules, collectLayerPoints, buildReport, fixedTrainableParams, type Allocation } from '../gelora/analyze.js';
-import { idProfile } from '../id/pooling.js';
+import { allocate, analyzeTask, blockModules, fixedTrainableParams, type Allocation } from '../gelora/analyze.js';
 import { writeFileAtomic, writeJsonAtomic } from '../io/atomic.js';
 import { TextTokenizer } from '../io/tokenizer.js';
 import { loadAdapter } from '../lora/adapter.js';
@@ -102,13 +101,10 @@ async function geloraAllocation(model: Model, tok: TextTokenizer, task: Task, o:
     return allocate(g.profile, modules, { ...allocOpts, offset: g.rule.offset, errorAware: g.rule.error_aware });
   }
   const bar = progressBar('hidden states');
-  const { layers, sequences } = collectLayerPoints(model, tok, task.train, { samples: o.samples, maxLength: o.maxLength, seed: o.seed, onBatch: (d, t) => bar.update(d, t) });
+  const { report, alloc } = analyzeTask(model, tok, task.train, { modelPath: o.model, taskName: task.name, modules, allocOpts, samples: o.samples, maxLength: o.maxLength, seed: o.seed, onBatch: (d, t) => bar.update(d, t) });
   bar.stop();
-  const profile = idProfile(layers, { bootstrap: 100, seed: o.seed });
-  const alloc = allocate(profile, modules, allocOpts);
-  const report = buildReport({ modelPath: o.model, modelType: model.type, hidden: model.hiddenSize, profile, alloc, modules, data: { task: task.name, sequences, points: layers[0].n }, method: 'fit', discard: 0.1, bootstrap: 100, allocOpts, fixed });
   writeJsonAtomic(join(o.out, 'gelora.json'), report);
-  writeFileAtomic(join(o.out, 'profile.svg'), profileSvg(profile, alloc.ranks, `GeLoRA profile: ${task.name}`));
+  writeFileAtomic(join(o.out, 'profile.svg'), profileSvg(report.profile, alloc.ranks, `GeLoRA profile: ${task.name}`));
   return alloc;
 }
 

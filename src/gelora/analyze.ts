@@ -6,7 +6,7 @@
 import { Rng } from '../engine/random.js';
 import { noGrad, scope } from '../engine/tensor.js';
 import type { Points } from '../id/knn.js';
-import { LayerPoints, poolPlan, type LayerEstimate, type Pooling } from '../id/pooling.js';
+import { idProfile, LayerPoints, poolPlan, type LayerEstimate, type Pooling } from '../id/pooling.js';
 import { sampleWithoutReplacement, type IdMethod } from '../id/twonn.js';
 import { padBatch, type TextTokenizer } from '../io/tokenizer.js';
 import type { AdaptedModule } from '../lora/adapter.js';
@@ -142,6 +142,8 @@ export interface GeloraReport {
   budget: Allocation['budget'];
   trainable_params: number | null;
   modules: Record<string, { block: number; r: number; alpha: number }>;
+  /** wall time of the analysis (hidden states, profile, allocation) where it was measured */
+  seconds?: number;
 }
 
 export function buildReport(args: {
@@ -163,3 +165,33 @@ export function buildReport(args: {
   };
 }
 
+
+export interface TaskAnalysisOptions {
+  modelPath: string;
+  taskName: string;
+  modules: BlockModule[];
+  allocOpts: AllocateOptions;
+  samples?: number;
+  maxLength?: number;
+  seed?: number;
+  onBatch?: (done: number, total: number) => void;
+}
+
+/**
+ * The analysis `gelora train` and `gelora compare` run before training: mean-pooled hidden states of a
+ * seeded sample of the training inputs, the TwoNN fit profile with 100 bootstrap resamples, the
+ * allocation. Its wall time is part of the report, since it is part of GeLoRA's cost.
+ */
+export function analyzeTask(model: Model, tok: TextTokenizer, examples: { text: string; pair?: string }[], o: TaskAnalysisOptions): { report: GeloraReport; alloc: Allocation } {
+  const t0 = performance.now();
+  const seed = o.seed ?? 0;
+  const { layers, sequences } = collectLayerPoints(model, tok, examples, { samples: o.samples, maxLength: o.maxLength, seed, onBatch: o.onBatch });
+  const profile = idProfile(layers, { bootstrap: 100, seed });
+  const alloc = allocate(profile, o.modules, o.allocOpts);
+  const seconds = (performance.now() - t0) / 1000;
+  const report = buildReport({
+    modelPath: o.modelPath, modelType: model.type, hidden: model.hiddenSize, profile, alloc, modules: o.modules,
+    data: { task: o.taskName, sequences, points: layers[0].n }, method: 'fit', discard: 0.1, bootstrap: 100, allocOpts: o.allocOpts, fixed: o.allocOpts.fixedParams ?? null,
+  });
+  return { report: { ...report, seconds }, alloc };
+}

@@ -153,6 +153,27 @@ export class AdaLoraModel {
     return this.targetBudget;
   }
 
+  /** What a checkpoint needs beyond the tensors and their AdamW moments: the importance EMAs and the rank pattern. */
+  saveState(): { tensors: Record<string, TensorToWrite>; json: { ema: string[]; rankPattern: [string, boolean[]][] | null } } {
+    const tensors: Record<string, TensorToWrite> = {}, ema: string[] = [];
+    for (const p of this.params()) {
+      const e = this.ema.get(p);
+      if (!e) continue;
+      ema.push(p.name);
+      tensors[`ipt.${p.name}`] = { shape: [...p.shape], data: Float32Array.from(e.ipt) };
+      tensors[`unc.${p.name}`] = { shape: [...p.shape], data: Float32Array.from(e.unc) };
+    }
+    return { tensors, json: { ema, rankPattern: this.rankPattern ? [...this.rankPattern] : null } };
+  }
+
+  loadState(read: (key: string) => Float32Array, json: unknown): void {
+    const j = json as { ema: string[]; rankPattern: [string, boolean[]][] | null };
+    const saved = new Set(j.ema);
+    this.ema.clear();
+    for (const p of this.params()) if (saved.has(p.name)) this.ema.set(p, { ipt: Float32Array.from(read(`ipt.${p.name}`)), unc: Float32Array.from(read(`unc.${p.name}`)) });
+    this.rankPattern = j.rankPattern ? new Map(j.rankPattern) : null;
+  }
+
   /** Triplets currently active (non-masked) across all modules. */
   activeTriplets(): number {
     if (!this.rankPattern) return this.initBudget;

@@ -8,6 +8,7 @@
 import { Rng } from '../engine/random.js';
 import { parameter, type Tensor } from '../engine/tensor.js';
 import type { Linear } from '../models/modules.js';
+import type { TensorToWrite } from '../io/safetensors.js';
 import type { AdaptedModule } from './adapter.js';
 
 export interface SoraConfig { r: number; lora_alpha: number; lora_dropout: number; sparse_lambda: number; lr: number; weight_decay: number }
@@ -65,6 +66,21 @@ export class SoraModel {
       if (c.sparse_lambda > 0) softThreshold(g.data, c.sparse_lambda);
       g.grad.fill(0);
     });
+  }
+
+  /** What a checkpoint needs beyond A, B and their AdamW moments: the gates and their SparseAdamW state (float64, kept exact in JSON). */
+  saveState(): { tensors: Record<string, TensorToWrite>; json: { step: number; m: number[][]; v: number[][] } } {
+    const tensors: Record<string, TensorToWrite> = {};
+    for (const g of this.gates()) tensors[g.name] = { shape: [...g.shape], data: Float32Array.from(g.data) };
+    return { tensors, json: { step: this.step, m: this.m.map((x) => Array.from(x)), v: this.v.map((x) => Array.from(x)) } };
+  }
+
+  loadState(read: (key: string) => Float32Array, json: unknown): void {
+    const j = json as { step: number; m: number[][]; v: number[][] };
+    for (const g of this.gates()) g.data.set(read(g.name));
+    j.m.forEach((x, k) => this.m[k].set(x));
+    j.v.forEach((x, k) => this.v[k].set(x));
+    this.step = j.step;
   }
 
   ranks(): number[] { return this.gates().map((g) => Array.from(g.data).filter((x) => x !== 0).length); }

@@ -14,7 +14,7 @@ import { add, crossEntropy, mseLoss } from '../engine/ops.js';
 import { Rng } from '../engine/random.js';
 import { backward, noGrad, scope, type Tensor } from '../engine/tensor.js';
 import { writeJsonAtomic } from '../io/atomic.js';
-import { SafetensorsFile, writeSafetensors } from '../io/safetensors.js';
+import { SafetensorsFile, writeSafetensors, type TensorToWrite } from '../io/safetensors.js';
 import { padBatch, type TextTokenizer } from '../io/tokenizer.js';
 import type { Model, ModelInputs } from '../models/model.js';
 import { evaluate } from './metrics.js';
@@ -140,12 +140,18 @@ export interface TrainContext {
   onBest?: (rec: EvalRecord) => void;
   onStep?: (step: number, total: number, loss: number, lastMetric: number | null) => void;
   /** method-specific additions: a loss term (AdaLoRA's orthogonality) and work after each update (rank allocation, SoRA's gates) */
-  hooks?: { regularizer?: () => Tensor | null; afterUpdate?: (step: number, lr: number) => void; resumable?: boolean; selectFrom?: number };
+  hooks?: { regularizer?: () => Tensor | null; afterUpdate?: (step: number, lr: number) => void; state?: MethodState; selectFrom?: number };
+}
+
+/** State a method keeps outside the trainable tensors and their AdamW moments (AdaLoRA's importance EMAs, SoRA's gates), checkpointed with them. */
+export interface MethodState {
+  save(): { tensors: Record<string, TensorToWrite>; json: unknown };
+  load(read: (key: string) => Float32Array, json: unknown): void;
 }
 
 interface Saved {
   step: number; epoch: number; batch: number; best: EvalRecord | null; bad: number; history: EvalRecord[]; optStep: number;
-  rngs: [number, number | null][]; trainSeconds: number;
+  rngs: [number, number | null][]; trainSeconds: number; method?: unknown;
 }
 
 function dropoutRngs(model: Model): Rng[] {
@@ -153,7 +159,7 @@ function dropoutRngs(model: Model): Rng[] {
 }
 
 /** Writes params, optimizer moments and a JSON state to dir/checkpoint-STEP, then points latest.json at it. */
-export function saveCheckpoint(dir: string, params: Tensor[], opt: AdamW, st: { step: number }): void {
+export function saveCheckpoint(dir: string, params: Tensor[], opt: AdamW, st: { step: number; method?: unknown }, method?: MethodState): void {
   const ck = join(dir, `checkpoint-${st.step}`);
   mkdirSync(ck, { recursive: true });
   const tensors: Record<string, { shape: number[]; data: Float32Array }> = {};
@@ -162,6 +168,11 @@ export function saveCheckpoint(dir: string, params: Tensor[], opt: AdamW, st: { 
     tensors[`adam_m.${p.name}`] = { shape: [...p.shape], data: Float32Array.from(opt.m[i]) };
     tensors[`adam_v.${p.name}`] = { shape: [...p.shape], data: Float32Array.from(opt.v[i]) };
   });
+  if (method) {
+    const m = method.save();
+    for (const [k, t] of Object.entries(m.tensors)) tensors[`method.${k}`] = t;
+    st = { ...st, method: m.json };
+  }
   writeSafetensors(join(ck, 'state.safetensors'), tensors, { format: 'gelora-checkpoint', step: String(st.step) });
   writeJsonAtomic(join(ck, 'state.json'), st);
   writeJsonAtomic(join(dir, 'latest.json'), { checkpoint: `checkpoint-${st.step}`, step: st.step });
@@ -169,7 +180,7 @@ export function saveCheckpoint(dir: string, params: Tensor[], opt: AdamW, st: { 
 }
 
 /** Restores params and optimizer moments from the latest checkpoint in dir; returns its JSON state (null: none). */
-export function loadCheckpoint<S extends { step: number; optStep: number }>(dir: string, params: Tensor[], opt: AdamW): S | null {
+export function loadCheckpoint<S extends { step: number; optStep: number; method?: unknown }>(dir: string, params: Tensor[], opt: AdamW, method?: MethodState): S | null {
   const latest = join(dir, 'latest.json');
   if (!existsSync(latest)) return null;
   const { checkpoint } = JSON.parse(readFileSync(latest, 'utf8')) as { checkpoint: string };
@@ -184,6 +195,12 @@ export function loadCheckpoint<S extends { step: number; optStep: number }>(dir:
         target.set(f.read(key).data);
       }
     });
+    if (method) {
+      method.load((key) => {
+        if (!f.tensors.has(`method.${key}`)) throw new Error(`${ck}: checkpoint has no method.${key}; it was written by a run of another method`);
+        return f.read(`method.${key}`).data;
+      }, st.method);
+    }
   } finally {
     f.close();
   }
@@ -217,11 +234,8 @@ export function train(ctx: TrainContext): TrainResult {
   if (c.maxSteps) total = Math.min(total, c.maxSteps);
   const opt = new AdamW(ctx.params, { lr: c.lr, weightDecay: c.weightDecay });
   let st: Saved = { step: 0, epoch: 0, batch: 0, best: null, bad: 0, history: [], optStep: 0, rngs: [], trainSeconds: 0 };
-  if ((ctx.resume || c.checkpointEvery > 0) && ctx.hooks?.resumable === false) {
-    throw new Error('checkpoints do not cover this method\'s allocator state; train it without --checkpoint-every / --resume');
-  }
   if (ctx.resume) {
-    const loaded = loadCheckpoint<Saved>(ctx.outDir, ctx.params, opt);
+    const loaded = loadCheckpoint<Saved>(ctx.outDir, ctx.params, opt, ctx.hooks?.state);
     if (loaded) {
       st = loaded;
       dropoutRngs(model).forEach((r, i) => { if (st.rngs[i]) r.setState(st.rngs[i]); });
@@ -287,7 +301,7 @@ export function train(ctx: TrainContext): TrainResult {
           st.rngs = dropoutRngs(model).map((r) => r.getState());
           const pos = { ...st };
           if (endOfEpoch) { pos.epoch = st.epoch + 1; pos.batch = 0; }
-          saveCheckpoint(ctx.outDir, ctx.params, opt, pos);
+          saveCheckpoint(ctx.outDir, ctx.params, opt, pos, ctx.hooks?.state);
         }
         if (stopped) break outer;
       }

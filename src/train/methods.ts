@@ -137,7 +137,7 @@ function prepareAdaptive(model: Model, method: 'adalora' | 'sora', targets: Line
     return {
       params, trainableParams: params.reduce((s, p) => s + p.size, 0), ranks: null,
       finalParams: () => ada.effectiveParams() + headSize,
-      hooks: { regularizer: () => ada.regularizer(), afterUpdate: (step) => { ada.updateAndAllocate(step); }, resumable: false, selectFrom: cfg.total_step - cfg.tfinal },
+      hooks: { regularizer: () => ada.regularizer(), afterUpdate: (step) => { ada.updateAndAllocate(step); }, state: { save: () => ada.saveState(), load: (read, j) => ada.loadState(read, j) }, selectFrom: cfg.total_step - cfg.tfinal },
       save: (dir) => {
         const a = join(dir, 'adapter');
         const lc = loraDefaults(model);
@@ -152,7 +152,7 @@ function prepareAdaptive(model: Model, method: 'adalora' | 'sora', targets: Line
   return {
     params, trainableParams: params.reduce((s, p) => s + p.size, 0) + sora.gates().reduce((s, g) => s + g.size, 0), ranks: null,
     finalParams: () => sora.effectiveParams() + headSize,
-    hooks: { afterUpdate: (_step, lr) => sora.updateGates(lr), resumable: false, selectFrom: total },
+    hooks: { afterUpdate: (_step, lr) => sora.updateGates(lr), state: { save: () => sora.saveState(), load: (read, j) => sora.loadState(read, j) }, selectFrom: total },
     save: (dir) => {
       // exported as plain LoRA with the surviving ranks; the gates are folded into A
       const exp = sora.exportLora(ratio);
