@@ -189,6 +189,14 @@ describe('gelora compare', () => {
     assert.ok(Math.abs(gl.trainable_params - lo.trainable_params) <= 1344 / 2 + 1, 'uniform LoRA at the closest budget');
     const html = readFileSync(join(out, 'report.html'), 'utf8');
     assert.ok(html.includes('<table>') && (html.match(/<svg/g) ?? []).length >= 7);
+    // experiments/glue/results-md.mjs prints the same numbers from results.json
+    const glue = join(t.dir, 'glue-results');
+    spawnSync('mkdir', ['-p', glue]);
+    spawnSync('cp', ['-r', out, join(glue, 'SST-2')]);
+    const md2 = spawnSync(process.execPath, [ROOT + 'experiments/glue/results-md.mjs', glue, t.dir], { encoding: 'utf8' });
+    assert.equal(md2.status, 0, md2.stderr);
+    const resultsMd = readFileSync(join(t.dir, 'RESULTS.md'), 'utf8');
+    for (const s of res.summary) assert.ok(resultsMd.includes(`| ${s.method} | ${s.mean.toFixed(4)} ± ${s.std.toFixed(4)} |`), `${s.method} row of RESULTS.md`);
     const again = gelora(...args);
     assert.equal(again.status, 0, again.stderr);
     assert.equal((again.stderr.match(/finished earlier, reusing/g) ?? []).length, 6);
@@ -206,7 +214,7 @@ describe('gelora compare', () => {
     const fixed = g.trainable_params - (g.ranks.reduce((a, b) => a + b, 0) * unit) / g.ranks.length;
     const trained = (m: string) => res.runs.find((x) => x.method === m)!.initial_trainable_params;
     assert.equal(trained('adalora'), Math.round(1.5 * rank) * (unit + nMod) + fixed, 'AdaLoRA: init_r = 1.5 x the budget rank, with E');
-    assert.equal(trained('sora'), 2 * rank * (unit + nMod) + fixed, 'SoRA: r_max = 2 x the budget rank, with its gates');
+    assert.equal(trained('sora'), rank * (unit + nMod) + fixed, 'SoRA: r_max = the budget rank, with its gates');
     for (const run of res.runs) assert.equal(typeof run.metrics.accuracy, 'number');
   });
 });

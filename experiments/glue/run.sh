@@ -7,11 +7,12 @@
 #     itself (same configuration, copied rather than trained twice);
 #  3. RESULTS.md from the results.json files (experiments/glue/results-md.mjs).
 # Resumable: gelora compare reuses finished runs, so an interrupted run.sh continues where it stopped.
-# Usage: bash experiments/glue/run.sh   (GLUE=path/to/glue with CoLA/, SST-2/, MRPC/, STS-B/)
+# Usage: bash experiments/glue/run.sh   (GLUE=path/to/glue with CoLA/, SST-2/, MRPC/, STS-B/;
+#        MODEL=dir OUT=dir TASKS="MRPC STS-B" to run it on another model, folder or task list)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 GLUE=${GLUE:-../shared/data/glue}
-MODEL=models/gelora-bert-6l
+MODEL=${MODEL:-models/gelora-bert-6l}   # any Hugging Face encoder folder, e.g. a DeBERTaV3-base download
 OUT=${OUT:-experiments/glue/results}
 TASKS=${TASKS:-"SST-2 CoLA STS-B MRPC"}
 ADAPTER_LRS="1e-3 3e-3"
@@ -54,5 +55,16 @@ for task in $TASKS; do
     [ -d "$T/runs/$m-seed0" ] || cp -r "$T/grid/$d/runs/$m-seed0" "$T/runs/$m-seed0"
   done
   compare --methods gelora,lora,adalora,sora,full --seeds 3 --lr-for "${lrfor[@]}" --out "$T" > "$T/compare.log"
+  # 3. where uniform ranks cannot hit GeLoRA's budget, GeLoRA's allocation scaled to LoRA's exact budget
+  #    (--budget-like-rank), at GeLoRA's rate: an equal-budget comparison of the allocation itself
+  read -r glr r same <<< "$(node -e "
+    const r = JSON.parse(require('fs').readFileSync('$T/results.json', 'utf8')).runs, g = r.find((x) => x.method === 'gelora'), l = r.find((x) => x.method === 'lora');
+    console.log(g.lr, l.ranks[0], g.trainable_params === l.trainable_params ? 1 : 0);")"
+  if [ "$same" = 0 ]; then
+    B=$T/gelora-at-lora-budget
+    [ -d "$B/analysis" ] || { mkdir -p "$B" && cp -r "$T/analysis" "$B/analysis"; }
+    compare --methods gelora --budget-like-rank "$r" --seeds 3 --lr "$glr" --out "$B" > "$B.log"
+  fi
 done
-node experiments/glue/results-md.mjs "$OUT"
+# RESULTS.md beside the default results folder, or inside another OUT
+if [ "$OUT" = experiments/glue/results ]; then node experiments/glue/results-md.mjs "$OUT"; else node experiments/glue/results-md.mjs "$OUT" "$OUT"; fi

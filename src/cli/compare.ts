@@ -133,7 +133,7 @@ export async function runCompare(o: CompareCli): Promise<{ markdown: string; res
     }
   } else if (o.budgetLikeRank) loraR = o.budgetLikeRank;
   const adaptive = methods.filter((m) => m === 'adalora' || m === 'sora');
-  if (adaptive.length && loraR !== undefined) budgetNote += `${budgetNote ? '; ' : ''}${adaptive.map((m) => (m === 'adalora' ? `AdaLoRA with target_r ${loraR} (init_r ${Math.round(1.5 * loraR)})` : `SoRA with r_max ${2 * loraR}, pruned by its gates`)).join(', ')}`;
+  if (adaptive.length && loraR !== undefined) budgetNote += `${budgetNote ? '; ' : ''}${adaptive.map((m) => (m === 'adalora' ? `AdaLoRA with target_r ${loraR} (init_r ${Math.round(1.5 * loraR)})` : `SoRA with r_max ${loraR}, pruned by its gates`)).join(', ')}`;
   const cli = fileURLToPath(new URL('./main.js', import.meta.url));
   const runs: RunResult[] = [];
   const total = methods.length * o.seeds;

@@ -122,7 +122,8 @@ export function saveFullModel(dir: string, model: Model, baseModel: string, task
 
 /**
  * AdaLoRA (target_r = the budget rank r, init_r = 1.5 r as PEFT's defaults 12/8, tinit 10% and tfinal
- * 20% of the steps, deltaT 10, orth_reg_weight 0.5) or SoRA (r_max = 2 r gates, SparseAdamW lambda).
+ * 20% of the steps, deltaT 10, orth_reg_weight 0.5) or SoRA (r_max = r gates, SparseAdamW lambda: it starts at
+ * the budget and its gates can only prune, as the SoRA and GeLoRA papers compare it with LoRA at the same r).
  */
 function prepareAdaptive(model: Model, method: 'adalora' | 'sora', targets: Linear[], o: MethodOptions): Prepared {
   const r = o.r ?? 8, ratio = o.alphaRatio ?? 2, total = o.totalSteps ?? 1;
@@ -147,7 +148,7 @@ function prepareAdaptive(model: Model, method: 'adalora' | 'sora', targets: Line
       },
     };
   }
-  const sora = new SoraModel(targets, { r: 2 * r, lora_alpha: ratio * 2 * r, lora_dropout: o.dropout ?? 0, sparse_lambda: o.sparseLambda ?? 3e-4, lr: o.lr ?? 1e-3, weight_decay: 0 }, o.seed ?? 0);
+  const sora = new SoraModel(targets, { r, lora_alpha: ratio * r, lora_dropout: o.dropout ?? 0, sparse_lambda: o.sparseLambda ?? 3e-4, lr: o.lr ?? 1e-3, weight_decay: 0 }, o.seed ?? 0);
   const params = [...sora.params(), ...head];
   return {
     params, trainableParams: params.reduce((s, p) => s + p.size, 0) + sora.gates().reduce((s, g) => s + g.size, 0), ranks: null,
