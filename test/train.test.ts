@@ -200,7 +200,8 @@ describe('gelora compare', () => {
     const again = gelora(...args);
     assert.equal(again.status, 0, again.stderr);
     assert.equal((again.stderr.match(/finished earlier, reusing/g) ?? []).length, 6);
-    assert.deepEqual(readJson<Results>(join(out, 'results.json')).summary, res.summary);
+    assert.deepEqual(readJson<Results>(join(out, 'results.json')), res, 'a second compare over finished runs writes the same results.json, wall times included');
+    for (const run of res.runs) assert.ok((run as unknown as { wall_seconds: number }).wall_seconds > 0);
   });
 
   it('gives AdaLoRA and SoRA the budget rank of uniform LoRA and records the analysis time', () => {

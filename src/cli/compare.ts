@@ -22,7 +22,9 @@ import { positiveInt } from './main.js';
 import { progressBar } from './progress.js';
 
 export interface RunResult {
-  method: string; seed: number; metric_value: number; trainable_params: number; train_seconds: number; peak_rss_mb: number; adapter_dir: string; ranks: number[] | null; lr: number; wall_seconds: number;
+  method: string; seed: number; metric_value: number; trainable_params: number; train_seconds: number; peak_rss_mb: number; adapter_dir: string; ranks: number[] | null; lr: number;
+  /** the child process' wall time (loading, training, saving), kept in its folder's wall.json; null for runs finished before it was recorded */
+  wall_seconds: number | null;
   /** every dev metric at the selected evaluation, and the PEFT count while training (AdaLoRA and SoRA train more than they keep) */
   metrics: Record<string, number>; initial_trainable_params: number;
 }
@@ -143,7 +145,6 @@ export async function runCompare(o: CompareCli): Promise<{ markdown: string; res
       const dir = join(o.out, 'runs', `${method}-seed${seed}`);
       const lr = lrs.get(method) ?? o.lr;
       done++;
-      let wall = 0;
       if (existsSync(join(dir, 'metrics.json'))) {
         process.stderr.write(`[${done}/${total}] ${method} seed ${seed}: finished earlier, reusing ${dir}\n`);
       } else {
@@ -153,9 +154,10 @@ export async function runCompare(o: CompareCli): Promise<{ markdown: string; res
           ...(existsSync(join(dir, 'latest.json')) ? ['--resume'] : [])];
         const t0 = performance.now();
         const r = spawnSync(process.execPath, args, { stdio: ['ignore', 'inherit', 'inherit'] });
-        wall = (performance.now() - t0) / 1000;
         if (r.status !== 0) throw new Error(`${method} seed ${seed} failed (exit ${r.status}); see above. Fix and run compare again: finished runs are kept`);
+        writeJsonAtomic(join(dir, 'wall.json'), { wall_seconds: (performance.now() - t0) / 1000 });
       }
+      const wall = existsSync(join(dir, 'wall.json')) ? (JSON.parse(readFileSync(join(dir, 'wall.json'), 'utf8')) as { wall_seconds: number }).wall_seconds : null;
       const m = JSON.parse(readFileSync(join(dir, 'metrics.json'), 'utf8')) as { best: { primary: number; metrics: Record<string, number> }; trainable_params: number; initial_trainable_params: number; train_seconds: number; peak_rss_mb: number; saved: string; ranks: number[] | null };
       runs.push({ method, seed, metric_value: m.best.primary, trainable_params: m.trainable_params, train_seconds: m.train_seconds, peak_rss_mb: m.peak_rss_mb, adapter_dir: relative(o.out, m.saved), ranks: m.ranks, lr, wall_seconds: wall, metrics: m.best.metrics, initial_trainable_params: m.initial_trainable_params });
     }
