@@ -30,7 +30,8 @@ const tasks = TASKS.filter((t) => existsSync(join(resultsDir, t, 'results.json')
   const analysis = existsSync(join(dir, 'analysis', 'gelora.json')) ? readJson(join(dir, 'analysis', 'gelora.json')) : null;
   const gridDir = join(dir, 'grid');
   const grid = existsSync(gridDir) ? readdirSync(gridDir).filter((d) => existsSync(join(gridDir, d, 'results.json'))).map((d) => ({ dir: d, ...readJson(join(gridDir, d, 'results.json')) })) : [];
-  const config = readJson(join(dir, 'runs', `${res.runs[0].method}-seed${res.runs[0].seed}`, 'train_config.json'));
+  // settings from results.json itself, so a clean checkout (without the runs/ folders) regenerates this file
+  const config = { model: res.model, config: res.train_config, source: res.data };
   const scaledFile = join(dir, 'gelora-at-lora-budget', 'results.json');
   const scaled = existsSync(scaledFile) ? readJson(scaledFile) : null;
   return { name, dir, res, analysis, grid, config, scaled };

@@ -163,7 +163,9 @@ export async function runCompare(o: CompareCli): Promise<{ markdown: string; res
     }
   }
   const summary = summarise(runs, methods);
-  const results = { task: task.name, metric: task.metric, runs, summary, budget: budgetNote || null, data: task.source };
+  // the training settings every run shares (from the first run's train_config.json; the learning rate is per run)
+  const first = JSON.parse(readFileSync(join(o.out, 'runs', `${runs[0].method}-seed${runs[0].seed}`, 'train_config.json'), 'utf8')) as { model: string; config: Record<string, unknown> };
+  const results = { task: task.name, metric: task.metric, model: first.model, train_config: first.config, runs, summary, budget: budgetNote || null, data: task.source };
   writeJsonAtomic(join(o.out, 'results.json'), results);
   const md = markdownTable(task.name, task.metric, summary) + (budgetNote ? `\nBudget: ${budgetNote}.\n` : '');
   writeFileAtomic(join(o.out, 'results.md'), md);
