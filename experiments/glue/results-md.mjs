@@ -74,7 +74,9 @@ counts it (AdaLoRA and SoRA train more ranks than they keep).
 `);
 
 // Table 1: scores in the paper's shape
-const metricOf = (t) => `${t.name} (${METRIC_NAMES[t.res.metric] ?? t.res.metric})`;
+// the training-set cap belongs in the table itself: "train 2000 of 67349"
+const capOf = (t) => (t.config.source.train_capped ? `train ${t.config.source.train_capped.replace(/ \(seeded sample\)$/, '')}, seeded sample` : `all ${t.config.source.train_rows} train`);
+const metricOf = (t) => `${t.name} (${METRIC_NAMES[t.res.metric] ?? t.res.metric}; ${capOf(t)})`;
 out.push(`## Dev results (mean ± std over ${tasks[0].res.summary[0].runs} seeds)
 
 | method | ${tasks.map(metricOf).join(' | ')} | average |
