@@ -288,6 +288,18 @@ static napi_value adamw(napi_env env, napi_callback_info info) {
   DONE();
 }
 
+static napi_value dropout_mask(napi_env env, napi_callback_info info) {
+  ARGS(5);
+  float *mask = f32(&a, 0, 0);
+  long n = (long)num(&a, 1);
+  double p = num(&a, 2), keep = num(&a, 3);
+  uint32_t state = (uint32_t)num(&a, 4);
+  if (!a.ok) return NULL;
+  napi_value out;
+  napi_create_uint32(env, k_dropout_mask(mask, n, p, keep, state), &out);
+  return out;
+}
+
 static napi_value set_threads(napi_env env, napi_callback_info info) {
   ARGS(1);
   int n = (int)num(&a, 0);
@@ -312,7 +324,7 @@ static napi_value init(napi_env env, napi_value exports) {
     FN("softmaxBackward", softmax_backward), FN("layernorm", layernorm), FN("layernormBackward", layernorm_backward),
     FN("rmsnorm", rmsnorm), FN("rmsnormBackward", rmsnorm_backward), FN("embedding", embedding),
     FN("embeddingBackward", embedding_backward), FN("gatherLast", gather_last),
-    FN("gatherLastBackward", gather_last_backward), FN("rope", rope), FN("knnSelect", knn_select), FN("adamw", adamw),
+    FN("gatherLastBackward", gather_last_backward), FN("rope", rope), FN("knnSelect", knn_select), FN("adamw", adamw), FN("dropoutMask", dropout_mask),
     FN("setThreads", set_threads), FN("blasInfo", blas_info),
 #undef FN
   };

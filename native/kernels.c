@@ -359,6 +359,18 @@ void k_knn_select(int32_t *outIdx, float *outD2, const float *G, const float *ro
 // ---------------------------------------------------------------------------------------------
 // optimiser
 
+// mulberry32, bit for bit as Rng.next() in src/engine/random.ts, so both backends draw the same masks
+uint32_t k_dropout_mask(float *mask, long n, double p, double keep, uint32_t s) {
+  const float k = (float)keep;
+  for (long i = 0; i < n; i++) {
+    uint32_t t = (s += 0x6d2b79f5u);
+    t = (t ^ (t >> 15)) * (t | 1u);
+    t ^= t + (t ^ (t >> 7)) * (t | 61u);
+    mask[i] = (double)(t ^ (t >> 14)) / 4294967296.0 < p ? 0.0f : k;
+  }
+  return s;
+}
+
 void k_adamw(float *p, const float *g, float *m, float *v, long n, double lr, double beta1, double beta2,
              double eps, double wd, double bc1, double bc2) {
   // hyperparameter arithmetic in double, as PyTorch does (1 - 0.999f is off by 1e-5 relative)

@@ -42,5 +42,6 @@ void k_rope(float *out, const float *inp, const float *cos, const float *sin, in
 void k_knn_select(int32_t *outIdx, float *outD2, const float *G, const float *rowSq, const float *colSq,
                   long rows, long cols, long selfOffset, int k);
 
+uint32_t k_dropout_mask(float *mask, long n, double p, double keep, uint32_t state);
 void k_adamw(float *p, const float *g, float *m, float *v, long n, double lr, double beta1, double beta2,
              double eps, double wd, double bc1, double bc2);

@@ -178,3 +178,24 @@ describe('reductions and losses', () => {
   });
   it('mseLoss', () => checkOp(([x]) => op.mseLoss(x, [0.5, -1, 2, 0]), [{ shape: [4, 1] }]));
 });
+
+describe('dropout mask kernel', () => {
+  it('both backends draw exactly the masks of Rng.next() and leave the generator where it would be', async () => {
+    const { jsKernels } = await import('../src/engine/backends/js.js');
+    const { loadNative } = await import('../src/engine/backends/native.js');
+    const backends = [jsKernels];
+    try { backends.push(loadNative().kernels); } catch { /* no addon built: the js backend is still checked */ }
+    const n = 10007, p = 0.1, keep = 1 / (1 - p);
+    const ref = new Rng(12345), expected = new Float32Array(n);
+    ref.next(); // a state that is not the seed
+    const start = ref.getState()[0];
+    for (let i = 0; i < n; i++) expected[i] = ref.next() < p ? 0 : keep;
+    for (const k of backends) {
+      const mask = new Float32Array(n);
+      assert.equal(k.dropoutMask(mask, n, p, keep, start), ref.getState()[0], `${k.name}: state after n draws`);
+      assert.deepEqual(mask, expected, `${k.name}: the same mask`);
+    }
+    const dropped = expected.filter((v) => v === 0).length;
+    assert.ok(Math.abs(dropped / n - p) < 0.015, 'about p of the entries dropped');
+  });
+});

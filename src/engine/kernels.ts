@@ -95,6 +95,12 @@ export interface Kernels {
    */
   knnSelect(outIdx: Int32Array, outD2: Buf, G: Buf, rowSq: Buf, colSq: Buf, rows: number, cols: number, selfOffset: number, k: number): void;
 
+  /**
+   * Inverted-dropout mask: mask[i] = 0 with probability p, else keep, drawn from the mulberry32 stream
+   * whose state is `state` (exactly Rng.next()); returns the state after n draws.
+   */
+  dropoutMask(mask: Buf, n: number, p: number, keep: number, state: number): number;
+
   /** AdamW with decoupled weight decay; bc1/bc2 are the bias corrections 1 - beta^t. */
   adamw(p: Buf, g: Buf, m: Buf, v: Buf, n: number, lr: number, beta1: number, beta2: number,
     eps: number, weightDecay: number, bc1: number, bc2: number): void;

@@ -490,7 +490,8 @@ export function dropout(x: Tensor, p: number, rng: Rng): Tensor {
   if (p <= 0) return x;
   if (p >= 1) throw new Error(`dropout probability must be below 1, got ${p}`);
   const mask = scratch(x.size), keep = 1 / (1 - p);
-  for (let i = 0; i < x.size; i++) mask[i] = rng.next() < p ? 0 : keep;
+  const [state, spare] = rng.getState();
+  rng.setState([K().dropoutMask(mask, x.size, p, keep, state), spare]);
   const out = empty(x.shape), sh = Int32Array.of(x.size), one = Int32Array.of(1);
   K().binary(BinaryOp.Mul, out.data, x.data, mask, sh, one, one);
   return record(out, [x], () => K().accumulate(gradOf(x), out.grad!, mask, 1, sh, one, one, one));

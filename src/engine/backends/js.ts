@@ -4,6 +4,7 @@
  * innermost one runs over contiguous memory. Works on Float32Array and Float64Array alike.
  */
 import { BinaryOp, UnaryOp, type Buf, type Kernels } from '../kernels.js';
+import { Rng } from '../random.js';
 
 const INV_SQRT2 = Math.SQRT1_2;
 const INV_SQRT_2PI = 0.3989422804014327;
@@ -266,6 +267,13 @@ export const jsKernels: Kernels = {
         outIdx[o + q] = j;
       }
     }
+  },
+
+  dropoutMask(mask, n, p, keep, state) {
+    const rng = new Rng(0);
+    rng.setState([state, null]);
+    for (let i = 0; i < n; i++) mask[i] = rng.next() < p ? 0 : keep;
+    return rng.getState()[0];
   },
 
   adamw(p, g, m, v, n, lr, beta1, beta2, eps, weightDecay, bc1, bc2) {
