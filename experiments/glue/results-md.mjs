@@ -5,6 +5,7 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { meanStd } from '../../dist/src/train/metrics.js';
 import { lineChartSvg } from '../../dist/src/report/plots.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -17,8 +18,7 @@ const SUB_METRICS = { MRPC: ['accuracy', 'f1'], 'STS-B': ['pearson', 'spearman']
 
 const readJson = (f) => JSON.parse(readFileSync(f, 'utf8'));
 const fmt = (x) => x.toFixed(4);
-const mean = (v) => v.reduce((a, b) => a + b, 0) / v.length;
-const std = (v) => (v.length > 1 ? Math.sqrt(v.reduce((a, b) => a + (b - mean(v)) ** 2, 0) / (v.length - 1)) : 0);
+const mean = (v) => meanStd(v).mean;
 function writeAtomic(file, text) {
   mkdirSync(dirname(file), { recursive: true });
   writeFileSync(file + '.tmp', text);
@@ -100,7 +100,8 @@ if (subTasks.length) {
   for (const m of methods) {
     out.push(`| ${m} | ${subTasks.flatMap((t) => SUB_METRICS[t.name].map((k) => {
       const v = t.res.runs.filter((r) => r.method === m).map((r) => r.metrics[k]);
-      return `${fmt(mean(v))} ± ${fmt(std(v))}`;
+      const s = meanStd(v);
+      return `${fmt(s.mean)} ± ${fmt(s.std)}`;
     })).join(' | ')} |`);
   }
 }

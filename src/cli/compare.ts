@@ -16,6 +16,7 @@ import { adapterConfigFor } from '../lora/adapter.js';
 import { loadModel } from '../models/load.js';
 import { lineChartSvg, profileSvg, smooth } from '../report/plots.js';
 import { METHODS, type Method } from '../train/methods.js';
+import { meanStd } from '../train/metrics.js';
 import { loadTask } from '../train/task.js';
 import { addDataOptions, addTrainOptions, taskOptions, type TrainCli } from './train.js';
 import { positiveInt } from './main.js';
@@ -32,12 +33,10 @@ export interface SummaryRow { method: string; mean: number; std: number; trainab
 
 export function summarise(runs: RunResult[], methods: string[]): SummaryRow[] {
   return methods.map((m) => {
-    const rs = runs.filter((r) => r.method === m), v = rs.map((r) => r.metric_value), n = v.length;
-    const mean = v.reduce((a, b) => a + b, 0) / n;
-    const std = n > 1 ? Math.sqrt(v.reduce((a, b) => a + (b - mean) ** 2, 0) / (n - 1)) : 0;
+    const rs = runs.filter((r) => r.method === m), { mean, std } = meanStd(rs.map((r) => r.metric_value));
     return {
-      method: m, mean, std, trainable_params: rs[0].trainable_params, runs: n,
-      train_seconds: rs.reduce((a, r) => a + r.train_seconds, 0) / n, peak_rss_mb: Math.max(...rs.map((r) => r.peak_rss_mb)),
+      method: m, mean, std, trainable_params: rs[0].trainable_params, runs: rs.length,
+      train_seconds: rs.reduce((a, r) => a + r.train_seconds, 0) / rs.length, peak_rss_mb: Math.max(...rs.map((r) => r.peak_rss_mb)),
     };
   });
 }

@@ -9,7 +9,7 @@ import { loadAdapter } from '../lora/adapter.js';
 import { loadModel } from '../models/load.js';
 import type { Model } from '../models/model.js';
 import { lineChartSvg, profileSvg, smooth } from '../report/plots.js';
-import { DEFAULT_TRAIN, encodeExamples, evaluateOn, train, type TrainConfig } from '../train/loop.js';
+import { DEFAULT_TRAIN, encodeExamples, evaluateOn, stepCounts, train, type TrainConfig } from '../train/loop.js';
 import type { MetricName } from '../train/metrics.js';
 import { METHODS, prepareMethod, readTaskInfo, type Method } from '../train/methods.js';
 import { loadTask, type Task, type TaskOptions } from '../train/task.js';
@@ -125,14 +125,13 @@ export async function runTrain(o: TrainCli): Promise<Record<string, unknown>> {
   const { model } = loadModel(o.model, { numLabels, task: 'seq-cls', seed: o.seed });
   const tok = TextTokenizer.fromDir(o.model, Number(model.config.pad_token_id ?? 0));
   const allocation = o.method === 'gelora' ? await geloraAllocation(model, tok, task, o) : undefined;
-  const stepsPerEpoch = Math.ceil(Math.ceil(task.train.length / o.batchSize) / o.gradAccum);
-  const totalSteps = Math.min(stepsPerEpoch * o.epochs, o.maxSteps ?? Infinity);
-  const prepared = prepareMethod(model, o.method, { r: o.r, alphaRatio: o.alphaRatio, dropout: o.loraDropout, allocation, targets: o.targets ?? null, seed: o.seed, baseModel: o.model, task, totalSteps, lr: o.lr });
   const config: TrainConfig = {
     epochs: o.epochs, batchSize: o.batchSize, lr: o.lr, weightDecay: o.weightDecay, warmupRatio: o.warmup, schedule: o.schedule,
     maxGradNorm: o.maxGradNorm, gradAccum: o.gradAccum, evalEvery: o.evalEvery, patience: o.patience, seed: o.seed,
     maxLength: o.maxLength, checkpointEvery: o.checkpointEvery, maxSteps: o.maxSteps,
   };
+  const totalSteps = stepCounts(task.train.length, config).total;
+  const prepared = prepareMethod(model, o.method, { r: o.r, alphaRatio: o.alphaRatio, dropout: o.loraDropout, allocation, targets: o.targets ?? null, seed: o.seed, baseModel: o.model, task, totalSteps, lr: o.lr });
   writeJsonAtomic(join(o.out, 'train_config.json'), { method: o.method, model: o.model, task: task.name, source: task.source, config, ranks: prepared.ranks, trainable_params: prepared.trainableParams });
   const bar = progressBar(`train ${o.method}`);
   let saved = '';

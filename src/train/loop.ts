@@ -218,6 +218,12 @@ export function trimLog(file: string, step: number): void {
   writeFileSync(file, keep.map((l) => l + '\n').join(''));
 }
 
+/** Optimizer steps per epoch and in the whole run: the schedule's length (AdaLoRA's budget schedule needs it before training). */
+export function stepCounts(examples: number, c: Pick<TrainConfig, 'batchSize' | 'gradAccum' | 'epochs' | 'maxSteps'>): { perEpoch: number; total: number } {
+  const perEpoch = Math.ceil(Math.ceil(examples / c.batchSize) / c.gradAccum);
+  return { perEpoch, total: c.maxSteps ? Math.min(perEpoch * c.epochs, c.maxSteps) : perEpoch * c.epochs };
+}
+
 export function train(ctx: TrainContext): TrainResult {
   const { model, task, config: c } = ctx;
   mkdirSync(ctx.outDir, { recursive: true });
@@ -228,10 +234,7 @@ export function train(ctx: TrainContext): TrainResult {
   const padId = ctx.encoded?.padId ?? ctx.tokenizer!.padId;
   if (enc.length === 0) throw new Error('no training examples');
   const lengths = enc.map((e) => e.ids.length);
-  const batchesPerEpoch = Math.ceil(enc.length / c.batchSize);
-  const stepsPerEpoch = Math.ceil(batchesPerEpoch / c.gradAccum);
-  let total = stepsPerEpoch * c.epochs;
-  if (c.maxSteps) total = Math.min(total, c.maxSteps);
+  const { perEpoch: stepsPerEpoch, total } = stepCounts(enc.length, c);
   const opt = new AdamW(ctx.params, { lr: c.lr, weightDecay: c.weightDecay });
   let st: Saved = { step: 0, epoch: 0, batch: 0, best: null, bad: 0, history: [], optStep: 0, rngs: [], trainSeconds: 0 };
   if (ctx.resume) {

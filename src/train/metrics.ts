@@ -99,3 +99,9 @@ export function primaryMetric(task: string | null, kind: 'classification' | 'reg
     default: return kind === 'regression' ? 'pearson' : 'accuracy';
   }
 }
+
+/** Mean and sample standard deviation (0 for a single value), as every table here reports them. */
+export function meanStd(v: number[]): { mean: number; std: number } {
+  const n = v.length, mean = v.reduce((a, b) => a + b, 0) / n;
+  return { mean, std: n > 1 ? Math.sqrt(v.reduce((a, b) => a + (b - mean) ** 2, 0) / (n - 1)) : 0 };
+}
