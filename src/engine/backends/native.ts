@@ -2,6 +2,7 @@
  * The native backend: the N-API addon built from native/ (C kernels + OpenBLAS sgemm). Its
  * functions take exactly the arguments of the Kernels interface; this module only finds the addon.
  */
+import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -19,8 +20,36 @@ export function addonPath(): string {
   return join(here, ...up, 'native', 'build', 'Release', 'gelora.node');
 }
 
+/**
+ * OpenBLAS's kernel for this CPU, when its run-time detection would get it wrong. Debian's OpenBLAS
+ * 0.3.21 (DYNAMIC_ARCH) does not know CPUs newer than it (an Emerald Rapids Xeon, family 6 model 207,
+ * was measured here) and falls back to its Prescott (SSE3) kernels: bench lora-step mini 0.93 s a
+ * step against 0.39 s with its SkylakeX kernels on the same machine. So we pick the kernel family from
+ * the CPU's flags before the library loads; a user's own OPENBLAS_CORETYPE always wins.
+ */
+export function openblasCoretype(cpuFlags: ReadonlySet<string>): string | null {
+  if (['avx512f', 'avx512bw', 'avx512vl', 'avx512dq', 'avx512cd'].every((f) => cpuFlags.has(f))) return 'SkylakeX';
+  if (cpuFlags.has('avx2') && cpuFlags.has('fma')) return 'Haswell';
+  return null;
+}
+
+/** The CPU's feature flags from /proc/cpuinfo (empty where there is none). */
+export function cpuFlags(): Set<string> {
+  try {
+    const m = /^flags\s*:\s*(.*)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'));
+    return new Set(m ? m[1].trim().split(/\s+/) : []);
+  } catch {
+    return new Set();
+  }
+}
+
 export function loadNative(): { kernels: Kernels; addon: NativeAddon } {
   const require = createRequire(import.meta.url);
+  // read by OpenBLAS when the addon's dlopen loads it, so it must be set before require()
+  if (!process.env.OPENBLAS_CORETYPE && process.arch === 'x64') {
+    const core = openblasCoretype(cpuFlags());
+    if (core) process.env.OPENBLAS_CORETYPE = core;
+  }
   const addon = require(addonPath()) as NativeAddon;
   const kernels: Kernels = { ...addon, name: 'native' };
   return { kernels, addon };
