@@ -3,12 +3,18 @@
 // Without --strict a failed build is a warning, not an error: gelora then runs on its pure
 // TypeScript backend, and says so once at start-up.
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, renameSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const strict = process.argv.includes('--strict');
+// --prebuild (run by `npm pack` through prepack): also copy the addon to prebuilds/<platform>-<arch>/,
+// which the package ships, so users whose npm skips install scripts still get the native backend
+const prebuild = process.argv.includes('--prebuild');
+// --prebuild-only: copy the addon built before, without building again
+const prebuildOnly = process.argv.includes('--prebuild-only');
+if (prebuildOnly) { copyPrebuild(); process.exit(0); }
 const hasCblas = ['/usr/include/cblas.h', '/usr/include/x86_64-linux-gnu/cblas.h', '/usr/include/aarch64-linux-gnu/cblas.h',
   '/usr/include/openblas/cblas.h'].some((p) => existsSync(p));
 if (!hasCblas) {
@@ -22,4 +28,14 @@ const r = spawnSync(cmd, [...args, 'rebuild', '--directory', join(root, 'native'
 if (r.status !== 0) {
   console.warn('gelora: building the native backend failed; gelora will use the slower js backend');
   process.exit(strict ? 1 : 0);
+}
+if (prebuild) copyPrebuild();
+
+function copyPrebuild() {
+  const dir = join(root, 'prebuilds', `${process.platform}-${process.arch}`);
+  mkdirSync(dir, { recursive: true });
+  const tmp = join(dir, 'gelora.node.tmp');
+  copyFileSync(join(root, 'native', 'build', 'Release', 'gelora.node'), tmp);
+  renameSync(tmp, join(dir, 'gelora.node'));
+  console.log(`gelora: prebuilt addon in ${dir}`);
 }

@@ -9,14 +9,16 @@ import type { Kernels } from './kernels.js';
 let current: Kernels | null = null;
 let addon: NativeAddon | null = null;
 let nativeError: string | null = null;
+let addonFile: string | null = null;
 
 function tryNative(): Kernels | null {
   try {
     const loaded = loadNative();
     addon = loaded.addon;
+    addonFile = loaded.path;
     return loaded.kernels;
   } catch (e) {
-    nativeError = (e as Error).message.split('\n')[0];
+    nativeError = (e as Error).message;
     return null;
   }
 }
@@ -34,7 +36,7 @@ export function kernels(): Kernels {
   if (forced === 'native') {
     throw new Error(`GELORA_BACKEND=native but the addon cannot load (${nativeError}); run: npm run build:native`);
   }
-  process.stderr.write(`gelora: native backend unavailable (${nativeError}); using the js backend (slow). Fix: bash scripts/setup.sh\n`);
+  process.stderr.write(`gelora: using the js backend (slow): ${nativeError}\n`);
   return (current = jsKernels);
 }
 
@@ -48,6 +50,12 @@ export function useBackend(name: 'js' | 'native'): Kernels {
 
 export function nativeAvailable(): boolean {
   return addon !== null || tryNative() !== null;
+}
+
+/** Which backend runs and, for native, the addon file it loaded (built here or prebuilt). */
+export function backendInfo(): { backend: 'native' | 'js'; addon: string | null; blas: string | null } {
+  const k = kernels();
+  return { backend: k.name, addon: k.name === 'native' ? addonFile : null, blas: blasInfo() };
 }
 
 /** OpenBLAS build and thread count, or null on the js backend. */

@@ -2,7 +2,7 @@
  * The native backend: the N-API addon built from native/ (C kernels + OpenBLAS sgemm). Its
  * functions take exactly the arguments of the Kernels interface; this module only finds the addon.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -13,11 +13,20 @@ export interface NativeAddon extends Omit<Kernels, 'name'> {
   blasInfo(): string;
 }
 
-/** Path of the compiled addon, relative to this file in dist/src/engine/backends or src/engine/backends. */
-export function addonPath(): string {
+/** The package root, from this file in dist/src/engine/backends or src/engine/backends. */
+function packageRoot(): string {
   const here = dirname(fileURLToPath(import.meta.url));
-  const up = here.includes(`${join('dist', 'src')}`) ? ['..', '..', '..', '..'] : ['..', '..', '..'];
-  return join(here, ...up, 'native', 'build', 'Release', 'gelora.node');
+  return join(here, ...(here.includes(`${join('dist', 'src')}`) ? ['..', '..', '..', '..'] : ['..', '..', '..']));
+}
+
+/**
+ * Where the addon may be, in the order tried: the one built on this machine (`npm install` runs
+ * scripts/build-native.mjs, or `npm run build:native`), then the prebuilt linux-x64 binary that the
+ * npm package ships (npm may skip a dependency's install script until the user approves it).
+ */
+export function addonPaths(): string[] {
+  const root = packageRoot();
+  return [join(root, 'native', 'build', 'Release', 'gelora.node'), join(root, 'prebuilds', `${process.platform}-${process.arch}`, 'gelora.node')];
 }
 
 /**
@@ -43,14 +52,24 @@ export function cpuFlags(): Set<string> {
   }
 }
 
-export function loadNative(): { kernels: Kernels; addon: NativeAddon } {
+export function loadNative(): { kernels: Kernels; addon: NativeAddon; path: string } {
   const require = createRequire(import.meta.url);
   // read by OpenBLAS when the addon's dlopen loads it, so it must be set before require()
   if (!process.env.OPENBLAS_CORETYPE && process.arch === 'x64') {
     const core = openblasCoretype(cpuFlags());
     if (core) process.env.OPENBLAS_CORETYPE = core;
   }
-  const addon = require(addonPath()) as NativeAddon;
-  const kernels: Kernels = { ...addon, name: 'native' };
-  return { kernels, addon };
+  const errors: string[] = [];
+  for (const path of addonPaths()) {
+    if (!existsSync(path)) { errors.push(`${path}: not built`); continue; }
+    try {
+      const addon = require(path) as NativeAddon;
+      return { kernels: { ...addon, name: 'native' }, addon, path };
+    } catch (e) {
+      // a prebuilt addon links Debian's libopenblas.so.0: missing there, it cannot load
+      errors.push(`${path}: ${(e as Error).message.split('\n')[0]}`);
+    }
+  }
+  throw new Error(`the native addon cannot load (${errors.join('; ')}); build it with \`npm run build:native\` in the gelora package ` +
+    '(needs libopenblas-dev and a C compiler: bash scripts/setup.sh), or install Debian\'s libopenblas0 for the prebuilt one');
 }
