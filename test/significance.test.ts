@@ -26,3 +26,16 @@ test('paired bootstrap: identical predictions tie at exactly 0, a clearly better
   assert.equal(r.verdict, 'better');
   assert.equal(pairedBootstrap(worse, gold, gold, accuracy, 500).verdict, 'worse');
 });
+
+test('budget curve: one line per method, a point per budget with its error bar, log-scaled x', async () => {
+  const { budgetCurveSvg } = await import('../src/report/budget.js');
+  const svg = budgetCurveSvg([
+    { method: 'lora', points: [{ params: 1e4, mean: 0.6, std: 0.01, runs: 3 }, { params: 1e5, mean: 0.65, std: 0.02, runs: 3 }] },
+    { method: 'gelora', points: [{ params: 3e4, mean: 0.62, std: 0.01, runs: 3 }] },
+  ], { title: 't', metric: 'accuracy' });
+  assert.equal((svg.match(/<circle/g) ?? []).length, 3);
+  assert.match(svg, /lora: 10000 params, 0\.6000 ± 0\.0100 \(3 runs\)/);
+  // 1e4 and 1e5 are one decade apart: the 3e4 point sits log10(3) of the way between them
+  const cx = [...svg.matchAll(/<circle cx="([\d.]+)"/g)].map((m) => Number(m[1]));
+  assert.ok(Math.abs((cx[2] - cx[0]) / (cx[1] - cx[0]) - Math.log10(3)) < 1e-9);
+});
