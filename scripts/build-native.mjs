@@ -22,9 +22,15 @@ if (!hasCblas) {
   console.warn(msg);
   process.exit(strict ? 1 : 0);
 }
-const gyp = process.env.npm_config_node_gyp;
+// node-gyp: the one npm runs scripts with, else the one bundled with this Node's npm, else npx's
+const bundled = join(dirname(process.execPath), '..', 'lib', 'node_modules', 'npm', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js');
+const gyp = process.env.npm_config_node_gyp ?? (existsSync(bundled) ? bundled : undefined);
 const [cmd, args] = gyp ? [process.execPath, [gyp]] : ['npx', ['--no-install', 'node-gyp']];
-const r = spawnSync(cmd, [...args, 'rebuild', '--directory', join(root, 'native')], { stdio: 'inherit' });
+// outside `npm run` node-gyp does not see npm's nodedir setting: build against this Node's own headers
+// where they are installed, rather than letting node-gyp download them
+const nodeDir = join(dirname(process.execPath), '..');
+const headers = !process.env.npm_config_nodedir && existsSync(join(nodeDir, 'include', 'node', 'node_api.h')) ? [`--nodedir=${nodeDir}`] : [];
+const r = spawnSync(cmd, [...args, 'rebuild', ...headers, '--directory', join(root, 'native')], { stdio: 'inherit' });
 if (r.status !== 0) {
   console.warn('gelora: building the native backend failed; gelora will use the slower js backend');
   process.exit(strict ? 1 : 0);
