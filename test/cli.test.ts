@@ -64,11 +64,24 @@ describe('gelora forward', () => {
     assert.match(r.stderr, /bad\.json: input_ids\[1\] has 2 entries, input_ids\[0\] has 3; pad rows to one length/);
     assert.equal(existsSync(out), false);
   });
-  it('an id outside the vocabulary is named', () => {
-    const bad = join(tmp, 'oov.json');
-    writeFileSync(bad, JSON.stringify({ input_ids: [[101, 5000, 102]] }));
-    const r = gelora('forward', '--model', 'test/data/hf/bert', '--inputs', bad, '--out', join(tmp, 'x.safetensors'));
+  it('an id outside the vocabulary, beyond int32 or not an integer is an error naming the file and the entry', () => {
+    const cases: [unknown[][], RegExp][] = [
+      [[[101, 5000, 102]], /oov\.json: input_ids\[0\]\[1\] = 5000 is outside 0\.\.999 \(vocab_size of the model's config\.json\)/],
+      [[[101, 2 ** 31, 102]], /oov\.json: input_ids\[0\]\[1\] = 2147483648 is outside 0\.\.999/],
+      [[[101, -1, 102]], /oov\.json: input_ids\[0\]\[1\] = -1 is outside 0\.\.999/],
+      [[[101, 1.5, 102]], /oov\.json: input_ids\[0\]\[1\] = 1\.5 is not an integer/],
+    ];
+    for (const [ids, msg] of cases) {
+      const bad = join(tmp, 'oov.json');
+      writeFileSync(bad, JSON.stringify({ input_ids: ids }));
+      const r = gelora('forward', '--model', 'test/data/hf/bert', '--inputs', bad, '--out', join(tmp, 'x.safetensors'));
+      assert.equal(r.status, 1);
+      assert.match(r.stderr, msg);
+    }
+    const types = join(tmp, 'types.json');
+    writeFileSync(types, JSON.stringify({ input_ids: [[101, 5, 102]], token_type_ids: [[0, 2 ** 31, 0]] }));
+    const r = gelora('forward', '--model', 'test/data/hf/bert', '--inputs', types, '--out', join(tmp, 'x.safetensors'));
     assert.equal(r.status, 1);
-    assert.match(r.stderr, /id 5000 at position 1 is outside the table of 1000 rows \(bert\.embeddings\.word_embeddings\.weight\)/);
+    assert.match(r.stderr, /types\.json: token_type_ids\[0\]\[1\] = 2147483648 is outside the int32 range of ids/);
   });
 });

@@ -16,8 +16,8 @@ import { createModel, loadModel } from '../models/load.js';
 import { MODEL_TYPES, type HfConfig } from '../models/model.js';
 import { profileSvg } from '../report/plots.js';
 import { adapterConfigFor } from '../lora/adapter.js';
-import { fraction } from './id.js';
-import { positiveInt } from './main.js';
+import { checkBudgetFits, checkRanksFit, targetBlockModules } from '../gelora/ranks.js';
+import { checkWritable, fraction, nonNegInt, positive, positiveInt, refuseBoth, sampleCount, seedInt } from './flags.js';
 import { progressBar } from './progress.js';
 
 interface AnalyzeCli {
@@ -26,12 +26,6 @@ interface AnalyzeCli {
   batchSize: number; method: IdMethod; discard: number; bootstrap: number; offset: number; alphaRatio: number; errorAware?: boolean;
   budget?: number; budgetLikeRank?: number; maxRank?: number; targets?: string[]; seed: number; out: string; json?: boolean;
 }
-
-const nonNegInt = (v: string): number => {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 0) throw new Error(`expected a non-negative integer, got ${v}`);
-  return n;
-};
 
 /** Block modules from "name [in out]" lines (e.g. dumped from PyTorch's named_modules()). */
 export function readModuleList(file: string): BlockModule[] {
@@ -88,7 +82,7 @@ export function registerAnalyze(program: Command): void {
     .option('--num-layers <n>', 'with --model-type: number of blocks', positiveInt)
     .option('--text-col <name>', 'text column')
     .option('--pair-col <name>', 'second-text column (sentence pairs)')
-    .option('--samples <n>', 'examples to run (seeded sample)', positiveInt, 2000)
+    .option('--samples <n>', 'examples to run (seeded sample)', sampleCount, 2000)
     .addOption(new Option('--pooling <p>', 'token states to points').choices(POOLINGS).default('mean'))
     .option('--keep-special', 'keep [CLS]/[SEP]/<s> tokens in mean and tokens pooling')
     .option('--max-tokens <n>', 'tokens pooling: about n points in total', positiveInt, 10000)
@@ -98,17 +92,18 @@ export function registerAnalyze(program: Command): void {
     .option('--discard <f>', 'fraction of largest ratios the fit leaves out', fraction, 0.1)
     .option('--bootstrap <n>', 'bootstrap resamples for each layer\'s interval', nonNegInt, 100)
     .option('--offset <k>', 'added to every block\'s lower bound', nonNegInt, 1)
-    .option('--alpha-ratio <a>', 'lora_alpha = a * r in every block', (v) => Number(v), 2)
+    .option('--alpha-ratio <a>', 'lora_alpha = a * r in every block', positive, 2)
     .option('--error-aware', 'rank from the upper end of each block\'s interval of dimension growth')
     .option('--budget <n>', 'scale ranks to exactly n trainable parameters (LoRA + trained head, as PEFT counts)', positiveInt)
     .option('--budget-like-rank <k>', 'scale ranks to the budget of uniform LoRA at rank k on the same modules', positiveInt)
     .option('--max-rank <k>', 'cap every rank at k', positiveInt)
     .option('--targets <names...>', 'modules to adapt (PEFT target_modules; default: every Linear inside the blocks)')
-    .option('--seed <s>', 'seed for sampling and bootstrap', (v) => Number(v), 0)
+    .option('--seed <s>', 'seed for sampling and bootstrap', seedInt, 0)
     .requiredOption('--out <dir>', 'output folder: gelora.json, adapter_config.json, profile.svg')
     .option('--json', 'print gelora.json instead of the table')
     .action(async (o: AnalyzeCli) => {
-      if (o.budget !== undefined && o.budgetLikeRank !== undefined) throw new Error('give --budget or --budget-like-rank, not both');
+      refuseBoth(o as unknown as Record<string, unknown>, ['budget', '--budget'], ['budgetLikeRank', '--budget-like-rank']);
+      checkWritable(o.out, '--out', 'dir');
       const allocOpts: AllocateOptions = { offset: o.offset, alphaRatio: o.alphaRatio, errorAware: o.errorAware, budget: o.budget, budgetLikeRank: o.budgetLikeRank, maxRank: o.maxRank };
       const idOpts = { method: o.method, discard: o.discard, bootstrap: o.bootstrap, seed: o.seed };
       const idBar = progressBar('intrinsic dimension');
@@ -117,6 +112,7 @@ export function registerAnalyze(program: Command): void {
         if (o.model || o.train) throw new Error('--hidden-states replaces --model and --train');
         const modules = o.moduleNames ? readModuleList(o.moduleNames) : o.modelType && o.numLayers ? standardModules(o.modelType, o.numLayers) : null;
         if (!modules) throw new Error('--hidden-states needs --module-names FILE or --model-type TYPE --num-layers L');
+        checkBudgetFits(o, modules);
         const f = new SafetensorsFile(o.hiddenStates);
         const names = f.names().filter((n) => /^hidden_states\.\d+$/.test(n)).sort((a, b) => Number(a.split('.')[1]) - Number(b.split('.')[1]));
         f.close();
@@ -126,6 +122,7 @@ export function registerAnalyze(program: Command): void {
         const profile = idProfile(layers, { ...idOpts, onLayer: (l) => idBar.update(l + 1, layers.length) });
         idBar.stop();
         const alloc = allocate(profile, modules, allocOpts);
+        checkRanksFit(alloc.ranks, modules, 'the allocation gave rank');
         const type = o.modelType ?? 'custom';
         const decoder = type === 'gpt2' || type === 'llama';
         const c: LoraConfig = {
@@ -138,6 +135,10 @@ export function registerAnalyze(program: Command): void {
       } else {
         if (!o.model || !o.train) throw new Error('give --model DIR and --train FILE (or --hidden-states FILE)');
         const { model } = loadModel(o.model);
+        // the modules and the budget are checked before the forward passes
+        const modules = targetBlockModules(model, o.targets);
+        const fixed = fixedTrainableParams(model);
+        checkBudgetFits(o, modules, fixed);
         const tok = TextTokenizer.fromDir(o.model, Number(model.config.pad_token_id ?? 0));
         const { examples } = await readExamples(o.train, { textCol: o.textCol, pairCol: o.pairCol });
         const fwdBar = progressBar('hidden states');
@@ -148,10 +149,8 @@ export function registerAnalyze(program: Command): void {
         fwdBar.stop();
         const profile = idProfile(layers, { ...idOpts, onLayer: (l) => idBar.update(l + 1, layers.length) });
         idBar.stop();
-        const modules = blockModules(model, o.targets ?? null);
-        if (modules.length === 0) throw new Error(`--targets ${o.targets?.join(' ')} match no module inside the blocks of this ${model.type} model`);
-        const fixed = fixedTrainableParams(model);
         const alloc = allocate(profile, modules, { ...allocOpts, fixedParams: fixed });
+        checkRanksFit(alloc.ranks, modules, 'the allocation gave rank');
         adapterConfig = adapterConfigFor(allocationConfig(model, alloc), alloc.modules, o.model);
         report = buildReport({
           modelPath: o.model, modelType: model.type, hidden: model.hiddenSize, profile, alloc, modules,

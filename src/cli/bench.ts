@@ -6,7 +6,7 @@ import { matmulBench } from '../../bench/matmul.js';
 import { trainBench } from '../../bench/train.js';
 import { twonnBench } from '../../bench/twonn.js';
 import { blasInfo } from '../engine/backend.js';
-import { positiveInt } from './main.js';
+import { positiveInt } from './flags.js';
 
 export function registerBench(program: Command): void {
   const bench = program.command('bench').description('measure the engine; prints one JSON line');

@@ -5,30 +5,12 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Option, type Command } from 'commander';
 import { DEMO_TASKS } from '../demo/data.js';
-import { writeFileAtomic } from '../io/atomic.js';
-import { DEFAULT_TRAIN } from '../train/loop.js';
+import { EMBEDDED_MODEL, writeDemoTask } from '../demo/files.js';
 import { runCompare, type CompareCli } from './compare.js';
-import { positiveInt } from './main.js';
-
-/** The embedded model folder (committed to the repository). */
-export const EMBEDDED_MODEL = fileURLToPath(new URL('../../../models/gelora-bert-6l', import.meta.url));
-
-const csvCell = (s: string): string => (/[",\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s);
-
-/** Writes a demo task's train/dev split as CSV (text,label) and returns the paths. */
-export function writeDemoTask(name: string, dir: string): { train: string; dev: string; description: string } {
-  const make = DEMO_TASKS[name];
-  if (!make) throw new Error(`unknown demo task "${name}" (${Object.keys(DEMO_TASKS).join(', ')})`);
-  const t = make();
-  const files = { train: join(dir, 'train.csv'), dev: join(dir, 'dev.csv') };
-  for (const split of ['train', 'dev'] as const) {
-    writeFileAtomic(files[split], ['text,label', ...t[split].map((x) => `${csvCell(x.text)},${csvCell(x.label)}`)].join('\n') + '\n');
-  }
-  return { ...files, description: t.description };
-}
+import { checkWritable, positive, positiveInt } from './flags.js';
+import { optionDefaults, TRAIN_OPTIONS } from './train-options.js';
 
 interface DemoCli { task: string; model: string; out: string; methods: string; seeds: number; epochs: number; maxTrain?: number; lr: number; fullLr: number; batchSize: number }
 
@@ -42,18 +24,20 @@ export function registerDemo(program: Command): void {
     .option('--seeds <n>', 'seeds per method', positiveInt, 1)
     .option('--epochs <n>', 'epochs', positiveInt, 3)
     .option('--max-train <n>', 'cap the training set', positiveInt)
-    .option('--lr <x>', 'learning rate of the LoRA methods', (v) => Number(v), 1e-3)
-    .option('--full-lr <x>', 'learning rate of full fine-tuning', (v) => Number(v), 1e-4)
+    .option('--lr <x>', 'learning rate of the LoRA methods', positive, 1e-3)
+    .option('--full-lr <x>', 'learning rate of full fine-tuning', positive, 1e-4)
     .option('--batch-size <n>', 'batch size', positiveInt, 32)
     .action(async (o: DemoCli) => {
       if (!existsSync(join(o.model, 'config.json'))) throw new Error(`${o.model}: the embedded model is missing (it lives in models/gelora-bert-6l of the repository)`);
+      checkWritable(o.out, '--out', 'dir');
       const data = writeDemoTask(o.task, join(o.out, 'data'));
       process.stderr.write(`gelora demo: ${data.description}\n  data: ${data.train}, ${data.dev}\n  model: ${o.model}\n  1. intrinsic dimension of every layer's hidden states on the training inputs -> ranks per block\n  2. ${o.methods.split(',').join(' and ')} trained at the same trainable-parameter budget, ${o.seeds} seed(s), ${o.epochs} epoch(s)\n`);
+      // train's defaults, with the demo's own settings on top
       const opts: CompareCli = {
-        model: o.model, method: 'gelora', out: o.out, train: data.train, dev: data.dev, task: o.task, seed: 0, methods: o.methods, seeds: o.seeds,
-        epochs: o.epochs, batchSize: o.batchSize, lr: o.lr, weightDecay: DEFAULT_TRAIN.weightDecay, warmup: DEFAULT_TRAIN.warmupRatio, schedule: 'linear',
-        maxGradNorm: DEFAULT_TRAIN.maxGradNorm, gradAccum: 1, evalEvery: 0, patience: 0, maxLength: 64, checkpointEvery: 50, r: 8, alphaRatio: 2,
-        loraDropout: 0.05, samples: 2000, maxTrain: o.maxTrain, lrFor: o.methods.includes('full') ? [`full=${o.fullLr}`] : undefined,
+        ...(optionDefaults(TRAIN_OPTIONS) as unknown as CompareCli),
+        model: o.model, out: o.out, train: data.train, dev: data.dev, task: o.task, seed: 0, methods: o.methods, seeds: o.seeds,
+        epochs: o.epochs, batchSize: o.batchSize, lr: o.lr, schedule: 'linear', gradAccum: 1, evalEvery: 0, patience: 0, maxLength: 64, checkpointEvery: 50,
+        r: 8, alphaRatio: 2, loraDropout: 0.05, samples: 2000, maxTrain: o.maxTrain, lrFor: o.methods.includes('full') ? [`full=${o.fullLr}`] : undefined,
       };
       const r = await runCompare(opts);
       const g = JSON.parse(readFileSync(join(o.out, 'analysis', 'gelora.json'), 'utf8')) as { profile: { id: number }[]; ranks: number[] };

@@ -2,13 +2,7 @@
 import { Option, type Command } from 'commander';
 import { bootstrapId, estimateId, idScaling, neighbourRatios, type IdMethod } from '../id/twonn.js';
 import { readPoints } from '../io/points.js';
-import { positiveInt } from './main.js';
-
-export function fraction(v: string): number {
-  const n = Number(v);
-  if (!(n >= 0 && n < 1)) throw new Error(`expected a fraction in [0, 1), got ${v}`);
-  return n;
-}
+import { fraction, positiveInt, seedInt } from './flags.js';
 
 interface IdCliOptions { input: string; method: IdMethod; discard: number; scaling?: boolean; bootstrap?: number; seed: number; json?: boolean }
 
@@ -20,7 +14,7 @@ export function registerId(program: Command): void {
     .option('--discard <f>', 'fraction of the largest ratios left out of the fit', fraction, 0.1)
     .option('--scaling', 'also estimate at N/2, N/4, ... points (mean ± standard error per scale)')
     .option('--bootstrap <n>', 'bootstrap confidence interval from n resamples', positiveInt)
-    .option('--seed <s>', 'seed for decimation and bootstrap', (v) => Number(v), 0)
+    .option('--seed <s>', 'seed for decimation and bootstrap', seedInt, 0)
     .option('--json', 'print one JSON object (id first)')
     .action((o: IdCliOptions) => {
       const points = readPoints(o.input);

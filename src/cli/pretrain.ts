@@ -10,8 +10,7 @@ import { BertForSequenceClassification, type BertConfig } from '../models/bert.j
 import { initWeights } from '../models/modules.js';
 import { lineChartSvg, smooth } from '../report/plots.js';
 import { packCorpus, pretrain, type PretrainConfig } from '../train/pretrain.js';
-import { fraction } from './id.js';
-import { positiveInt } from './main.js';
+import { checkWritable, fraction, nonNegInt, positive, positiveInt, seedInt } from './flags.js';
 import { progressBar } from './progress.js';
 
 interface PretrainCli { out: string; layers: number; hidden: number; heads: number; intermediate: number; seq: number; batch: number; steps: number; lr: number; warmup: number; checkpointEvery: number; evalEvery: number; seed: number; resume?: boolean; dtype: string }
@@ -23,13 +22,14 @@ export function registerPretrain(program: Command): void {
     .option('--layers <n>', 'encoder blocks', positiveInt, 6).option('--hidden <n>', 'hidden size', positiveInt, 256)
     .option('--heads <n>', 'attention heads', positiveInt, 4).option('--intermediate <n>', 'feed-forward size', positiveInt, 1024)
     .option('--seq <n>', 'tokens per packed sequence', positiveInt, 128).option('--batch <n>', 'sequences per step', positiveInt, 32)
-    .option('--steps <n>', 'optimizer steps (0: save the random initialisation, a baseline)', (v) => { const n = Number(v); if (!Number.isInteger(n) || n < 0) throw new Error(`expected a non-negative integer, got ${v}`); return n; }, 3000).option('--lr <x>', 'peak learning rate', (v) => Number(v), 1e-3)
+    .option('--steps <n>', 'optimizer steps (0: save the random initialisation, a baseline)', nonNegInt, 3000).option('--lr <x>', 'peak learning rate', positive, 1e-3)
     .option('--warmup <f>', 'warmup fraction', fraction, 0.06)
     .option('--checkpoint-every <n>', 'checkpoint every n steps', positiveInt, 50).option('--eval-every <n>', 'held-out MLM accuracy every n steps', positiveInt, 250)
-    .option('--seed <s>', 'seed', (v) => Number(v), 0).option('--resume', 'continue from the latest checkpoint in --out')
+    .option('--seed <s>', 'seed', seedInt, 0).option('--resume', 'continue from the latest checkpoint in --out')
     .option('--dtype <t>', 'storage of the saved weights: f32 or f16', 'f16')
     .action((o: PretrainCli) => {
       if (o.dtype !== 'f16' && o.dtype !== 'f32') throw new Error('--dtype is f16 or f32');
+      checkWritable(o.out, '--out', 'dir');
       const vocab = bertUncasedVocab();
       const tokConfig = { do_lower_case: true, model_max_length: 512, pad_token: '[PAD]', unk_token: '[UNK]', cls_token: '[CLS]', sep_token: '[SEP]', mask_token: '[MASK]', tokenizer_class: 'BertTokenizer' };
       writeJsonAtomic(join(o.out, 'tokenizer.json'), wordPieceTokenizerJson(vocab, tokConfig));

@@ -1,0 +1,81 @@
+/**
+ * Every number a gelora flag takes is read here, in one place. A parser throws commander's
+ * InvalidArgumentError, so the message names the flag ("option '--seed <s>' argument 'abc' is
+ * invalid. expected ..."). Each parser carries examples of values it must refuse (`bad`): the test
+ * walks every command's options and tries them, so a new numeric flag is covered as soon as it uses
+ * one of these parsers (and an option with a parser from elsewhere fails that test).
+ */
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { InvalidArgumentError } from 'commander';
+
+/** A flag parser with the values it must refuse. */
+export type FlagParser = ((v: string) => number) & { bad: readonly string[]; what: string };
+
+function parser(what: string, bad: string[], ok: (n: number) => boolean): FlagParser {
+  const f = ((v: string): number => {
+    const n = v.trim() === '' ? NaN : Number(v);
+    if (!ok(n)) throw new InvalidArgumentError(`expected ${what}`);
+    return n;
+  }) as FlagParser;
+  f.bad = bad; f.what = what;
+  return f;
+}
+
+/** An integer of at least `min` (and at most 2^53: larger ones do not survive as numbers). */
+export function intAtLeast(min: number, why = ''): FlagParser {
+  const what = min === 1 ? 'a positive integer' : min === 0 ? 'a non-negative integer' : `an integer of at least ${min}${why}`;
+  return parser(what, ['abc', '', '1.5', String(min - 1), '1e400'], (n) => Number.isSafeInteger(n) && n >= min);
+}
+
+export const positiveInt = intAtLeast(1);
+export const nonNegInt = intAtLeast(0);
+/** seeds: a non-negative integer (the generators take 32 bits; larger seeds are refused, not wrapped) */
+export const seedInt = parser('a non-negative integer below 2^32', ['abc', '-1', '0.5', '4294967296'], (n) => Number.isInteger(n) && n >= 0 && n < 2 ** 32);
+/** a finite number > 0 (learning rates, alpha ratios) */
+export const positive = parser('a positive number', ['abc', '0', '-2', 'Infinity', 'NaN'], (n) => Number.isFinite(n) && n > 0);
+/** a finite number >= 0 (weight decay, gradient-norm clipping where 0 is off) */
+export const nonNegative = parser('a non-negative number', ['abc', '-2', 'Infinity', 'NaN'], (n) => Number.isFinite(n) && n >= 0);
+/** a fraction in [0, 1) (warmup, dropout, discarded ratios) */
+export const fraction = parser('a fraction in [0, 1)', ['abc', '-0.1', '1', 'NaN'], (n) => n >= 0 && n < 1);
+/** TwoNN needs three points: a sample of fewer examples can never be analysed */
+export const sampleCount = intAtLeast(3, ' (the intrinsic dimension needs 3 examples)');
+
+/** Two flags that exclude each other (the same refusal for every command that has both). */
+export function refuseBoth(o: Record<string, unknown>, a: [key: string, flag: string], b: [key: string, flag: string]): void {
+  if (o[a[0]] !== undefined && o[b[0]] !== undefined) throw new Error(`give ${a[1]} or ${b[1]}, not both`);
+}
+
+/**
+ * Checks, before any work, that `path` can be created and written: the nearest existing folder above
+ * it must be a folder we can create entries in (probed with a temporary folder, so a read-only file
+ * system is found even when running as root). `kind` says whether `path` is a folder or a file.
+ */
+export function checkWritable(path: string, flag: string, kind: 'dir' | 'file'): void {
+  const abs = resolve(path);
+  const st = statOrNull(abs);
+  if (st) {
+    if (kind === 'dir' && !st.isDirectory()) throw new Error(`${flag} ${path}: exists and is not a folder; give a folder`);
+    if (kind === 'file' && st.isDirectory()) throw new Error(`${flag} ${path}: is a folder; give a file name`);
+  }
+  let probeIn = kind === 'dir' && st ? abs : dirname(abs);
+  for (;;) {
+    const s = statOrNull(probeIn);
+    if (s) {
+      if (!s.isDirectory()) throw new Error(`${flag} ${path}: ${probeIn} is a file, not a folder; choose another location`);
+      break;
+    }
+    const up = dirname(probeIn);
+    if (up === probeIn) break;
+    probeIn = up;
+  }
+  try {
+    rmSync(mkdtempSync(join(probeIn, '.gelora-write-check-')), { recursive: true });
+  } catch (e) {
+    throw new Error(`${flag} ${path}: cannot write in ${probeIn} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); choose a writable location`);
+  }
+}
+
+function statOrNull(p: string): ReturnType<typeof statSync> | null {
+  try { return statSync(p); } catch { return null; }
+}
