@@ -9,6 +9,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Tokenizer } from '@huggingface/tokenizers';
 import type { ModelInputs } from '../models/model.js';
+import { alignOffsets, byteLevelDecoder, tokenSurface } from './offsets.js';
 
 interface PostProcessor { post_process(a: string[], b?: string[] | null, addSpecial?: boolean): { tokens: string[]; token_type_ids?: number[] } }
 
@@ -16,6 +17,8 @@ export interface EncodeOptions {
   /** longest allowed sequence including special tokens (default: model_max_length from tokenizer_config.json, capped at 512) */
   maxLength?: number;
 }
+
+export interface PairLayout { before: { ids: number[]; typeIds: number[] }; between: { ids: number[]; typeIds: number[] }; after: { ids: number[]; typeIds: number[] }; typeA: number; typeB: number }
 
 export class TextTokenizer {
   readonly padId: number;
@@ -66,13 +69,35 @@ export class TextTokenizer {
       tokens = b ? [...a, ...b] : a;
       types = b ? [...a.map(() => 0), ...b.map(() => 1)] : a.map(() => 0);
     }
+    return { ids: this.idsOf(tokens), typeIds: types };
+  }
+
+  private idsOf(tokens: string[]): number[] {
     const unk = (this.tok as unknown as { model: { unk_token_id?: number } }).model.unk_token_id;
-    const ids = tokens.map((t) => {
+    return tokens.map((t) => {
       const id = this.tok.token_to_id(t) ?? unk;
       if (id === undefined) throw new Error(`${this.source}: token "${t}" has no id and the tokenizer has no unknown token`);
       return id;
     });
-    return { ids, typeIds: types };
+  }
+
+  /** Token ids of one text without special tokens or truncation, with each token's [start, end) characters in the text (see offsets.ts). */
+  encodeWithOffsets(text: string): { ids: number[]; offsets: [number, number][] } {
+    const tokens = this.tok.tokenize(text);
+    const t = this.tok as unknown as { normalizer: ((s: string) => string) | null; pre_tokenizer: { config?: unknown } | null; decoder: { config?: unknown } | null; model: { config?: { continuing_subword_prefix?: string; end_of_word_suffix?: string }; unk_token?: string } };
+    const byteLevel = JSON.stringify([t.pre_tokenizer?.config, t.decoder?.config]).includes('"type":"ByteLevel"') ? byteLevelDecoder() : null;
+    const surface = { prefix: t.model.config?.continuing_subword_prefix, suffix: t.model.config?.end_of_word_suffix, byteLevel };
+    const offsets = alignOffsets(text, tokens, { normalize: (s) => (t.normalizer ? t.normalizer(s) : s), surface: (tok) => tokenSurface(tok, surface), isUnknown: (tok) => tok === t.model.unk_token });
+    return { ids: this.idsOf(tokens), offsets };
+  }
+
+  /** The special tokens a pair gets: ids and token types before A, between A and B, after B, and the token types of A's and B's tokens. */
+  pairLayout(): PairLayout {
+    const A = '\u0000A', B = '\u0000B';
+    const r = this.post ? this.post.post_process([A], [B], true) : { tokens: [A, B], token_type_ids: [0, 1] };
+    const types = r.token_type_ids ?? r.tokens.map(() => 0), ia = r.tokens.indexOf(A), ib = r.tokens.indexOf(B);
+    const part = (lo: number, hi: number) => ({ ids: this.idsOf(r.tokens.slice(lo, hi)), typeIds: types.slice(lo, hi) });
+    return { before: part(0, ia), between: part(ia + 1, ib), after: part(ib + 1, r.tokens.length), typeA: types[ia], typeB: types[ib] };
   }
 
   /** A right-padded batch. */
