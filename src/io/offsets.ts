@@ -42,9 +42,11 @@ export function byteLevelDecoder(): Map<string, number> {
 function normalizedBytes(text: string, normalize: (s: string) => string): { bytes: Uint8Array; from: Int32Array; to: Int32Array } {
   const parts: Uint8Array[] = [], from: number[] = [], to: number[] = [];
   let total = 0;
+  const memo = new Map<string, Uint8Array>(); // a text has few distinct characters
   for (let i = 0; i < text.length;) {
-    const cp = text.codePointAt(i)!, len = cp > 0xffff ? 2 : 1;
-    const b = enc.encode(normalize(text.slice(i, i + len)));
+    const cp = text.codePointAt(i)!, len = cp > 0xffff ? 2 : 1, ch = text.slice(i, i + len);
+    let b = memo.get(ch);
+    if (!b) { b = enc.encode(normalize(ch)); memo.set(ch, b); }
     parts.push(b);
     for (let k = 0; k < b.length; k++) { from.push(i); to.push(i + len); }
     total += b.length;
