@@ -99,6 +99,8 @@ describe('SQuAD bad input', () => {
     await assert.rejects(readSquad(join(dir, 'noid.json')), /noid\.json: data\[0\]\.paragraphs\[0\]\.qas\[0\] has no "id"/);
     writeFileSync(join(dir, 'cols.jsonl'), JSON.stringify({ id: 'x', passage: 'C.', question: 'Q?' }) + '\n');
     await assert.rejects(readSquad(join(dir, 'cols.jsonl')), /cols\.jsonl:1: no "context" column.*columns here: id, passage, question/);
+    writeFileSync(join(dir, 'broken.json'), '{"version": "1.1", "data": [\n{"title": "t",\n');
+    await assert.rejects(readSquad(join(dir, 'broken.json')), /broken\.json: neither SQuAD JSON nor JSON lines/);
     writeFileSync(join(dir, 'empty.json'), JSON.stringify({ data: [{ title: 't', paragraphs: [{ context: '   ', qas: [{ id: 'z', question: 'Q?', answers: [] }] }] }] }));
     await assert.rejects(readSquad(join(dir, 'empty.json')), /empty\.json: question "z" has an empty context/);
   });

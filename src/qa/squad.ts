@@ -59,7 +59,13 @@ export async function readSquad(file: string, o: ReadSquadOptions = {}): Promise
   if (lower.endsWith('.json')) {
     const text = readUtf8(file);
     if (text.trim() === '') throw new Error(`${file}: the file is empty`);
-    try { whole = JSON.parse(text); } catch { whole = undefined; } // JSON lines under a .json name
+    try {
+      whole = JSON.parse(text);
+    } catch (e) {
+      // JSON lines under a .json name parse line by line; anything else is broken JSON
+      const first = text.split(/\r?\n/).find((l) => l.trim() !== '') ?? '';
+      try { JSON.parse(first); } catch { throw new Error(`${file}: neither SQuAD JSON nor JSON lines (${(e as Error).message})`); }
+    }
   }
   if (isObj(whole) && 'data' in whole) {
     if (!Array.isArray(whole.data)) throw new Error(`${file}: "data" is not a list of articles (SQuAD JSON has {"data": [{"title", "paragraphs": [...]}]})`);
