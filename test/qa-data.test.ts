@@ -128,6 +128,18 @@ describe('token character offsets', () => {
     assert.deepEqual(spans(bpe, 'Hello world, held'), ['e', 'llo', 'world', '', 'he', 'ld']);
     assert.deepEqual(spans(uni, 'hello world held'), ['hello', 'world', 'he', 'l', 'd']);
   });
+  it('byte-level BPE: the two byte tokens of a two-byte character both cover that character', () => {
+    // "é" is UTF-8 c3 a9, byte-level characters "Ã" and "©"; a vocabulary with them as separate tokens
+    const json = JSON.parse(readFileSync(TOK + 'bpe/tokenizer.json', 'utf8'));
+    const vocab = ['<s>', '<pad>', '</s>', '<unk>', 'c', 'a', 'f', 'Ã', '©', 'Ġ', 'Ġc'];
+    json.model.vocab = Object.fromEntries(vocab.map((t, i) => [t, i]));
+    json.model.merges = ['Ġ c'];
+    const d = tmp();
+    writeFileSync(join(d, 'tokenizer.json'), JSON.stringify(json));
+    const t = TextTokenizer.fromDir(d), s = 'café cafe';
+    assert.deepEqual(t.encodeWithOffsets(s).ids, [4, 5, 6, 7, 8, 10, 5, 6]);
+    assert.deepEqual(t.encodeWithOffsets(s).offsets, [[0, 1], [1, 2], [2, 3], [3, 4], [3, 4], [5, 6], [6, 7], [7, 8]]);
+  });
 });
 
 /** one-letter words: each is one bert-base-uncased token, at character 2k */
