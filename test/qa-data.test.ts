@@ -8,6 +8,8 @@ import { TextTokenizer, wordPieceTokenizerJson } from '../src/io/tokenizer.js';
 import { bertUncasedVocab, wordnetDevSynsets, wordnetGlosses } from '../src/demo/data.js';
 import { glossDefinition, wordnetQa, writeWordnetQa } from '../src/demo/qa-data.js';
 import { qaBatch, qaFeatures } from '../src/qa/features.js';
+import { squadEvaluate } from '../src/qa/metric.js';
+import { postprocessQa } from '../src/qa/postprocess.js';
 import { readSquad, toSquadJson, writePredictions, type QaExample } from '../src/qa/squad.js';
 
 const DATA = new URL('../../test/data/qa/', import.meta.url).pathname;
@@ -220,5 +222,23 @@ describe('wordnet-qa demo data', () => {
       assert.equal(back.version, 'v2.0');
       assert.deepEqual(back.skipped, []);
     }
+  });
+  it('windows -> labels -> logits peaked at the labels -> post-processing recovers every answer that fits a window (v2.0)', () => {
+    const { dev } = wordnetQa({ trainParagraphs: 8, devParagraphs: 24 });
+    // 72 tokens per window (questions up to ~45), stride 8: most paragraphs need several windows
+    const fs = qaFeatures(dev, bert(), { maxLength: 72, stride: 8 });
+    assert.ok(fs.length > dev.length * 1.5, `${fs.length} windows for ${dev.length} questions`);
+    const peak = (pos: number, n: number): Float32Array => { const a = new Float32Array(n); a[pos] = 10; return a; };
+    const r = postprocessQa(dev, fs, fs.map((f) => peak(f.startPosition, f.ids.length)), fs.map((f) => peak(f.endPosition, f.ids.length)), { v2: true });
+    // an answer longer than every window is labelled CLS everywhere (as in run_qa), so it reads as no answer
+    const labelled = new Set(fs.filter((f) => f.startPosition !== 0).map((f) => f.exampleId));
+    const tooLong = dev.filter((x) => !x.isImpossible && !labelled.has(x.id)).length;
+    for (const x of dev) assert.equal(r.predictions[x.id], labelled.has(x.id) ? x.answers[0].text : '', x.id);
+    const s = squadEvaluate(dev, r.predictions);
+    assert.ok(s.NoAns_total! > 0 && s.HasAns_total! > 0 && tooLong < s.HasAns_total! / 10);
+    // every question scores 1, except the too-long answers, which score 0 on both EM and F1
+    assert.equal(s.exact, (100 * (dev.length - tooLong)) / dev.length);
+    assert.equal(s.f1, (100 * (dev.length - tooLong)) / dev.length);
+    assert.equal(s.NoAns_exact, 100);
   });
 });
