@@ -88,6 +88,8 @@ describe('SQuAD bad input', () => {
     assert.deepEqual(d.examples.map((x) => [x.id, x.answers]), [['ok1', [{ text: 'The cat', start: 0 }]], ['off1', [{ text: 'on the mat', start: 12 }]]]);
     assert.deepEqual(d.skipped.map((b) => [b.id, b.answer.start]), [['off1', 16], ['off2', 0]]);
     assert.deepEqual(d.droppedQuestions, ['off2'], 'a question whose every answer was bad is dropped, not made unanswerable');
+    assert.match(d.warning!, /bad-start\.jsonl: left out 2 answers whose answer_start does not point at the answer text: "off1" .*; 1 question had no other answer and was left out too: off2$/);
+    assert.equal((await readSquad(DATA + 'hf.jsonl', { badAnswers: 'skip' })).warning, null);
   });
   it('empty questions and contexts, missing and duplicate ids are errors naming the file, line and id', async () => {
     await assert.rejects(readSquad(DATA + 'empty-question.jsonl'), /empty-question\.jsonl:3: question "e1" has an empty question/);

@@ -39,6 +39,8 @@ export interface QaData {
   skipped: BadAnswer[];
   /** questions left out because every answer was bad */
   droppedQuestions: string[];
+  /** under badAnswers: 'skip', what was left out, naming the ids, for the user (null when nothing was) */
+  warning: string | null;
 }
 
 export interface ReadSquadOptions {
@@ -157,9 +159,10 @@ function check(raw: QaExample[], file: string, declared: string | undefined, o: 
       if (found !== a.text) bad.push({ id: x.id, where: x.where, answer: a, found });
     }
   }
+  const list = bad.slice(0, 5).map((b) => `"${b.id}"${b.where !== file ? ` (${b.where})` : ''}: answer_start ${b.answer.start} reads ${JSON.stringify(b.found)}, the answer is ${JSON.stringify(b.answer.text)}`);
+  const what = `${bad.length} answer${bad.length > 1 ? 's' : ''} whose answer_start does not point at the answer text: ${list.join('; ')}${bad.length > 5 ? `; and ${bad.length - 5} more` : ''}`;
   if (bad.length && (o.badAnswers ?? 'refuse') === 'refuse') {
-    const list = bad.slice(0, 5).map((b) => `"${b.id}"${b.where !== file ? ` (${b.where})` : ''}: answer_start ${b.answer.start} reads ${JSON.stringify(b.found)}, the answer is ${JSON.stringify(b.answer.text)}`);
-    throw new Error(`${file}: ${bad.length} answer${bad.length > 1 ? 's' : ''} whose answer_start does not point at the answer text: ${list.join('; ')}${bad.length > 5 ? `; and ${bad.length - 5} more` : ''} (fix the offsets, or leave those answers out with ${o.skipHint ?? "badAnswers: 'skip'"})`);
+    throw new Error(`${file}: ${what} (fix the offsets, or leave those answers out with ${o.skipHint ?? "badAnswers: 'skip'"})`);
   }
   const badSet = new Set(bad.map((b) => b.answer));
   const examples: QaExample[] = [], dropped: string[] = [];
@@ -172,7 +175,8 @@ function check(raw: QaExample[], file: string, declared: string | undefined, o: 
   }
   if (examples.length === 0) throw new Error(`${file}: every question was left out for bad answers`);
   const v2 = (declared !== undefined && /^v?2/.test(declared)) || examples.some((x) => x.isImpossible);
-  return { examples, version: v2 ? 'v2.0' : 'v1.1', skipped: bad, droppedQuestions: dropped };
+  const warning = bad.length ? `${file}: left out ${what}${dropped.length ? `; ${dropped.length} question${dropped.length > 1 ? 's' : ''} had no other answer and ${dropped.length > 1 ? 'were' : 'was'} left out too: ${dropped.slice(0, 5).join(', ')}${dropped.length > 5 ? ', ...' : ''}` : ''}` : null;
+  return { examples, version: v2 ? 'v2.0' : 'v1.1', skipped: bad, droppedQuestions: dropped, warning };
 }
 
 /** SQuAD JSON of examples (articles grouped by title, paragraphs by context), as the official scripts read it. */
