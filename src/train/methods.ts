@@ -16,6 +16,7 @@ import { applyLoraConfig, countTrainable } from '../lora/lora.js';
 import type { Model } from '../models/model.js';
 import type { Task } from './task.js';
 import type { TrainContext } from './loop.js';
+import type { Objective } from './objective.js';
 import { sequenceConfigFields, sequenceTaskInfo } from './objectives/sequence.js';
 import { ADALORA_DEFAULTS, AdaLoraModel } from '../lora/adalora.js';
 import { SoraModel } from '../lora/sora.js';
@@ -53,7 +54,12 @@ export interface MethodOptions {
   seed?: number;
   baseModel: string;
   task: Task;
+  /** what the objective saves next to the weights (Objective.saved); default: the sequence task's labels and metric */
+  saved?: SavedInfo;
 }
+
+type SavedInfo = NonNullable<Objective['saved']>;
+const savedOf = (o: MethodOptions): SavedInfo => o.saved ?? { info: sequenceTaskInfo(o.task), config: sequenceConfigFields(o.task) };
 
 /** What identifies a method's run for resume: a checkpoint written with other options is refused. */
 function methodFingerprint(method: Method, o: MethodOptions): Record<string, unknown> {
@@ -78,7 +84,7 @@ function prepareMethodState(model: Model, method: Method, o: MethodOptions): Pre
   if (method === 'full') {
     const params = model.params.names().map((n) => model.params.get(n));
     for (const p of params) p.requiresGrad = true;
-    return { params, trainableParams: params.reduce((s, p) => s + p.size, 0), ranks: null, save: (dir) => saveFullModel(join(dir, 'model'), model, o.baseModel, o.task) };
+    return { params, trainableParams: params.reduce((s, p) => s + p.size, 0), ranks: null, save: (dir) => saveFullModel(join(dir, 'model'), model, o.baseModel, savedOf(o)) };
   }
   const modules = blockModules(model, o.targets ?? null);
   if (method === 'adalora' || method === 'sora') return prepareAdaptive(model, method, modules.map((m) => model.linears().find((l) => l.name === m.name)!), o);
@@ -97,14 +103,14 @@ function prepareMethodState(model: Model, method: Method, o: MethodOptions): Pre
     params: lm.trainable, trainableParams: countTrainable(lm), ranks,
     save: (dir) => writeDirAtomic(join(dir, 'adapter'), (a) => {
       saveAdapter(a, lm, o.baseModel);
-      writeTaskInfo(a, o.task);
+      writeTaskInfo(a, savedOf(o));
     }),
   };
 }
 
-/** The label order and metric a model was trained with, next to its weights (eval reads it back). */
-export function writeTaskInfo(dir: string, task: Task): void {
-  writeJsonAtomic(join(dir, 'gelora_task.json'), sequenceTaskInfo(task));
+/** gelora_task.json: what the model was trained for (label order, metric), next to its weights (eval reads it back). */
+export function writeTaskInfo(dir: string, saved: SavedInfo): void {
+  writeJsonAtomic(join(dir, 'gelora_task.json'), saved.info);
 }
 
 export function readTaskInfo(dir: string): { name: string; kind: 'classification' | 'regression'; labels: string[]; metric: string } | null {
@@ -113,11 +119,11 @@ export function readTaskInfo(dir: string): { name: string; kind: 'classification
 }
 
 /** A Hugging Face model folder: config.json (labels updated), model.safetensors, tokenizer files; written as a whole. */
-export function saveFullModel(dir: string, model: Model, baseModel: string, task: Task): string {
-  return writeDirAtomic(dir, (tmp) => fillFullModel(tmp, model, baseModel, task));
+export function saveFullModel(dir: string, model: Model, baseModel: string, saved: SavedInfo): string {
+  return writeDirAtomic(dir, (tmp) => fillFullModel(tmp, model, baseModel, saved));
 }
 
-function fillFullModel(dir: string, model: Model, baseModel: string, task: Task): void {
+function fillFullModel(dir: string, model: Model, baseModel: string, saved: SavedInfo): void {
   const tensors: Record<string, TensorToWrite> = {};
   for (const name of model.params.names()) {
     if (model.params.tied.has(name)) continue;
@@ -129,11 +135,11 @@ function fillFullModel(dir: string, model: Model, baseModel: string, task: Task)
     } else tensors[name] = { shape: [...p.shape], data: Float32Array.from(p.data) };
   }
   writeSafetensors(join(dir, 'model.safetensors'), tensors, { format: 'pt' });
-  writeJsonAtomic(join(dir, 'config.json'), { ...model.config, ...sequenceConfigFields(task) });
+  writeJsonAtomic(join(dir, 'config.json'), { ...model.config, ...saved.config });
   for (const f of ['tokenizer.json', 'tokenizer_config.json', 'vocab.txt', 'special_tokens_map.json', 'merges.txt', 'vocab.json']) {
     if (existsSync(join(baseModel, f))) copyFileSync(join(baseModel, f), join(dir, f));
   }
-  writeTaskInfo(dir, task);
+  writeTaskInfo(dir, saved);
 }
 
 /**
@@ -158,7 +164,7 @@ function prepareAdaptive(model: Model, method: 'adalora' | 'sora', targets: Line
       save: (dir) => writeDirAtomic(join(dir, 'adapter'), (a) => {
         const lc = defaultLoraConfig(model);
         ada.save(a, o.baseModel, head, lc.task_type, adapterConfigFor(lc, [], o.baseModel));
-        writeTaskInfo(a, o.task);
+        writeTaskInfo(a, savedOf(o));
       }),
     };
   }
@@ -177,7 +183,7 @@ function prepareAdaptive(model: Model, method: 'adalora' | 'sora', targets: Line
         ...head.map((p) => [`base_model.model.${p.name}`, { shape: [...p.shape], data: Float32Array.from(p.data) }]),
       ]), { format: 'pt' });
       writeJsonAtomic(join(a, 'adapter_config.json'), adapterConfigFor(lc, exp.modules, o.baseModel));
-      writeTaskInfo(a, o.task);
+      writeTaskInfo(a, savedOf(o));
     }),
   };
 }

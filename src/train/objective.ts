@@ -15,7 +15,7 @@
  *    is not -100 (the mean over those tokens); weight() returns the number of such tokens, so
  *    accumulated micro-batches are weighted per token; evaluate() returns dev loss as `loss`,
  *    { perplexity: exp(loss), token_accuracy } as metrics and, as `primary`, a value where higher is
- *    better (token accuracy, or -loss); info() gives { kind: 'causal-lm', ... } for gelora_task.json.
+ *    better (token accuracy, or -loss); saved.info is { kind: 'causal-lm', ... } for gelora_task.json.
  *  - Extractive QA: each example (question, context, answers) is tokenized into overlapping windows
  *    (doc stride), so training batches are lists of window indices; loss() is the mean of the start-
  *    and end-position cross-entropies of the qa_outputs logits. evaluate() runs every window of the
@@ -52,6 +52,11 @@ export interface Objective {
   evaluate(model: Model): EvalResult;
   /** what a checkpoint must have been written with to be resumed (data sizes, labels, a data hash) */
   fingerprint(): Record<string, unknown>;
+  /**
+   * what is saved next to the trained weights: info as gelora_task.json (eval reads it back), config
+   * the fields it sets in a full model's config.json (labels, problem_type, architectures)
+   */
+  saved?: { info: Record<string, unknown>; config?: Record<string, unknown> };
   /** random state of its own (MLM masking), checkpointed with the rest */
   state?: { save(): unknown; load(json: unknown): void };
 }

@@ -56,7 +56,7 @@ export function evaluateOn(model: Model, task: Pick<Task, 'kind' | 'metric'>, en
 }
 
 /** gelora_task.json: the label order and metric a model was trained with, next to its weights (eval reads it back). */
-export function sequenceTaskInfo(task: Task): { name: string; kind: Task['kind']; labels: string[]; metric: string } {
+export function sequenceTaskInfo(task: Task): { name: string; kind: Task['kind']; labels: string[]; metric: string; [k: string]: unknown } {
   return { name: task.name, kind: task.kind, labels: task.labels, metric: task.metric };
 }
 
@@ -90,6 +90,7 @@ export function sequenceObjective(o: SequenceOptions): Objective {
   const lengths = enc.map((e) => e.ids.length);
   return {
     kind: task.kind, metric: task.metric, select: 'best',
+    saved: { info: sequenceTaskInfo(task), config: sequenceConfigFields(task) },
     epochBatches: (epoch) => epochBatches(enc.length, lengths, o.batchSize, o.seed, epoch),
     batchesPerEpoch: () => Math.ceil(enc.length / o.batchSize),
     loss: (model, idx) => {
