@@ -4,12 +4,11 @@ import { join } from 'node:path';
 import type { Command } from 'commander';
 import { bertUncasedVocab, pretrainingCorpus } from '../demo/data.js';
 import { writeFileAtomic, writeJsonAtomic } from '../io/atomic.js';
-import { writeSafetensors, type TensorToWrite } from '../io/safetensors.js';
 import { TextTokenizer, wordPieceTokenizerJson } from '../io/tokenizer.js';
 import { BertForSequenceClassification, type BertConfig } from '../models/bert.js';
 import { initWeights } from '../models/modules.js';
 import { lineChartSvg, smooth } from '../report/plots.js';
-import { packCorpus, pretrain, type PretrainConfig } from '../train/pretrain.js';
+import { packCorpus, pretrain, saveMlmModel, type PretrainConfig } from '../train/pretrain.js';
 import { checkWritable, fraction, nonNegInt, positive, positiveInt, seedInt } from './flags.js';
 import { progressBar } from './progress.js';
 
@@ -49,14 +48,7 @@ export function registerPretrain(program: Command): void {
       const bar = progressBar('pretrain (MLM)');
       const st = pretrain({ model, chunks, heldOut, ids, config, outDir: o.out, resume: o.resume, onStep: (s, t, l, a) => bar.update(s, t, `loss ${l.toFixed(3)}${a === null ? '' : ` | held-out acc ${a.toFixed(3)}`}`) });
       bar.stop();
-      // a BertForMaskedLM checkpoint as transformers saves it (decoder tied to the word embeddings)
-      const tensors: Record<string, TensorToWrite> = {};
-      for (const n of model.params.names()) {
-        const p = model.params.get(n);
-        tensors[n] = { shape: [...p.shape], data: Float32Array.from(p.data), dtype: o.dtype === 'f16' ? 'F16' : 'F32' };
-      }
-      writeSafetensors(join(o.out, 'model.safetensors'), tensors, { format: 'pt' });
-      writeJsonAtomic(join(o.out, 'config.json'), { architectures: ['BertForMaskedLM'], model_type: 'bert', ...cfg, num_labels: undefined, attention_probs_dropout_prob: 0.1, hidden_dropout_prob: 0.1, initializer_range: 0.02, position_embedding_type: 'absolute', torch_dtype: o.dtype === 'f16' ? 'float16' : 'float32' });
+      saveMlmModel(o.out, model, cfg, o.dtype);
       const last = st.history[st.history.length - 1];
       const summary = { steps: st.step, seconds: st.seconds, tokens_seen: st.step * o.batch * o.seq, sequences: chunks.length, corpus_lines: corpus.lines.length, held_out_lines: corpus.heldOut.length, excluded: corpus.excluded, heldout: last ?? null, config, architecture: cfg };
       writeJsonAtomic(join(o.out, 'pretrain.json'), summary);
@@ -64,7 +56,7 @@ export function registerPretrain(program: Command): void {
       const lines = existsSync(logFile) ? readFileSync(logFile, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, number>) : [];
       writeFileAtomic(join(o.out, 'pretrain_curve.svg'), lineChartSvg([
         { name: 'train MLM loss (smoothed)', points: smooth(lines.filter((l) => l.loss !== undefined).map((l) => [l.step, l.loss]), 0.98) },
-        { name: 'held-out MLM loss', points: lines.filter((l) => l.heldout_loss !== undefined).map((l) => [l.step, l.heldout_loss]), dashed: true },
+        { name: 'held-out MLM loss', points: lines.filter((l) => l.dev_loss !== undefined).map((l) => [l.step, l.dev_loss]), dashed: true },
       ], { title: 'MLM pretraining', xLabel: 'step', yLabel: 'loss' }));
       console.log(JSON.stringify({ steps: st.step, seconds: Math.round(st.seconds), heldout: last ?? null }));
     });

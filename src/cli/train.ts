@@ -1,5 +1,5 @@
 /** `gelora train` and `gelora eval`: fine-tune with a method on a task; evaluate a saved adapter or model. */
-import { readFileSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { allocate, analyzeTask, fixedTrainableParams, type Allocation, type BlockModule } from '../gelora/analyze.js';
@@ -75,14 +75,13 @@ export async function runTrain(o: TrainCli): Promise<Record<string, unknown>> {
   const prepared = prepareMethod(model, o.method, { r: o.r, alphaRatio: o.alphaRatio, dropout: o.loraDropout, allocation, targets: o.targets ?? null, seed: o.seed, baseModel: o.model, task, totalSteps, lr: o.lr });
   writeJsonAtomic(join(o.out, 'train_config.json'), { method: o.method, model: o.model, task: task.name, source: task.source, config, ranks: prepared.ranks, trainable_params: prepared.trainableParams });
   const bar = progressBar(`train ${o.method}`);
-  let saved = '';
+  if (!o.resume) rmSync(join(o.out, 'metrics.json'), { force: true }); // never beside another run's weights
   const result = train({
     model, params: prepared.params, tokenizer: tok, task, config, outDir: o.out, resume: o.resume, hooks: prepared.hooks,
-    onBest: () => { saved = prepared.save(o.out); },
     onStep: (s, t, loss, metric) => bar.update(s, t, `loss ${loss.toFixed(4)}${metric === null ? '' : ` | ${task.metric} ${metric.toFixed(4)}`}`),
   });
   bar.stop();
-  if (!saved) saved = prepared.save(o.out);
+  const saved = prepared.save(o.out); // the loop leaves the best state in the model
   const metrics = {
     task: task.name, method: o.method, metric: task.metric, kind: task.kind, labels: task.labels,
     best: result.best, final: result.final, steps: result.steps, stopped_early: result.stoppedEarly,

@@ -8,7 +8,7 @@ import { copyFileSync, existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Tensor } from '../engine/tensor.js';
 import { blockModules, allocationConfig, type Allocation } from '../gelora/analyze.js';
-import { writeJsonAtomic } from '../io/atomic.js';
+import { writeDirAtomic, writeJsonAtomic } from '../io/atomic.js';
 import { writeSafetensors, type TensorToWrite } from '../io/safetensors.js';
 import { saveAdapter } from '../lora/adapter.js';
 import { defaultLoraConfig } from '../lora/config.js';
@@ -16,9 +16,11 @@ import { applyLoraConfig, countTrainable } from '../lora/lora.js';
 import type { Model } from '../models/model.js';
 import type { Task } from './task.js';
 import type { TrainContext } from './loop.js';
+import type { Objective } from './objective.js';
+import { sequenceConfigFields, sequenceTaskInfo } from './objectives/sequence.js';
 import { ADALORA_DEFAULTS, AdaLoraModel } from '../lora/adalora.js';
 import { SoraModel } from '../lora/sora.js';
-import { defaultLoraConfig as loraDefaults, savedModules } from '../lora/config.js';
+import { savedModules } from '../lora/config.js';
 import { adapterConfigFor } from '../lora/adapter.js';
 import { modulesToSaveParams } from '../lora/lora.js';
 import type { Linear } from '../models/modules.js';
@@ -35,7 +37,7 @@ export interface Prepared {
   hooks?: TrainContext['hooks'];
   /** ranks per block (LoRA methods) */
   ranks: number[] | null;
-  /** writes the trained state under dir (adapter/ or model/) and returns that folder */
+  /** writes the trained state under dir (adapter/ or model/, a whole folder replacing any earlier one) and returns that folder */
   save(dir: string): string;
 }
 
@@ -52,14 +54,37 @@ export interface MethodOptions {
   seed?: number;
   baseModel: string;
   task: Task;
+  /** what the objective saves next to the weights (Objective.saved); default: the sequence task's labels and metric */
+  saved?: SavedInfo;
+}
+
+type SavedInfo = NonNullable<Objective['saved']>;
+const savedOf = (o: MethodOptions): SavedInfo => o.saved ?? { info: sequenceTaskInfo(o.task), config: sequenceConfigFields(o.task) };
+
+/** What identifies a method's run for resume: a checkpoint written with other options is refused. */
+function methodFingerprint(method: Method, o: MethodOptions): Record<string, unknown> {
+  const lora = method !== 'full';
+  return {
+    method, base_model: o.baseModel, seed: o.seed ?? 0,
+    ...(lora ? { targets: o.targets ?? 'default', alpha_ratio: o.alphaRatio ?? 2, lora_dropout: o.dropout ?? 0 } : {}),
+    ...(method === 'lora' || method === 'adalora' || method === 'sora' ? { r: o.r ?? 8 } : {}),
+    ...(method === 'gelora' && o.allocation ? { ranks: o.allocation.ranks } : {}),
+    ...(method === 'sora' ? { sparse_lambda: o.sparseLambda ?? 3e-4 } : {}),
+    ...(method === 'adalora' ? { total_steps: o.totalSteps ?? 1 } : {}),
+  };
 }
 
 export function prepareMethod(model: Model, method: Method, o: MethodOptions): Prepared {
+  const p = prepareMethodState(model, method, o);
+  return { ...p, hooks: { ...p.hooks, fingerprint: methodFingerprint(method, o) } };
+}
+
+function prepareMethodState(model: Model, method: Method, o: MethodOptions): Prepared {
   const ratio = o.alphaRatio ?? 2;
   if (method === 'full') {
     const params = model.params.names().map((n) => model.params.get(n));
     for (const p of params) p.requiresGrad = true;
-    return { params, trainableParams: params.reduce((s, p) => s + p.size, 0), ranks: null, save: (dir) => saveFullModel(join(dir, 'model'), model, o.baseModel, o.task) };
+    return { params, trainableParams: params.reduce((s, p) => s + p.size, 0), ranks: null, save: (dir) => saveFullModel(join(dir, 'model'), model, o.baseModel, savedOf(o)) };
   }
   const modules = blockModules(model, o.targets ?? null);
   if (method === 'adalora' || method === 'sora') return prepareAdaptive(model, method, modules.map((m) => model.linears().find((l) => l.name === m.name)!), o);
@@ -76,18 +101,16 @@ export function prepareMethod(model: Model, method: Method, o: MethodOptions): P
   const ranks = Array.from({ length: L }, (_, i) => lm.resolution.modules.find((m) => model.blockOf(m.linear.name) === i + 1)?.r ?? 0);
   return {
     params: lm.trainable, trainableParams: countTrainable(lm), ranks,
-    save: (dir) => {
-      const a = join(dir, 'adapter');
+    save: (dir) => writeDirAtomic(join(dir, 'adapter'), (a) => {
       saveAdapter(a, lm, o.baseModel);
-      writeTaskInfo(a, o.task);
-      return a;
-    },
+      writeTaskInfo(a, savedOf(o));
+    }),
   };
 }
 
-/** The label order and metric a model was trained with, next to its weights (eval reads it back). */
-export function writeTaskInfo(dir: string, task: Task): void {
-  writeJsonAtomic(join(dir, 'gelora_task.json'), { name: task.name, kind: task.kind, labels: task.labels, metric: task.metric });
+/** gelora_task.json: what the model was trained for (label order, metric), next to its weights (eval reads it back). */
+export function writeTaskInfo(dir: string, saved: SavedInfo): void {
+  writeJsonAtomic(join(dir, 'gelora_task.json'), saved.info);
 }
 
 export function readTaskInfo(dir: string): { name: string; kind: 'classification' | 'regression'; labels: string[]; metric: string } | null {
@@ -95,8 +118,12 @@ export function readTaskInfo(dir: string): { name: string; kind: 'classification
   return existsSync(f) ? (JSON.parse(readFileSync(f, 'utf8')) as { name: string; kind: 'classification' | 'regression'; labels: string[]; metric: string }) : null;
 }
 
-/** A Hugging Face model folder: config.json (labels updated), model.safetensors, tokenizer files. */
-export function saveFullModel(dir: string, model: Model, baseModel: string, task: Task): string {
+/** A Hugging Face model folder: config.json (labels updated), model.safetensors, tokenizer files; written as a whole. */
+export function saveFullModel(dir: string, model: Model, baseModel: string, saved: SavedInfo): string {
+  return writeDirAtomic(dir, (tmp) => fillFullModel(tmp, model, baseModel, saved));
+}
+
+function fillFullModel(dir: string, model: Model, baseModel: string, saved: SavedInfo): void {
   const tensors: Record<string, TensorToWrite> = {};
   for (const name of model.params.names()) {
     if (model.params.tied.has(name)) continue;
@@ -108,16 +135,11 @@ export function saveFullModel(dir: string, model: Model, baseModel: string, task
     } else tensors[name] = { shape: [...p.shape], data: Float32Array.from(p.data) };
   }
   writeSafetensors(join(dir, 'model.safetensors'), tensors, { format: 'pt' });
-  const labels = task.kind === 'regression' ? ['LABEL_0'] : task.labels;
-  writeJsonAtomic(join(dir, 'config.json'), {
-    ...model.config, num_labels: labels.length, id2label: Object.fromEntries(labels.map((l, i) => [String(i), l])),
-    label2id: Object.fromEntries(labels.map((l, i) => [l, i])), ...(task.kind === 'regression' ? { problem_type: 'regression' } : {}),
-  });
+  writeJsonAtomic(join(dir, 'config.json'), { ...model.config, ...saved.config });
   for (const f of ['tokenizer.json', 'tokenizer_config.json', 'vocab.txt', 'special_tokens_map.json', 'merges.txt', 'vocab.json']) {
     if (existsSync(join(baseModel, f))) copyFileSync(join(baseModel, f), join(dir, f));
   }
-  writeTaskInfo(dir, task);
-  return dir;
+  writeTaskInfo(dir, saved);
 }
 
 /**
@@ -139,13 +161,11 @@ function prepareAdaptive(model: Model, method: 'adalora' | 'sora', targets: Line
       params, trainableParams: params.reduce((s, p) => s + p.size, 0), ranks: null,
       finalParams: () => ada.effectiveParams() + headSize,
       hooks: { regularizer: () => ada.regularizer(), afterUpdate: (step) => { ada.updateAndAllocate(step); }, state: { save: () => ada.saveState(), load: (read, j) => ada.loadState(read, j) }, selectFrom: cfg.total_step - cfg.tfinal },
-      save: (dir) => {
-        const a = join(dir, 'adapter');
-        const lc = loraDefaults(model);
+      save: (dir) => writeDirAtomic(join(dir, 'adapter'), (a) => {
+        const lc = defaultLoraConfig(model);
         ada.save(a, o.baseModel, head, lc.task_type, adapterConfigFor(lc, [], o.baseModel));
-        writeTaskInfo(a, o.task);
-        return a;
-      },
+        writeTaskInfo(a, savedOf(o));
+      }),
     };
   }
   const sora = new SoraModel(targets, { r, lora_alpha: ratio * r, lora_dropout: o.dropout ?? 0, sparse_lambda: o.sparseLambda ?? 3e-4, lr: o.lr ?? 1e-3, weight_decay: 0 }, o.seed ?? 0);
@@ -154,18 +174,16 @@ function prepareAdaptive(model: Model, method: 'adalora' | 'sora', targets: Line
     params, trainableParams: params.reduce((s, p) => s + p.size, 0) + sora.gates().reduce((s, g) => s + g.size, 0), ranks: null,
     finalParams: () => sora.effectiveParams() + headSize,
     hooks: { afterUpdate: (_step, lr) => sora.updateGates(lr), state: { save: () => sora.saveState(), load: (read, j) => sora.loadState(read, j) }, selectFrom: total },
-    save: (dir) => {
+    save: (dir) => writeDirAtomic(join(dir, 'adapter'), (a) => {
       // exported as plain LoRA with the surviving ranks; the gates are folded into A
       const exp = sora.exportLora(ratio);
-      const a = join(dir, 'adapter');
-      const lc = loraDefaults(model, { lora_alpha: ratio, r: 1 });
+      const lc = defaultLoraConfig(model, { lora_alpha: ratio, r: 1 });
       writeSafetensors(join(a, 'adapter_model.safetensors'), Object.fromEntries([
         ...exp.modules.flatMap((m) => [[`base_model.model.${m.name}.lora_A.weight`, { shape: [m.r, m.inF], data: m.A }], [`base_model.model.${m.name}.lora_B.weight`, { shape: [m.outF, m.r], data: m.B }]]),
         ...head.map((p) => [`base_model.model.${p.name}`, { shape: [...p.shape], data: Float32Array.from(p.data) }]),
       ]), { format: 'pt' });
       writeJsonAtomic(join(a, 'adapter_config.json'), adapterConfigFor(lc, exp.modules, o.baseModel));
-      writeTaskInfo(a, o.task);
-      return a;
-    },
+      writeTaskInfo(a, savedOf(o));
+    }),
   };
 }

@@ -60,17 +60,34 @@ export interface TaskOptions extends ColumnOptions {
   metric?: MetricName;
 }
 
-function labelled(examples: Example[], file: string, map: Map<string, number> | null): LabeledExample[] {
+const NUMBER = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
+const NON_FINITE = /^[+-]?(nan|inf|infinity)$/i;
+
+/** Every label cell present and finite; an error naming the file and line of the first that is not. */
+function checkLabels(examples: Example[], file: string): void {
+  for (const e of examples) {
+    const l = e.label?.trim() ?? '';
+    if (l === '') throw new Error(`${file}:${e.line}: empty label; give every example a label, or drop the line`);
+    if (NON_FINITE.test(l)) throw new Error(`${file}:${e.line}: label "${e.label}" is not a finite number; fix or drop the line`);
+  }
+}
+
+/** The class key of a label cell: numbers by value, so "1" and "1.0" are one class; other names as written. */
+function classKey(label: string, numeric: boolean): string {
+  return numeric ? String(Number(label.trim())) : label;
+}
+
+function labelled(examples: Example[], file: string, map: Map<string, number> | null, numeric: boolean): LabeledExample[] {
+  checkLabels(examples, file);
   return examples.map((e) => {
-    if (e.label === undefined || e.label === '') throw new Error(`${file}:${e.line}: missing label`);
     let label: number;
     if (map) {
-      const v = map.get(e.label);
+      const v = map.get(classKey(e.label!, numeric && NUMBER.test(e.label!.trim())));
       if (v === undefined) throw new Error(`${file}:${e.line}: label "${e.label}" does not occur in the training data (labels there: ${[...map.keys()].join(', ')})`);
       label = v;
     } else {
-      label = Number(e.label);
-      if (!Number.isFinite(label)) throw new Error(`${file}:${e.line}: regression target "${e.label}" is not a number`);
+      label = Number(e.label!.trim());
+      if (!NUMBER.test(e.label!.trim()) || !Number.isFinite(label)) throw new Error(`${file}:${e.line}: regression target "${e.label}" is not a finite number`);
     }
     return { text: e.text, pair: e.pair, label, line: e.line };
   });
@@ -100,25 +117,23 @@ export async function loadTask(o: TaskOptions): Promise<Task> {
     name = o.task ?? trainFile;
   }
   const tr = await readExamples(trainFile, { ...cols, requireLabel: true });
+  checkLabels(tr.examples, trainFile);
   const raw = tr.examples.map((e) => e.label!);
-  if (regression === undefined) {
-    const nums = raw.map(Number);
-    regression = nums.every(Number.isFinite) && nums.some((x) => !Number.isInteger(x));
-  }
+  const numeric = raw.every((l) => NUMBER.test(l.trim()));
+  if (regression === undefined) regression = numeric && raw.some((l) => !Number.isInteger(Number(l)));
   let map: Map<string, number> | null = null, labels: string[] = [];
   if (!regression) {
-    labels = [...new Set(raw)];
-    const numeric = labels.every((l) => /^-?\d+$/.test(l));
+    labels = [...new Set(raw.map((l) => classKey(l, numeric)))];
     labels.sort((a, b) => (numeric ? Number(a) - Number(b) : a < b ? -1 : a > b ? 1 : 0));
     if (labels.length < 2) throw new Error(`${trainFile}: only one label ("${labels[0]}") in the training data; classification needs two or more`);
     map = new Map(labels.map((l, i) => [l, i]));
   }
   const rng = new Rng(o.seed ?? 0);
-  let train = labelled(tr.examples, trainFile, map), dev: LabeledExample[];
+  let train = labelled(tr.examples, trainFile, map, numeric), dev: LabeledExample[];
   const source: Record<string, unknown> = { train: trainFile, train_rows: train.length };
   if (devFile) {
     const dv = await readExamples(devFile, { ...cols, textCol: tr.textCol, pairCol: tr.pairCol, labelCol: tr.labelCol, requireLabel: true });
-    dev = labelled(dv.examples, devFile, map);
+    dev = labelled(dv.examples, devFile, map, numeric);
     source.dev = devFile;
   } else {
     const frac = o.devFraction ?? 0.1;
