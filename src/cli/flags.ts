@@ -5,8 +5,6 @@
  * walks every command's options and tries them, so a new numeric flag is covered as soon as it uses
  * one of these parsers (and an option with a parser from elsewhere fails that test).
  */
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
 import { InvalidArgumentError } from 'commander';
 
 /** A flag parser with the values it must refuse. */
@@ -41,41 +39,5 @@ export const fraction = parser('a fraction in [0, 1)', ['abc', '-0.1', '1', 'NaN
 /** TwoNN needs three points: a sample of fewer examples can never be analysed */
 export const sampleCount = intAtLeast(3, ' (the intrinsic dimension needs 3 examples)');
 
-/** Two flags that exclude each other (the same refusal for every command that has both). */
-export function refuseBoth(o: Record<string, unknown>, a: [key: string, flag: string], b: [key: string, flag: string]): void {
-  if (o[a[0]] !== undefined && o[b[0]] !== undefined) throw new Error(`give ${a[1]} or ${b[1]}, not both`);
-}
-
-/**
- * Checks, before any work, that `path` can be created and written: the nearest existing folder above
- * it must be a folder we can create entries in (probed with a temporary folder, so a read-only file
- * system is found even when running as root). `kind` says whether `path` is a folder or a file.
- */
-export function checkWritable(path: string, flag: string, kind: 'dir' | 'file'): void {
-  const abs = resolve(path);
-  const st = statOrNull(abs);
-  if (st) {
-    if (kind === 'dir' && !st.isDirectory()) throw new Error(`${flag} ${path}: exists and is not a folder; give a folder`);
-    if (kind === 'file' && st.isDirectory()) throw new Error(`${flag} ${path}: is a folder; give a file name`);
-  }
-  let probeIn = kind === 'dir' && st ? abs : dirname(abs);
-  for (;;) {
-    const s = statOrNull(probeIn);
-    if (s) {
-      if (!s.isDirectory()) throw new Error(`${flag} ${path}: ${probeIn} is a file, not a folder; choose another location`);
-      break;
-    }
-    const up = dirname(probeIn);
-    if (up === probeIn) break;
-    probeIn = up;
-  }
-  try {
-    rmSync(mkdtempSync(join(probeIn, '.gelora-write-check-')), { recursive: true });
-  } catch (e) {
-    throw new Error(`${flag} ${path}: cannot write in ${probeIn} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); choose a writable location`);
-  }
-}
-
-function statOrNull(p: string): ReturnType<typeof statSync> | null {
-  try { return statSync(p); } catch { return null; }
-}
+export { checkWritable } from '../io/atomic.js';
+export { refuseBoth } from '../train/options.js';

@@ -1,7 +1,9 @@
 /** Progress bars with ETA on stderr (cli-progress); silent when stderr is not a terminal. */
 import cliProgress from 'cli-progress';
 
-export interface Progress { update(done: number, total: number, info?: string): void; stop(): void }
+import type { Progress } from '../train/run.js';
+
+export type { Progress };
 
 export function progressBar(label: string): Progress {
   let bar: cliProgress.SingleBar | null = null;

@@ -13,19 +13,14 @@ import { METHODS, type Method } from '../train/methods.js';
 import type { TaskOptions } from '../train/task.js';
 import { fraction, nonNegative, nonNegInt, positive, positiveInt, sampleCount, seedInt, type FlagParser } from './flags.js';
 
-/** The data flags shared by train, eval and compare. */
-export interface DataCli { train?: string; dev?: string; glue?: string; task?: string; textCol?: string; pairCol?: string; labelCol?: string; regression?: boolean; maxTrain?: number; maxDev?: number; metric?: MetricName; seed: number }
+import type { DataOptions, TrainOptions, TuningOptions } from '../train/options.js';
 
+/** The data flags shared by train, eval and compare (the library's DataOptions). */
+export type DataCli = DataOptions;
 /** The training flags shared by train and compare. */
-export interface TuningCli {
-  epochs: number; batchSize: number; lr: number; weightDecay: number; warmup: number;
-  schedule: TrainConfig['schedule']; maxGradNorm: number; gradAccum: number; evalEvery: number; patience: number; maxLength: number;
-  checkpointEvery: number; maxSteps?: number; r: number; alphaRatio: number; loraDropout: number; ranks?: string; geloraDir?: string;
-  budget?: number; budgetLikeRank?: number; samples: number; targets?: string[];
-}
-
+export type TuningCli = TuningOptions;
 /** Every option of `gelora train`. */
-export interface TrainCli extends DataCli, TuningCli { model: string; method: Method; out: string; resume?: boolean }
+export type TrainCli = TrainOptions;
 
 /**
  * What compare does with a train option: 'forward' it to every child run as given; 'per-run': compare
@@ -137,6 +132,4 @@ export function optionDefaults(table: Record<string, OptionSpec>): Record<string
 /** The options of a table with a given compare role. */
 export const keysWithRole = (table: Record<string, OptionSpec>, role: CompareRole): string[] => Object.keys(table).filter((k) => table[k].compare === role);
 
-export function taskOptions(o: DataCli): TaskOptions {
-  return { train: o.train, dev: o.dev, glue: o.glue, task: o.task, textCol: o.textCol, pairCol: o.pairCol, labelCol: o.labelCol, regression: o.regression, maxTrain: o.maxTrain, maxDev: o.maxDev, metric: o.metric, seed: o.seed };
-}
+export { taskOptions } from '../train/options.js';

@@ -3,8 +3,8 @@
  * adapter, a model, a checkpoint) are filled in a temporary sibling folder and renamed into place,
  * so no reader ever sees half a file or a folder that mixes two runs.
  */
-import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
 
 export function writeFileAtomic(path: string, data: string | Uint8Array): void {
   mkdirSync(dirname(path), { recursive: true });
@@ -80,4 +80,38 @@ export function removeStaleTemps(dir: string): string[] {
     done.push(name);
   }
   return done;
+}
+
+/**
+ * Checks, before any work, that `path` can be created and written: the nearest existing folder above
+ * it must be a folder we can create entries in (probed with a temporary folder, so a read-only file
+ * system is found even when running as root). `kind` says whether `path` is a folder or a file.
+ */
+export function checkWritable(path: string, flag: string, kind: 'dir' | 'file'): void {
+  const abs = resolve(path);
+  const st = statOrNull(abs);
+  if (st) {
+    if (kind === 'dir' && !st.isDirectory()) throw new Error(`${flag} ${path}: exists and is not a folder; give a folder`);
+    if (kind === 'file' && st.isDirectory()) throw new Error(`${flag} ${path}: is a folder; give a file name`);
+  }
+  let probeIn = kind === 'dir' && st ? abs : dirname(abs);
+  for (;;) {
+    const s = statOrNull(probeIn);
+    if (s) {
+      if (!s.isDirectory()) throw new Error(`${flag} ${path}: ${probeIn} is a file, not a folder; choose another location`);
+      break;
+    }
+    const up = dirname(probeIn);
+    if (up === probeIn) break;
+    probeIn = up;
+  }
+  try {
+    rmSync(mkdtempSync(join(probeIn, '.gelora-write-check-')), { recursive: true });
+  } catch (e) {
+    throw new Error(`${flag} ${path}: cannot write in ${probeIn} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); choose a writable location`);
+  }
+}
+
+function statOrNull(p: string): ReturnType<typeof statSync> | null {
+  try { return statSync(p); } catch { return null; }
 }
