@@ -5,6 +5,7 @@
  * see CONTRIBUTING.md (one file exporting a ModelFamily, one line in FAMILIES).
  */
 import { existsSync, readFileSync, statSync } from 'node:fs';
+import { totalmem } from 'node:os';
 import { join } from 'node:path';
 import { BERT_FAMILY, ROBERTA_FAMILY } from './bert.js';
 import { DEBERTA_V2_FAMILY } from './deberta.js';
@@ -77,6 +78,15 @@ export function validateConfig(c: HfConfig, file = 'config.json'): void {
     if (typeof hv === 'number' && typeof nv === 'number' && !explicitHeadDim && hv % nv !== 0) {
       throw new Error(`${file}: "${h}" ${hv} is not a multiple of "${n}" ${nv} (attention splits the hidden size into equal heads)`);
     }
+  }
+  // a lower bound of the weight count, before anything is allocated: 2 h^2 of attention and 2 h i of
+  // feed-forward per block, plus the embeddings
+  const first = (...keys: string[]): number => { for (const k of keys) if (typeof c[k] === 'number') return c[k] as number; return 0; };
+  const L = first('num_hidden_layers', 'n_layer', 'n_layers'), h = first('hidden_size', 'n_embd', 'dim');
+  const inter = first('intermediate_size', 'n_inner', 'hidden_dim') || 4 * h, V = first('vocab_size');
+  const atLeast = L * (2 * h * h + 2 * h * inter) + V * h;
+  if (atLeast * 4 > totalmem()) {
+    throw new Error(`${file}: the sizes it gives (${L} layers, hidden ${h}, intermediate ${inter}, vocabulary ${V}) need at least ${(atLeast * 4 / 2 ** 30).toFixed(1)} GiB of float32 weights, more than this machine's ${(totalmem() / 2 ** 30).toFixed(1)} GiB; check config.json`);
   }
   const q = c.num_attention_heads, kv = c.num_key_value_heads;
   if (typeof q === 'number' && typeof kv === 'number' && q % kv !== 0) {
