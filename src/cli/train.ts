@@ -6,7 +6,7 @@ import { allocate, analyzeTask, fixedTrainableParams, type Allocation, type Bloc
 import { allocationFromRanks, checkBudgetFits, checkRanksFit, targetBlockModules } from '../gelora/ranks.js';
 import { writeFileAtomic, writeJsonAtomic } from '../io/atomic.js';
 import { TextTokenizer } from '../io/tokenizer.js';
-import { loadAdapter } from '../lora/adapter.js';
+import { loadAdapter, randomHeadWarning } from '../lora/adapter.js';
 import { loadModel } from '../models/load.js';
 import type { Model } from '../models/model.js';
 import { learningCurveSvg } from '../report/curves.js';
@@ -117,6 +117,8 @@ export function registerTrain(program: Command): void {
     const numLabels = task.kind === 'regression' ? 1 : task.labels.length;
     const { model } = loadModel(o.model, { numLabels, task: 'seq-cls' });
     if (o.adapter) loadAdapter(model, o.adapter);
+    const warning = randomHeadWarning(model, o.model, o.adapter);
+    if (warning) process.stderr.write(warning);
     const tok = TextTokenizer.fromDir(o.model, Number(model.config.pad_token_id ?? 0));
     const r = evaluateOn(model, task, encodeExamples(tok, task.dev, o.maxLength), tok.padId, o.batchSize);
     const out = { task: task.name, metric: task.metric, primary: r.primary, metrics: r.metrics, dev_loss: r.loss, examples: task.dev.length };

@@ -237,3 +237,15 @@ function checkFiniteTensor(d: ArrayLike<number>, key: string, file: string): voi
 export function randomHeadWeights(model: Model): string[] {
   return [...model.params.initialised];
 }
+
+/**
+ * The warning for head weights still random after loading (null when there are none): in neither the
+ * checkpoint nor the adapter, so predictions depend on the init seed and do not reproduce elsewhere.
+ */
+export function randomHeadWarning(model: Model, modelDir: string, adapterDir?: string): string | null {
+  const names = randomHeadWeights(model);
+  if (!names.length) return null;
+  return adapterDir
+    ? `gelora: head weights in neither ${modelDir} nor the adapter ${adapterDir}, initialised randomly (predictions depend on the seed; re-save the adapter with gelora to include them): ${names.join(', ')}\n`
+    : `gelora: ${modelDir}: head weights not in the checkpoint, initialised randomly: ${names.join(', ')}\n`;
+}

@@ -62,7 +62,7 @@ export function bertConfigFrom(c: HfConfig): BertConfig {
     vocab_size: r.int('vocab_size'), hidden_size: r.int('hidden_size'), num_hidden_layers: r.int('num_hidden_layers'),
     num_attention_heads: r.int('num_attention_heads'), intermediate_size: r.int('intermediate_size'),
     hidden_act: r.str('hidden_act', 'gelu'), max_position_embeddings: r.int('max_position_embeddings', 512),
-    type_vocab_size: r.int('type_vocab_size', 2), layer_norm_eps: r.num('layer_norm_eps', 1e-12),
+    type_vocab_size: r.int('type_vocab_size', 2), layer_norm_eps: r.positive('layer_norm_eps', 1e-12),
     num_labels: r.numLabels(), pad_token_id: r.int('pad_token_id', c.model_type === 'roberta' ? 1 : 0),
   };
 }

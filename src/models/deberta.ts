@@ -124,7 +124,7 @@ export class DebertaV2ForSequenceClassification implements Model {
     const buckets = r.int('position_buckets', -1);
     this.s = {
       hidden, heads, headDim, relative: r.bool('relative_attention', false), c2p: types.includes('c2p'), p2c: types.includes('p2c'),
-      shareAttKey: r.bool('share_att_key', false), span: buckets > 0 ? buckets : maxRelative, maxRelative, buckets, eps: r.num('layer_norm_eps', 1e-7),
+      shareAttKey: r.bool('share_att_key', false), span: buckets > 0 ? buckets : maxRelative, maxRelative, buckets, eps: r.positive('layer_norm_eps', 1e-7),
     };
     this.numLayers = r.int('num_hidden_layers');
     this.hiddenSize = hidden;
