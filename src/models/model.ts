@@ -161,13 +161,23 @@ export function lastTokenPositions(x: ModelInputs, padTokenId: number | null): I
   return pos;
 }
 
+/** True when every value is finite: NaN * 0 and Infinity * 0 are NaN, so one sum answers (four lanes for speed). */
+function allFinite(d: ArrayLike<number>): boolean {
+  let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+  const n4 = d.length & ~3;
+  for (let i = 0; i < n4; i += 4) { s0 += d[i] * 0; s1 += d[i + 1] * 0; s2 += d[i + 2] * 0; s3 += d[i + 3] * 0; }
+  for (let i = n4; i < d.length; i++) s0 += d[i] * 0;
+  return s0 + s1 + s2 + s3 === 0;
+}
+
 /**
  * A hidden state or logits that is not finite is an error naming where it appeared: finite weights can
  * still overflow float32 (values near 3e38 give inf, then NaN), and a NaN must not pass silently into
- * an intrinsic dimension, a prediction or a metric. One pass over the values: cheap next to the block.
+ * an intrinsic dimension, a prediction or a metric. One pass over the values.
  */
 export function checkFinite(t: Tensor, what: string): void {
   const d = t.data; // I/O boundary: the values leave the model here
+  if (allFinite(d)) return;
   for (let i = 0; i < d.length; i++) {
     const v = d[i];
     if (v - v !== 0) { // NaN or +-Infinity
@@ -190,25 +200,29 @@ export interface BlockRunOptions {
 /**
  * The block loop every family shares: h_0 (the embedding output), then each block in its own
  * blockScope (activations released block by block when no gradient is recorded), transformers'
- * hidden_states collected when keepHidden, every state and the logits checked finite naming the layer.
+ * hidden_states collected when keepHidden. Nothing non-finite passes: with keepHidden every returned
+ * state and the logits are checked, naming the layer; without (training, evaluation) only the logits
+ * are, and when they fail the states (still alive in the enclosing scope) are searched for the first
+ * layer that went wrong, so the check costs one pass over the logits.
  */
 export function runBlocks<B>(h0: Tensor, blocks: readonly B[], step: (block: B, h: Tensor, i: number) => Tensor, o: BlockRunOptions): ModelOutput {
-  checkFinite(h0, 'hidden_states.0 (the embedding output)');
+  const states = [h0];
   let h = h0;
-  const hiddenStates = o.keepHidden ? [h] : [];
   blocks.forEach((b, i) => {
     const prev = h;
     h = blockScope(() => step(b, prev, i));
-    checkFinite(h, `hidden_states.${i + 1} (output of ${o.blockPrefix}.${i})`);
-    if (o.keepHidden && (i < blocks.length - 1 || !o.final)) hiddenStates.push(h);
+    states.push(h);
   });
-  if (o.final) {
-    h = o.final(h);
-    checkFinite(h, `hidden_states.${blocks.length} (after the final norm)`);
-    if (o.keepHidden) hiddenStates.push(h);
+  if (o.final) { h = o.final(h); states.push(h); }
+  const L = blocks.length;
+  const label = (k: number): string => (k === 0 ? 'hidden_states.0 (the embedding output)'
+    : k <= L ? `hidden_states.${k} (output of ${o.blockPrefix}.${k - 1})` : `hidden_states.${L} (after the final norm)`);
+  const logits = o.head ? o.head(h) : h;
+  if (o.keepHidden || !allFinite(logits.data)) {
+    states.forEach((t, k) => checkFinite(t, label(k)));
+    if (o.head) checkFinite(logits, 'logits');
   }
-  if (!o.head) return { hiddenStates, logits: h };
-  const logits = o.head(h);
-  checkFinite(logits, 'logits');
+  // transformers' hidden_states: with a final norm, norm(h_L) replaces the last block's output
+  const hiddenStates = o.keepHidden ? (o.final ? [...states.slice(0, L), states[L + 1]] : states) : [];
   return { hiddenStates, logits };
 }
