@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { Rng } from '../src/engine/random.js';
 import { gaussian } from '../src/id/synthetic.js';
-import { SafetensorsFile, writeSafetensors } from '../src/io/safetensors.js';
+import { SafetensorsFile, writeSafetensors, type TensorToWrite } from '../src/io/safetensors.js';
 import { loadModel } from '../src/models/load.js';
 import { HF } from './hf-fixtures.js';
 
@@ -86,5 +86,21 @@ describe('gelora forward --adapter', () => {
     assert.equal(r.status, 0, r.stderr);
     const got = new SafetensorsFile(out).read('logits').data, want = new SafetensorsFile(HF + 'bert/lora/expected.safetensors').read('logits').data;
     assert.ok(got.every((v, i) => Math.abs(v - want[i]) <= 1e-4));
+  });
+  it('warns when a head weight is in neither the base nor the adapter', () => {
+    const d = mkdtempSync(join(tmpdir(), 'gelora-nopooler-'));
+    copyFileSync(HF + 'bert/config.json', join(d, 'config.json'));
+    const f = new SafetensorsFile(HF + 'bert/model.safetensors');
+    const w: Record<string, TensorToWrite> = {};
+    for (const n of f.names()) if (!n.includes('pooler')) w[n] = { shape: f.info(n).shape, data: f.read(n).data };
+    f.close();
+    writeSafetensors(join(d, 'model.safetensors'), w);
+    const args = ['--inputs', HF + 'bert/lora/inputs.json', '--out', join(d, 'o.safetensors')];
+    const r = gelora('forward', '--model', d, '--adapter', HF + 'bert/lora/adapter', ...args);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stderr, /head weights in neither .* nor the adapter .*initialised randomly .*: bert\.pooler\.dense\.weight, bert\.pooler\.dense\.bias/);
+    const full = gelora('forward', '--model', HF + 'bert', '--adapter', HF + 'bert/lora/adapter', ...args);
+    assert.equal(full.status, 0, full.stderr);
+    assert.doesNotMatch(full.stderr, /initialised randomly/);
   });
 });

@@ -1,13 +1,13 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { crossEntropy, mseLoss } from '../src/engine/ops.js';
 import { Rng } from '../src/engine/random.js';
 import { backward, noGrad, scope } from '../src/engine/tensor.js';
-import { SafetensorsFile } from '../src/io/safetensors.js';
-import { adapterConfigJson, loadAdapter, saveAdapter } from '../src/lora/adapter.js';
+import { SafetensorsFile, writeSafetensors, type TensorToWrite } from '../src/io/safetensors.js';
+import { adapterConfigJson, loadAdapter, randomHeadWeights, saveAdapter } from '../src/lora/adapter.js';
 import { allLinearTargets, defaultLoraConfig, isTarget, patternKey, resolveLora } from '../src/lora/config.js';
 import { applyLoraConfig, countTrainable, mergeAll, unmergeAll } from '../src/lora/lora.js';
 import { loadModel } from '../src/models/load.js';
@@ -190,4 +190,77 @@ describe('adapter config', () => {
     assert.ok(Object.keys(j.rank_pattern as object).every((k) => k.startsWith('bert.encoder.layer.')));
     assert.equal((j.target_modules as string[]).length, 18);
   });
+});
+
+/** A copy of a fixture model without some head weights (as checkpoints without a classification pooler). */
+function withoutWeights(name: string, drop: RegExp): string {
+  const d = mkdtempSync(join(tmpdir(), 'gelora-nohead-'));
+  copyFileSync(`${HF}${name}/config.json`, join(d, 'config.json'));
+  const f = new SafetensorsFile(`${HF}${name}/model.safetensors`);
+  const w: Record<string, TensorToWrite> = {};
+  for (const n of f.names()) if (!drop.test(n)) w[n] = { shape: f.info(n).shape, data: f.read(n).data };
+  f.close();
+  writeSafetensors(join(d, 'model.safetensors'), w);
+  return d;
+}
+
+describe('head weights gelora initialises travel in the adapter (reverse interop with PEFT)', () => {
+  for (const [name, pooler] of [['bert', 'bert.pooler.dense'], ['deberta-v2', 'pooler.dense']] as const) {
+    it(`${name} without a pooler in the checkpoint: base reloaded with another init seed + the adapter gives identical logits`, () => {
+      const base = withoutWeights(name, /pooler/);
+      const { model, report } = loadModel(base, { seed: 1 });
+      assert.deepEqual(report.initialised, [`${pooler}.weight`, `${pooler}.bias`]);
+      const lm = applyLoraConfig(model, defaultLoraConfig(model, { r: 2, init_lora_weights: false }), 3); // B non-zero: a trained-like adapter
+      const dir = mkdtempSync(join(tmpdir(), 'gelora-adapter-'));
+      saveAdapter(dir, lm, base);
+      const cfg = JSON.parse(readFileSync(join(dir, 'adapter_config.json'), 'utf8')) as { modules_to_save: string[] };
+      assert.deepEqual(cfg.modules_to_save, [pooler, 'classifier', 'score'], 'PEFT wraps the pooler as a module to save');
+      const f = new SafetensorsFile(join(dir, 'adapter_model.safetensors'));
+      assert.ok(f.names().includes(`base_model.model.${pooler}.weight`) && f.names().includes(`base_model.model.${pooler}.bias`));
+      f.close();
+      const x = fixtureInputs(HF + name);
+      const run = (m: typeof model): Float32Array => noGrad(() => scope(() => m.forward(x).logits.toFloat32()));
+      const want = run(model);
+      const { model: other } = loadModel(base, { seed: 2 });
+      assert.ok(maxDiff(run(other), want) > 1e-3, 'another init seed changes the predictions of the bare base (so the test can fail)');
+      assert.deepEqual(randomHeadWeights(other), [`${pooler}.weight`, `${pooler}.bias`]);
+      loadAdapter(other, dir);
+      assert.equal(maxDiff(run(other), want), 0);
+      assert.deepEqual(randomHeadWeights(other), [], 'every head weight now comes from the adapter');
+    });
+  }
+  it('an adapter without the initialised pooler: the weights left random are listed (for eval/forward to warn)', () => {
+    const { model } = loadModel(withoutWeights('bert', /pooler/));
+    loadAdapter(model, HF + 'bert/lora/adapter');
+    assert.deepEqual(randomHeadWeights(model), ['bert.pooler.dense.weight', 'bert.pooler.dense.bias']);
+    const { model: full } = loadModel(HF + 'bert');
+    loadAdapter(full, HF + 'bert/lora/adapter');
+    assert.deepEqual(randomHeadWeights(full), []);
+  });
+  it('a checkpoint with every head weight writes the same adapter as before (PEFT fixture keys only)', () => {
+    const { model } = loadModel(HF + 'bert');
+    const lm = loadAdapter(model, HF + 'bert/lora/adapter');
+    assert.deepEqual(adapterConfigJson(lm, 'bert').modules_to_save, ['classifier', 'score']);
+  });
+});
+
+describe('damaged adapters are refused naming the tensor and the file', () => {
+  const damaged = (key: string, v: number): string => {
+    const dir = mkdtempSync(join(tmpdir(), 'gelora-bad-adapter-'));
+    copyFileSync(HF + 'bert/lora/adapter/adapter_config.json', join(dir, 'adapter_config.json'));
+    const f = new SafetensorsFile(HF + 'bert/lora/adapter/adapter_model.safetensors');
+    const w: Record<string, TensorToWrite> = {};
+    for (const n of f.names()) w[n] = { shape: f.info(n).shape, data: Float32Array.from(f.read(n).data) };
+    f.close();
+    (w[key].data as Float32Array)[1] = v;
+    writeSafetensors(join(dir, 'adapter_model.safetensors'), w, { format: 'pt' });
+    return dir;
+  };
+  for (const [key, v] of [['base_model.model.bert.encoder.layer.1.output.dense.lora_B.weight', NaN], ['base_model.model.bert.encoder.layer.0.attention.self.query.lora_A.weight', Infinity], ['base_model.model.classifier.weight', -Infinity]] as const) {
+    it(`${key.split('.').slice(-3).join('.')} = ${v}`, () => {
+      const { model } = loadModel(HF + 'bert');
+      const esc = key.replace(/\./g, '\\.');
+      assert.throws(() => loadAdapter(model, damaged(key, v)), new RegExp(`adapter_model\\.safetensors: tensor ${esc} holds ${v} at index 1; the adapter is damaged`));
+    });
+  }
 });

@@ -5,7 +5,9 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { noGrad, scope } from '../src/engine/tensor.js';
 import { SafetensorsFile, writeSafetensors, type TensorToWrite } from '../src/io/safetensors.js';
-import { loadModel } from '../src/models/load.js';
+import { createModel, loadModel } from '../src/models/load.js';
+import { FAMILIES, MODEL_TYPES, familyFor } from '../src/models/registry.js';
+import { standardModules } from '../src/gelora/analyze.js';
 import { HF, fixtureInputs, maxDiff } from './hf-fixtures.js';
 
 function compare(name: string, weights = 'model.safetensors', expectedFile = 'expected.safetensors'): void {
@@ -106,5 +108,88 @@ describe('loading errors name the file and what is wrong', () => {
     const d = copyModel('bert');
     rmSync(join(d, 'model.safetensors'));
     assert.throws(() => loadModel(d), /no model\.safetensors or model\.safetensors\.index\.json/);
+  });
+});
+
+describe('architecture registry', () => {
+  it('every family builds from its tiny config; its block pattern finds every block Linear; module names renumber', () => {
+    for (const f of FAMILIES) {
+      const m = createModel(f.tinyConfig);
+      assert.equal(m.type, f.modelTypes[0]);
+      assert.equal(familyFor(m.type), f);
+      const inBlocks = m.linears().filter((l) => m.blockOf(l.name) !== null);
+      assert.ok(inBlocks.length > 0, `${m.type}: no Linear inside a block`);
+      assert.ok(inBlocks.every((l) => f.blockPattern.test(l.name)), m.type);
+      for (const t of f.loraTargets) assert.ok(m.linears().some((l) => l.name.endsWith(`.${t}`)), `${m.type}: default LoRA target ${t} names no module`);
+      const mods = standardModules(m.type, 3);
+      assert.equal(mods.length, 3 * inBlocks.length);
+      assert.ok(mods.filter((x) => x.block === 3).every((x) => f.blockPattern.exec(x.name)![1] === '2'), `${m.type}: block 3 is index 2`);
+    }
+    assert.deepEqual([...MODEL_TYPES], ['bert', 'roberta', 'distilbert', 'deberta-v2', 'gpt2', 'llama']);
+  });
+  it('standard module names match the real checkpoints\' (llama, gpt2, deberta-v2)', () => {
+    for (const t of ['llama', 'gpt2', 'deberta-v2']) {
+      const { model } = loadModel(HF + t);
+      const real = model.linears().filter((l) => model.blockOf(l.name) !== null).map((l) => l.name);
+      assert.deepEqual(standardModules(t, model.numLayers).map((m) => m.name), real);
+    }
+  });
+});
+
+describe('bad config.json values are errors naming config.json', () => {
+  const withConfig = (name: string, change: (c: Record<string, unknown>) => void): string => {
+    const d = mkdtempSync(join(tmpdir(), 'gelora-cfg-'));
+    copyFileSync(`${HF}${name}/model.safetensors`, join(d, 'model.safetensors'));
+    const c = JSON.parse(readFileSync(`${HF}${name}/config.json`, 'utf8')) as Record<string, unknown>;
+    change(c);
+    writeFileSync(join(d, 'config.json'), JSON.stringify(c));
+    return d;
+  };
+  const cases: [string, string, (c: Record<string, unknown>) => void, RegExp][] = [
+    ['llama', 'negative rope_theta', (c) => { c.rope_theta = -1; delete c.rope_parameters; }, /config\.json: "rope_theta" must be a positive number, got -1/],
+    ['llama', 'non-numeric rope_theta in rope_parameters', (c) => { c.rope_parameters = { rope_type: 'default', rope_theta: 'abc' }; }, /config\.json: "rope_parameters\.rope_theta" must be a positive number, got "abc"/],
+    ['llama', 'negative rms_norm_eps', (c) => { c.rms_norm_eps = -1e-6; }, /config\.json: "rms_norm_eps" must be a positive number/],
+    ['bert', 'non-numeric layer_norm_eps', (c) => { c.layer_norm_eps = 'small'; }, /config\.json: "layer_norm_eps" must be a positive number, got "small"/],
+    ['gpt2', 'zero layer_norm_epsilon', (c) => { c.layer_norm_epsilon = 0; }, /config\.json: "layer_norm_epsilon" must be a positive number/],
+    ['bert', 'hidden_size not a multiple of the heads', (c) => { c.num_attention_heads = 5; }, /config\.json: "hidden_size" 32 is not a multiple of "num_attention_heads" 5/],
+    ['gpt2', 'n_embd not a multiple of n_head', (c) => { c.n_head = 3; }, /config\.json: "n_embd" \d+ is not a multiple of "n_head" 3/],
+    ['llama', 'heads not a multiple of key/value heads', (c) => { c.num_key_value_heads = 3; }, /config\.json: "num_attention_heads" \d+ is not a multiple of "num_key_value_heads" 3/],
+    ['bert', 'a negative size', (c) => { c.intermediate_size = -64; }, /config\.json: "intermediate_size" must be a positive integer, got -64/],
+    ['bert', 'an absurd vocabulary', (c) => { c.vocab_size = 1e12; }, /config\.json: the sizes it gives .*vocabulary 1000000000000\) need at least/],
+    ['bert', 'an absurd position table', (c) => { c.max_position_embeddings = 1e11; }, /config\.json: the sizes it gives cannot be built: weight bert\.embeddings\.position_embeddings\.weight would have shape \[100000000000,32\], 3200000000000 values, more than 2\^31 - 1/],
+    ['llama', 'a model larger than memory', (c) => { c.num_hidden_layers = 1e6; }, /config\.json: the sizes it gives \(1000000 layers, hidden 64, intermediate 128, vocabulary 1000\) need at least \d+\.\d GiB/],
+  ];
+  for (const [name, what, change, re] of cases) it(`${name}: ${what}`, () => assert.throws(() => loadModel(withConfig(name, change)), re));
+});
+
+describe('no NaN passes silently: non-finite hidden states and logits name the layer', () => {
+  const huge = (name: string, tensor: string): string => {
+    const d = mkdtempSync(join(tmpdir(), 'gelora-huge-'));
+    copyFileSync(`${HF}${name}/config.json`, join(d, 'config.json'));
+    const f = new SafetensorsFile(`${HF}${name}/model.safetensors`);
+    const w: Record<string, TensorToWrite> = {};
+    for (const n of f.names()) w[n] = { shape: f.info(n).shape, data: Float32Array.from(f.read(n).data) };
+    f.close();
+    w[tensor].data = (w[tensor].data as Float32Array).map(() => 3e38); // finite, but overflows in a product
+    writeSafetensors(join(d, 'model.safetensors'), w);
+    return d;
+  };
+  const run = (d: string, keepHidden = true) => {
+    const { model } = loadModel(d);
+    return noGrad(() => scope(() => { model.forward(fixtureInputs(HF + 'bert'), { keepHidden }); }));
+  };
+  it('a block whose weights overflow: the error names hidden_states.2 and bert.encoder.layer.1 (with or without keepHidden)', () => {
+    const d = huge('bert', 'bert.encoder.layer.1.intermediate.dense.weight');
+    assert.throws(() => run(d), /hidden_states\.2 \(output of bert\.encoder\.layer\.1\) holds (NaN|-?Infinity)/);
+    assert.throws(() => run(d, false), /hidden_states\.2 \(output of bert\.encoder\.layer\.1\)/);
+  });
+  it('overflowing embeddings name hidden_states.0; an overflowing head names the logits', () => {
+    assert.throws(() => run(huge('bert', 'bert.embeddings.word_embeddings.weight')), /hidden_states\.0 \(the embedding output\) holds/);
+    assert.throws(() => run(huge('bert', 'classifier.weight')), /^Error: logits holds/);
+  });
+  it('a decoder: the final norm state is checked as hidden_states.L', () => {
+    const { model } = loadModel(huge('llama', 'model.layers.1.mlp.down_proj.weight'));
+    const x = fixtureInputs(HF + 'llama');
+    assert.throws(() => noGrad(() => scope(() => { model.forward(x); })), /hidden_states\.2 \(output of model\.layers\.1\)/);
   });
 });

@@ -1,5 +1,4 @@
 /** `gelora analyze`: intrinsic-dimension profile of a model on task inputs, and the GeLoRA ranks it gives. */
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Option, type Command } from 'commander';
 import type { LayerEstimate, Pooling } from '../id/pooling.js';
@@ -10,10 +9,9 @@ import { readExamples } from '../io/dataset.js';
 import { readPoints } from '../io/points.js';
 import { SafetensorsFile } from '../io/safetensors.js';
 import { TextTokenizer } from '../io/tokenizer.js';
-import { allocate, allocationConfig, blockModules, buildReport, collectLayerPoints, fixedTrainableParams, type AllocateOptions, type BlockModule } from '../gelora/analyze.js';
-import type { LoraConfig } from '../lora/config.js';
-import { createModel, loadModel } from '../models/load.js';
-import { MODEL_TYPES, type HfConfig } from '../models/model.js';
+import { allocate, allocationConfig, blockModules, buildReport, collectLayerPoints, fixedTrainableParams, hiddenStatesLoraConfig, readModuleList, standardModules, type AllocateOptions } from '../gelora/analyze.js';
+import { loadModel } from '../models/load.js';
+import { MODEL_TYPES } from '../models/registry.js';
 import { profileSvg } from '../report/plots.js';
 import { adapterConfigFor } from '../lora/adapter.js';
 import { checkBudgetFits, checkRanksFit, targetBlockModules } from '../gelora/ranks.js';
@@ -25,41 +23,6 @@ interface AnalyzeCli {
   textCol?: string; pairCol?: string; samples: number; pooling: Pooling; keepSpecial?: boolean; maxTokens: number; maxLength: number;
   batchSize: number; method: IdMethod; discard: number; bootstrap: number; offset: number; alphaRatio: number; errorAware?: boolean;
   budget?: number; budgetLikeRank?: number; maxRank?: number; targets?: string[]; seed: number; out: string; json?: boolean;
-}
-
-/** Block modules from "name [in out]" lines (e.g. dumped from PyTorch's named_modules()). */
-export function readModuleList(file: string): BlockModule[] {
-  const mods: BlockModule[] = [];
-  readFileSync(file, 'utf8').split(/\r?\n/).forEach((line, i) => {
-    const parts = line.trim().split(/\s+/).filter(Boolean);
-    if (parts.length === 0 || parts[0].startsWith('#')) return;
-    const m = /\.(?:layer|layers|h|block|blocks)\.(\d+)\./.exec(parts[0]);
-    if (!m) return; // not inside a block (embeddings, heads)
-    if (parts.length !== 1 && parts.length !== 3) throw new Error(`${file}:${i + 1}: expected "module_name" or "module_name in_features out_features"`);
-    const [inF, outF] = parts.length === 3 ? [Number(parts[1]), Number(parts[2])] : [undefined, undefined];
-    if (parts.length === 3 && !(Number.isInteger(inF) && Number.isInteger(outF))) throw new Error(`${file}:${i + 1}: sizes must be integers`);
-    mods.push({ name: parts[0], block: Number(m[1]) + 1, inF, outF });
-  });
-  if (mods.length === 0) throw new Error(`${file}: no module inside a numbered layer (names like model.layers.0.self_attn.q_proj)`);
-  return mods;
-}
-
-/** The adaptable module names of a standard model type with L layers (from a tiny instance of it). */
-export function standardModules(type: string, layers: number): BlockModule[] {
-  const tiny: Record<string, HfConfig> = {
-    bert: { model_type: 'bert', vocab_size: 8, hidden_size: 8, num_hidden_layers: 1, num_attention_heads: 2, intermediate_size: 8 },
-    roberta: { model_type: 'roberta', vocab_size: 8, hidden_size: 8, num_hidden_layers: 1, num_attention_heads: 2, intermediate_size: 8 },
-    distilbert: { model_type: 'distilbert', vocab_size: 8, dim: 8, n_layers: 1, n_heads: 2, hidden_dim: 8 },
-    'deberta-v2': { model_type: 'deberta-v2', vocab_size: 8, hidden_size: 8, num_hidden_layers: 1, num_attention_heads: 2, intermediate_size: 8, relative_attention: true, pos_att_type: ['p2c', 'c2p'], share_att_key: true, position_buckets: 4 },
-    gpt2: { model_type: 'gpt2', vocab_size: 8, n_embd: 8, n_layer: 1, n_head: 2, n_positions: 8 },
-    llama: { model_type: 'llama', vocab_size: 8, hidden_size: 8, num_hidden_layers: 1, num_attention_heads: 2, intermediate_size: 8 },
-  };
-  const c = tiny[type];
-  if (!c) throw new Error(`--model-type ${type} is not one of ${MODEL_TYPES.join(', ')}`);
-  const block1 = blockModules(createModel(c)).map((m) => m.name);
-  const out: BlockModule[] = [];
-  for (let i = 0; i < layers; i++) for (const n of block1) out.push({ name: n.replace(/\.(layer|layers|h)\.0\./, `.$1.${i}.`), block: i + 1 });
-  return out;
 }
 
 function printTable(profile: LayerEstimate[], ranks: number[]): void {
@@ -124,12 +87,7 @@ export function registerAnalyze(program: Command): void {
         const alloc = allocate(profile, modules, allocOpts);
         checkRanksFit(alloc.ranks, modules, 'the allocation gave rank');
         const type = o.modelType ?? 'custom';
-        const decoder = type === 'gpt2' || type === 'llama';
-        const c: LoraConfig = {
-          r: 1, lora_alpha: 2, lora_dropout: 0, target_modules: null, rank_pattern: {}, alpha_pattern: {}, modules_to_save: null, use_rslora: false,
-          init_lora_weights: true, bias: 'none', fan_in_fan_out: type === 'gpt2', task_type: decoder ? 'CAUSAL_LM' : 'SEQ_CLS',
-        };
-        adapterConfig = adapterConfigFor(c, alloc.modules, null);
+        adapterConfig = adapterConfigFor(hiddenStatesLoraConfig(o.modelType ?? null), alloc.modules, null);
         report = buildReport({ modelPath: null, modelType: type, hidden: layers[0].dim, profile, alloc, modules, data: { hidden_states: o.hiddenStates, points: layers[0].n }, ...idOpts, allocOpts, fixed: null });
         title = `GeLoRA profile: ${o.hiddenStates}`;
       } else {

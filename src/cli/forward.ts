@@ -4,7 +4,7 @@ import type { Command } from 'commander';
 import { readInputsJson } from '../io/inputs.js';
 import { writeSafetensors } from '../io/safetensors.js';
 import { TextTokenizer, padBatch } from '../io/tokenizer.js';
-import { loadAdapter } from '../lora/adapter.js';
+import { loadAdapter, randomHeadWarning } from '../lora/adapter.js';
 import { forwardAll } from '../models/batch.js';
 import { loadModel } from '../models/load.js';
 import type { ModelInputs } from '../models/model.js';
@@ -28,9 +28,10 @@ export function registerForward(program: Command): void {
       const given = [o.inputs, o.text, o.textFile].filter((v) => v !== undefined).length;
       if (given !== 1) throw new Error('give exactly one of --inputs, --text, --text-file');
       checkWritable(o.out, '--out', 'file');
-      const { model, report } = loadModel(o.model);
-      if (report.initialised.length && !o.adapter) process.stderr.write(`gelora: ${o.model}: head weights not in the checkpoint, initialised randomly: ${report.initialised.join(', ')}\n`);
+      const { model } = loadModel(o.model);
       if (o.adapter) loadAdapter(model, o.adapter);
+      const warning = randomHeadWarning(model, o.model, o.adapter);
+      if (warning) process.stderr.write(warning);
       let x: ModelInputs;
       if (o.inputs) {
         const vocab = Number(model.config.vocab_size);

@@ -10,8 +10,11 @@ import { idProfile, LayerPoints, poolPlan, type LayerEstimate, type Pooling } fr
 import { sampleWithoutReplacement, type IdMethod } from '../id/twonn.js';
 import { padBatch, type TextTokenizer } from '../io/tokenizer.js';
 import type { AdaptedModule } from '../lora/adapter.js';
-import { allLinearTargets, defaultLoraConfig, isTarget, savedModules, type LoraConfig } from '../lora/config.js';
+import { readFileSync } from 'node:fs';
+import { allLinearTargets, defaultLoraConfig, isTarget, loraConfigForType, taskHeadParams, type LoraConfig } from '../lora/config.js';
+import { createModel } from '../models/load.js';
 import type { Model } from '../models/model.js';
+import { COMMON_BLOCK_PATTERN, MODEL_TYPES, findFamily } from '../models/registry.js';
 import { fitBudget, geloraRanks, type BudgetResult } from './allocate.js';
 
 export interface CollectOptions {
@@ -69,6 +72,47 @@ export function blockModules(model: Model, targets?: string[] | string | null): 
     .filter((m) => m.block > 0);
 }
 
+/** Block modules from "name [in out]" lines (e.g. dumped from PyTorch's named_modules()); lines outside a numbered block are skipped. */
+export function readModuleList(file: string): BlockModule[] {
+  const mods: BlockModule[] = [];
+  readFileSync(file, 'utf8').split(/\r?\n/).forEach((line, i) => {
+    const parts = line.trim().split(/\s+/).filter(Boolean);
+    if (parts.length === 0 || parts[0].startsWith('#')) return;
+    const m = COMMON_BLOCK_PATTERN.exec(parts[0]);
+    if (!m) return; // not inside a block (embeddings, heads)
+    if (parts.length !== 1 && parts.length !== 3) throw new Error(`${file}:${i + 1}: expected "module_name" or "module_name in_features out_features"`);
+    const [inF, outF] = parts.length === 3 ? [Number(parts[1]), Number(parts[2])] : [undefined, undefined];
+    if (parts.length === 3 && !(Number.isInteger(inF) && Number.isInteger(outF))) throw new Error(`${file}:${i + 1}: sizes must be integers`);
+    mods.push({ name: parts[0], block: Number(m[1]) + 1, inF, outF });
+  });
+  if (mods.length === 0) throw new Error(`${file}: no module inside a numbered layer (names like model.layers.0.self_attn.q_proj)`);
+  return mods;
+}
+
+/**
+ * The adaptable module names of a registered model type with L blocks, without a checkpoint: block 1
+ * of the family's tiny config, renumbered along its block pattern (sizes unknown: they are the tiny ones).
+ */
+export function standardModules(type: string, layers: number): BlockModule[] {
+  const family = findFamily(type);
+  if (!family) throw new Error(`--model-type ${type} is not one of ${MODEL_TYPES.join(', ')}`);
+  const block1 = blockModules(createModel(family.tinyConfig)).map((m) => m.name);
+  const out: BlockModule[] = [];
+  for (let i = 0; i < layers; i++) {
+    for (const n of block1) {
+      const m = family.blockPattern.exec(n)!;
+      const at = m.index + m[0].lastIndexOf(m[1]);
+      out.push({ name: `${n.slice(0, at)}${i}${n.slice(at + m[1].length)}`, block: i + 1 });
+    }
+  }
+  return out;
+}
+
+/** The LoraConfig behind an analysis from hidden states of a model type (null: a module list of any runtime). */
+export function hiddenStatesLoraConfig(type: string | null): LoraConfig {
+  return loraConfigForType(type, { r: 1, lora_alpha: 2 });
+}
+
 export interface AllocateOptions {
   offset?: number;
   alphaRatio?: number;
@@ -124,9 +168,7 @@ export function allocationConfig(model: Model, a: Allocation, over: Partial<Lora
 
 /** Parameters of the modules a SEQ_CLS adapter trains in full (PEFT's modules_to_save). */
 export function fixedTrainableParams(model: Model): number {
-  if (model.task !== 'seq-cls') return 0;
-  const mods = savedModules(model, ['classifier', 'score']);
-  return model.params.names().filter((n) => mods.some((m) => n.startsWith(`${m}.`))).reduce((s, n) => s + model.params.get(n).size, 0);
+  return taskHeadParams(model).reduce((s, n) => s + model.params.get(n).size, 0);
 }
 
 export interface GeloraReport {

@@ -4,6 +4,11 @@
  * Tensors: base_model.model.<module>.lora_A.weight (r, in), .lora_B.weight (out, r), and the full
  * parameters of modules_to_save under base_model.model.<param>. We write rank_pattern / alpha_pattern
  * keyed by full module names and target_modules as the exact list of adapted modules.
+ *
+ * Head weights that the loader initialised (a checkpoint without a classification pooler, a new
+ * classifier) are saved too, listed in modules_to_save: the adapter folder alone reproduces our
+ * predictions in PEFT, whose own random initialisation of those weights would differ. Every tensor read
+ * is checked finite.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -12,23 +17,9 @@ import { SafetensorsFile, writeSafetensors, type TensorToWrite } from '../io/saf
 import type { Model } from '../models/model.js';
 import { Rng } from '../engine/random.js';
 import { parameter } from '../engine/tensor.js';
-import { defaultLoraConfig, savedModules, type InitLoraWeights, type LoraConfig } from './config.js';
+import { defaultLoraConfig, defaultTargets, isTarget, savedModules, type InitLoraWeights, type LoraConfig } from './config.js';
 import { applyLoraConfig, modulesToSaveParams, type LoraModel } from './lora.js';
-
-const PREFIX = 'base_model.model.';
-
-/** Every key peft 0.18's LoraConfig writes, with its default: users' tooling sees the file it expects. */
-function peftDefaults(): Record<string, unknown> {
-  return {
-    alora_invocation_tokens: null, alpha_pattern: {}, arrow_config: null, auto_mapping: null, base_model_name_or_path: null,
-    bias: 'none', corda_config: null, ensure_weight_tying: false, eva_config: null, exclude_modules: null, fan_in_fan_out: false,
-    inference_mode: true, init_lora_weights: true, layer_replication: null, layers_pattern: null, layers_to_transform: null,
-    loftq_config: {}, lora_alpha: 8, lora_bias: false, lora_dropout: 0, megatron_config: null, megatron_core: 'megatron.core',
-    modules_to_save: null, peft_type: 'LORA', peft_version: '0.18.1', qalora_group_size: 16, r: 8, rank_pattern: {}, revision: null,
-    target_modules: null, target_parameters: null, task_type: null, trainable_token_indices: null, use_dora: false, use_qalora: false,
-    use_rslora: false,
-  };
-}
+import { ADAPTER_CONFIG_FILE, ADAPTER_PICKLE_FILE, ADAPTER_WEIGHTS_FILE, PEFT_PREFIX as PREFIX, peftConfigDefaults, taskHeadModules, withTaskHeads, withoutTaskHeads } from './peft.js';
 
 function mostCommon(xs: number[]): number {
   const n = new Map<number, number>();
@@ -43,7 +34,7 @@ export interface AdaptedModule { name: string; r: number; alpha: number }
  * adapter_config.json for the given adapted modules: target_modules is their exact list, r and
  * lora_alpha the most common values, rank_pattern / alpha_pattern (full module names) the rest.
  */
-export function adapterConfigFor(c: LoraConfig, modules: AdaptedModule[], baseModel: string | null): Record<string, unknown> {
+export function adapterConfigFor(c: LoraConfig, modules: AdaptedModule[], baseModel: string | null, extraSaved: string[] = []): Record<string, unknown> {
   const r = modules.length ? mostCommon(modules.map((m) => m.r)) : c.r;
   const alpha = modules.length ? mostCommon(modules.map((m) => m.alpha)) : c.lora_alpha;
   const rankPattern: Record<string, number> = {}, alphaPattern: Record<string, number> = {};
@@ -51,9 +42,9 @@ export function adapterConfigFor(c: LoraConfig, modules: AdaptedModule[], baseMo
     if (m.r !== r) rankPattern[m.name] = m.r;
     if (m.alpha !== alpha) alphaPattern[m.name] = m.alpha;
   }
-  const modulesToSave = [...(c.modules_to_save ?? []), ...(c.task_type === 'SEQ_CLS' ? ['classifier', 'score'] : [])];
+  const modulesToSave = withTaskHeads([...(c.modules_to_save ?? []), ...extraSaved], c.task_type);
   return {
-    ...peftDefaults(),
+    ...peftConfigDefaults(),
     alpha_pattern: alphaPattern, base_model_name_or_path: baseModel, bias: c.bias, fan_in_fan_out: c.fan_in_fan_out,
     init_lora_weights: c.init_lora_weights, lora_alpha: alpha, lora_dropout: c.lora_dropout,
     modules_to_save: modulesToSave.length ? modulesToSave : null, r, rank_pattern: rankPattern,
@@ -61,20 +52,42 @@ export function adapterConfigFor(c: LoraConfig, modules: AdaptedModule[], baseMo
   };
 }
 
-/** The adapter_config.json object for a LoRA model. */
-export function adapterConfigJson(lm: LoraModel, baseModel: string | null): Record<string, unknown> {
-  return adapterConfigFor(lm.config, lm.resolution.modules.map((m) => ({ name: m.linear.name, r: m.r, alpha: m.alpha })), baseModel);
+/**
+ * Modules whose weights the loader initialised (absent from the checkpoint) and that modules_to_save
+ * does not already cover: saved in the adapter so that it does not depend on anyone's random init.
+ */
+export function initialisedHeadModules(model: Model, covered: string[]): string[] {
+  const mods = new Set<string>();
+  for (const n of model.params.initialised) {
+    if (covered.some((m) => n.startsWith(`${m}.`))) continue;
+    mods.add(n.slice(0, n.lastIndexOf('.')));
+  }
+  return [...mods];
 }
 
-/** The adapter tensors by PEFT key (float32). */
-export function adapterTensors(lm: LoraModel): Record<string, TensorToWrite> {
+/** The adapter_config.json object for a LoRA model. */
+export function adapterConfigJson(lm: LoraModel, baseModel: string | null): Record<string, unknown> {
+  return adapterConfigFor(lm.config, lm.resolution.modules.map((m) => ({ name: m.linear.name, r: m.r, alpha: m.alpha })), baseModel,
+    initialisedHeadModules(lm.model, lm.resolution.modulesToSave));
+}
+
+/** The parameters an adapter of this model saves in full: modules_to_save and initialised head weights. */
+export function savedParams(model: Model, modulesToSave: string[]): ReturnType<typeof modulesToSaveParams> {
+  return modulesToSaveParams(model, [...modulesToSave, ...initialisedHeadModules(model, modulesToSave)]);
+}
+
+/**
+ * The adapter tensors by PEFT key (float32). withInitialised: also the head weights the loader
+ * initialised that modules_to_save does not cover (what saveAdapter writes).
+ */
+export function adapterTensors(lm: LoraModel, withInitialised = true): Record<string, TensorToWrite> {
   const out: Record<string, TensorToWrite> = {};
   for (const m of lm.resolution.modules) {
     const l = m.linear.lora!;
     out[`${PREFIX}${m.linear.name}.lora_A.weight`] = { shape: [...l.A.shape], data: Float32Array.from(l.A.data) };
     out[`${PREFIX}${m.linear.name}.lora_B.weight`] = { shape: [...l.B.shape], data: Float32Array.from(l.B.data) };
   }
-  for (const p of modulesToSaveParams(lm.model, lm.resolution.modulesToSave)) {
+  for (const p of withInitialised ? savedParams(lm.model, lm.resolution.modulesToSave) : modulesToSaveParams(lm.model, lm.resolution.modulesToSave)) {
     const transposed = lm.model.params.transposed.has(p.name);
     out[`${PREFIX}${p.name}`] = transposed ? { shape: [p.shape[1], p.shape[0]], data: transpose(p.data, p.shape[0], p.shape[1]) } : { shape: [...p.shape], data: Float32Array.from(p.data) };
   }
@@ -88,8 +101,8 @@ function transpose(d: ArrayLike<number>, rows: number, cols: number): Float32Arr
 }
 
 export function saveAdapter(dir: string, lm: LoraModel, baseModel: string | null): void {
-  writeSafetensors(join(dir, 'adapter_model.safetensors'), adapterTensors(lm), { format: 'pt' });
-  writeJsonAtomic(join(dir, 'adapter_config.json'), adapterConfigJson(lm, baseModel));
+  writeSafetensors(join(dir, ADAPTER_WEIGHTS_FILE), adapterTensors(lm), { format: 'pt' });
+  writeJsonAtomic(join(dir, ADAPTER_CONFIG_FILE), adapterConfigJson(lm, baseModel));
 }
 
 /** A LoraConfig from an adapter_config.json object (PEFT's or ours). */
@@ -106,8 +119,8 @@ export function loraConfigFromJson(model: Model, j: Record<string, unknown>, fil
     r: num('r', 8), lora_alpha: num('lora_alpha', 8), lora_dropout: num('lora_dropout', 0),
     target_modules: (j.target_modules as string[] | string | null) ?? null,
     rank_pattern: (j.rank_pattern as Record<string, number>) ?? {}, alpha_pattern: (j.alpha_pattern as Record<string, number>) ?? {},
-    // PEFT appends classifier/score itself when it builds a SEQ_CLS model; keep only the user's entries
-    modules_to_save: ((j.modules_to_save as string[] | null) ?? []).filter((m) => !(task === 'SEQ_CLS' && (m === 'classifier' || m === 'score'))),
+    // PEFT appends its task heads itself when it builds a task model; keep only the user's entries
+    modules_to_save: withoutTaskHeads((j.modules_to_save as string[] | null) ?? [], task),
     use_rslora: Boolean(j.use_rslora), init_lora_weights: (j.init_lora_weights as InitLoraWeights) ?? true,
     ...(task ? { task_type: task } : {}),
   });
@@ -115,9 +128,9 @@ export function loraConfigFromJson(model: Model, j: Record<string, unknown>, fil
 
 /** Applies an adapter folder (PEFT's or ours) to a model: LoRA weights and modules_to_save replaced. */
 export function loadAdapter(model: Model, dir: string): LoraModel {
-  const cfgFile = join(dir, 'adapter_config.json'), wFile = join(dir, 'adapter_model.safetensors');
-  if (!existsSync(cfgFile)) throw new Error(`${dir}: no adapter_config.json (an adapter folder as PEFT's save_pretrained writes it)`);
-  if (!existsSync(wFile)) throw new Error(`${dir}: no adapter_model.safetensors${existsSync(join(dir, 'adapter_model.bin')) ? ' (only adapter_model.bin: re-save with safe_serialization=True)' : ''}`);
+  const cfgFile = join(dir, ADAPTER_CONFIG_FILE), wFile = join(dir, ADAPTER_WEIGHTS_FILE);
+  if (!existsSync(cfgFile)) throw new Error(`${dir}: no ${ADAPTER_CONFIG_FILE} (an adapter folder as PEFT's save_pretrained writes it)`);
+  if (!existsSync(wFile)) throw new Error(`${dir}: no ${ADAPTER_WEIGHTS_FILE}${existsSync(join(dir, ADAPTER_PICKLE_FILE)) ? ` (only ${ADAPTER_PICKLE_FILE}: re-save with safe_serialization=True)` : ''}`);
   let j: Record<string, unknown>;
   try {
     j = JSON.parse(readFileSync(cfgFile, 'utf8')) as Record<string, unknown>;
@@ -128,7 +141,7 @@ export function loadAdapter(model: Model, dir: string): LoraModel {
   const lm = applyLoraConfig(model, loraConfigFromJson(model, j, cfgFile));
   const f = new SafetensorsFile(wFile);
   try {
-    const expected = adapterTensors(lm);
+    const expected = adapterTensors(lm, false);
     const have = new Set(f.names());
     const missing = Object.keys(expected).filter((k) => !have.has(k));
     const unexpected = [...have].filter((k) => !(k in expected));
@@ -145,11 +158,13 @@ export function loadAdapter(model: Model, dir: string): LoraModel {
       if (t.shape.length !== want.shape.length || t.shape.some((d, i) => d !== want.shape[i])) {
         throw new Error(`${wFile}: ${key} has shape [${t.shape}], the model needs [${want.shape}]`);
       }
+      checkFiniteTensor(t.data, key, wFile);
       const target = byKey.get(key);
       if (target) target.set(t.data);
       else {
         const p = model.params.get(key.slice(PREFIX.length));
         p.data.set(model.params.transposed.has(p.name) ? transpose(t.data, t.shape[0], t.shape[1]) : t.data);
+        model.params.initialised.delete(p.name);
       }
     }
   } finally {
@@ -165,7 +180,7 @@ export function loadAdapter(model: Model, dir: string): LoraModel {
 function loadAdaLora(model: Model, j: Record<string, unknown>, cfgFile: string, wFile: string): LoraModel {
   const initR = Number(j.init_r), alpha = Number(j.lora_alpha);
   if (!(initR > 0)) throw new Error(`${cfgFile}: AdaLoRA config without init_r`);
-  const targets = (j.target_modules as string[] | string | null) ?? model.defaultLoraTargets;
+  const targets = (j.target_modules as string[] | string | null) ?? defaultTargets(model);
   const task = j.task_type === 'SEQ_CLS' ? 'SEQ_CLS' : j.task_type === 'CAUSAL_LM' ? 'CAUSAL_LM' : undefined;
   const c = defaultLoraConfig(model, { target_modules: targets, ...(task ? { task_type: task } : {}) });
   const f = new SafetensorsFile(wFile);
@@ -173,10 +188,11 @@ function loadAdaLora(model: Model, j: Record<string, unknown>, cfgFile: string, 
     const modules = [];
     const scale = (alpha > 0 ? alpha : initR) / (initR + 1e-5);
     for (const lin of model.linears()) {
-      if (!(typeof targets === 'string' ? new RegExp(`^(?:${targets})$`).test(lin.name) : targets.some((t) => lin.name === t || lin.name.endsWith(`.${t}`)))) continue;
+      if (!isTarget(lin.name, targets)) continue;
       const key = (part: string): string => `${PREFIX}${lin.name}.${part}`;
       if (!f.tensors.has(key('lora_A'))) throw new Error(`${wFile}: no ${key('lora_A')} for target module ${lin.name}`);
       const A = f.read(key('lora_A')), E = f.read(key('lora_E')), B = f.read(key('lora_B'));
+      for (const [part, t] of [['lora_A', A], ['lora_E', E], ['lora_B', B]] as const) checkFiniteTensor(t.data, key(part), wFile);
       const r = A.shape[0];
       if (A.shape[1] !== lin.inFeatures || B.shape[0] !== lin.outFeatures || B.shape[1] !== r || E.shape[0] !== r) {
         throw new Error(`${wFile}: AdaLoRA tensors of ${lin.name} ([${A.shape}], [${E.shape}], [${B.shape}]) do not fit [${lin.outFeatures}, ${lin.inFeatures}]`);
@@ -188,14 +204,48 @@ function loadAdaLora(model: Model, j: Record<string, unknown>, cfgFile: string, 
       };
       modules.push({ linear: lin, r, alpha, scale });
     }
-    const resolution = { modules, skipped: [], unusedPatterns: [], modulesToSave: c.task_type === 'SEQ_CLS' ? savedModules(model, ['classifier', 'score']) : [] };
+    const saved = withoutTaskHeads((j.modules_to_save as string[] | null) ?? [], c.task_type);
+    const heads = taskHeadModules(c.task_type);
+    const resolution = { modules, skipped: [], unusedPatterns: [], modulesToSave: [...saved, ...heads].length ? savedModules(model, [...saved, ...heads]) : [] };
     for (const p of modulesToSaveParams(model, resolution.modulesToSave)) {
       const k = `${PREFIX}${p.name}`;
       if (!f.tensors.has(k)) throw new Error(`${wFile}: missing ${k}`);
-      p.data.set(f.read(k).data);
+      const t = f.read(k).data;
+      checkFiniteTensor(t, k, wFile);
+      p.data.set(t);
+      model.params.initialised.delete(p.name);
     }
     return { model, config: c, resolution, trainable: modules.flatMap((m) => [m.linear.lora!.A, m.linear.lora!.E!, m.linear.lora!.B]) };
   } finally {
     f.close();
   }
+}
+
+/** A NaN or infinite adapter value is refused, naming the tensor and the file. */
+function checkFiniteTensor(d: ArrayLike<number>, key: string, file: string): void {
+  for (let i = 0; i < d.length; i++) {
+    const v = d[i];
+    if (v - v !== 0) throw new Error(`${file}: tensor ${key} holds ${v} at index ${i}; the adapter is damaged (a diverged run or a broken write): retrain or re-save it`);
+  }
+}
+
+/**
+ * Head weights still at the loader's random initialisation: in neither the checkpoint nor a loaded
+ * adapter. Predictions then depend on the init seed (`eval`/`forward --adapter` warn about these).
+ * Meaningful before training or right after loadAdapter.
+ */
+export function randomHeadWeights(model: Model): string[] {
+  return [...model.params.initialised];
+}
+
+/**
+ * The warning for head weights still random after loading (null when there are none): in neither the
+ * checkpoint nor the adapter, so predictions depend on the init seed and do not reproduce elsewhere.
+ */
+export function randomHeadWarning(model: Model, modelDir: string, adapterDir?: string): string | null {
+  const names = randomHeadWeights(model);
+  if (!names.length) return null;
+  return adapterDir
+    ? `gelora: head weights in neither ${modelDir} nor the adapter ${adapterDir}, initialised randomly (predictions depend on the seed; re-save the adapter with gelora to include them): ${names.join(', ')}\n`
+    : `gelora: ${modelDir}: head weights not in the checkpoint, initialised randomly: ${names.join(', ')}\n`;
 }

@@ -1,39 +1,37 @@
 /**
- * LoRA configuration with PEFT's semantics, field for field (peft.LoraConfig), so that what users know
- * of PEFT carries over and our adapter_config.json loads in Python:
+ * LoRA configuration with PEFT's semantics, field for field (peft.LoraConfig; the fields, their defaults
+ * and meaning are in peft.ts), so that what users know of PEFT carries over and our adapter_config.json
+ * loads in Python:
  *  - target_modules: a list (a module matches when its name equals an entry or ends with "." + entry),
  *    a regex string (full match), or "all-linear" (every Linear except the output layer);
  *  - rank_pattern / alpha_pattern: key K applies to module N when /(.*\.)?(K)$/ matches N, first key wins;
- *  - modules_to_save: modules whose name ends with an entry are trained in full (SEQ_CLS adds
- *    "classifier" and "score", as PEFT does);
+ *  - modules_to_save: modules whose name ends with an entry are trained in full (a task type adds its
+ *    head modules, as PEFT does: TASK_HEAD_MODULES);
  *  - scaling alpha / r, or alpha / sqrt(r) with use_rslora.
  */
 import type { Model } from '../models/model.js';
 import type { Linear } from '../models/modules.js';
+import { findFamily } from '../models/registry.js';
+import { LM_HEAD, LORA_DEFAULTS, TASK_HEAD_MODULES, withTaskHeads, type LoraConfig } from './peft.js';
 
-export type InitLoraWeights = boolean | 'gaussian' | 'pissa';
+export type { InitLoraWeights, LoraConfig } from './peft.js';
 
-export interface LoraConfig {
-  r: number;
-  lora_alpha: number;
-  lora_dropout: number;
-  target_modules: string[] | string | null;
-  rank_pattern: Record<string, number>;
-  alpha_pattern: Record<string, number>;
-  modules_to_save: string[] | null;
-  use_rslora: boolean;
-  init_lora_weights: InitLoraWeights;
-  bias: 'none';
-  fan_in_fan_out: boolean;
-  task_type: 'SEQ_CLS' | 'CAUSAL_LM';
+/**
+ * PEFT's defaults for a model_type: fan_in_fan_out from the family (GPT-2's Conv1D), task_type from the
+ * family (decoders: CAUSAL_LM) unless given. An unknown type (a module list of any runtime) gets SEQ_CLS.
+ */
+export function loraConfigForType(modelType: string | null, over: Partial<LoraConfig> = {}, task?: Model['task']): LoraConfig {
+  const family = modelType ? findFamily(modelType) : null;
+  const causal = task ? task === 'causal-lm' : Boolean(family?.decoder);
+  return {
+    ...LORA_DEFAULTS, rank_pattern: {}, alpha_pattern: {}, fan_in_fan_out: family?.fanInFanOut ?? false,
+    task_type: causal ? 'CAUSAL_LM' : 'SEQ_CLS', ...over,
+  };
 }
 
+/** PEFT's defaults for this model (its family and task), with overrides. */
 export function defaultLoraConfig(model: Model, over: Partial<LoraConfig> = {}): LoraConfig {
-  return {
-    r: 8, lora_alpha: 8, lora_dropout: 0, target_modules: null, rank_pattern: {}, alpha_pattern: {}, modules_to_save: null,
-    use_rslora: false, init_lora_weights: true, bias: 'none', fan_in_fan_out: model.type === 'gpt2',
-    task_type: model.task === 'seq-cls' ? 'SEQ_CLS' : 'CAUSAL_LM', ...over,
-  };
+  return loraConfigForType(model.type, over, model.task);
 }
 
 /** peft.utils.other.get_pattern_key: the first key K with /(.*\.)?(K)$/ matching the module name. */
@@ -58,8 +56,9 @@ export function isTarget(name: string, targets: string[] | string): boolean {
 
 /** The module paths that target_modules "all-linear" selects (PEFT's _maybe_include_all_linear_layers). */
 export function allLinearTargets(model: Model): string[] {
-  const exclude = model.task === 'causal-lm' ? 'lm_head' : model.linears().some((l) => l.name === 'score') ? 'score' : 'classifier';
-  return model.linears().map((l) => l.name).filter((n) => n !== exclude);
+  const names = model.linears().map((l) => l.name);
+  const exclude = model.task === 'causal-lm' ? LM_HEAD : TASK_HEAD_MODULES.SEQ_CLS.find((h) => names.includes(h)) ?? TASK_HEAD_MODULES.SEQ_CLS[0];
+  return names.filter((n) => n !== exclude);
 }
 
 export interface ResolvedModule { linear: Linear; r: number; alpha: number; scale: number }
@@ -76,7 +75,7 @@ export interface Resolution {
 
 /** Which modules get LoRA, with which rank and alpha; which are trained in full. */
 export function resolveLora(model: Model, c: LoraConfig): Resolution {
-  let targets = c.target_modules ?? model.defaultLoraTargets;
+  let targets = c.target_modules ?? defaultTargets(model);
   if (typeof targets === 'string' && targets.toLowerCase() === 'all-linear') targets = allLinearTargets(model);
   if (Array.isArray(targets) && targets.length === 0) throw new Error('target_modules is empty');
   const rankKeys = Object.keys(c.rank_pattern), alphaKeys = Object.keys(c.alpha_pattern);
@@ -97,7 +96,7 @@ export function resolveLora(model: Model, c: LoraConfig): Resolution {
     throw new Error(`target_modules ${JSON.stringify(targets)} match no Linear of this ${model.type} model (its linears are named like ${model.linears()[0]?.name})`);
   }
   const unusedPatterns = [...rankKeys.filter((k) => !usedKeys.has(`r:${k}`)), ...alphaKeys.filter((k) => !usedKeys.has(`a:${k}`))];
-  const save = [...(c.modules_to_save ?? []), ...(c.task_type === 'SEQ_CLS' ? ['classifier', 'score'] : [])];
+  const save = withTaskHeads(c.modules_to_save, c.task_type);
   const modulesToSave = save.length ? savedModules(model, save) : [];
   return { modules, skipped, unusedPatterns: [...new Set(unusedPatterns)], modulesToSave };
 }
@@ -113,4 +112,16 @@ export function savedModules(model: Model, keys: string[]): string[] {
     }
   }
   return [...paths];
+}
+
+/** target_modules null: PEFT's default targets for the model's family. */
+export function defaultTargets(model: Model): string[] {
+  return [...(findFamily(model.type)?.loraTargets ?? model.defaultLoraTargets)];
+}
+
+/** Parameter names of the modules a task type trains in full by default (PEFT's task heads). */
+export function taskHeadParams(model: Model): string[] {
+  if (model.task !== 'seq-cls') return [];
+  const mods = savedModules(model, [...TASK_HEAD_MODULES.SEQ_CLS]);
+  return model.params.names().filter((n) => mods.some((m) => n.startsWith(`${m}.`)));
 }

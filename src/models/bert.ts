@@ -5,8 +5,8 @@
  * pooler + classifier; RoBERTa: classifier.dense + tanh + classifier.out_proj, no pooler).
  */
 import * as op from '../engine/ops.js';
-import { blockScope, type Tensor } from '../engine/tensor.js';
-import { ConfigReader, blockFromPath, type HfConfig, type Model, type ModelInputs, type ModelOutput } from './model.js';
+import type { Tensor } from '../engine/tensor.js';
+import { ConfigReader, blockFromPath, runBlocks, type HfConfig, type Model, type ModelFamily, type ModelInputs, type ModelOutput } from './model.js';
 import { LayerNorm, Linear, ParamStore, additiveMask } from './modules.js';
 
 export interface BertConfig {
@@ -62,7 +62,7 @@ export function bertConfigFrom(c: HfConfig): BertConfig {
     vocab_size: r.int('vocab_size'), hidden_size: r.int('hidden_size'), num_hidden_layers: r.int('num_hidden_layers'),
     num_attention_heads: r.int('num_attention_heads'), intermediate_size: r.int('intermediate_size'),
     hidden_act: r.str('hidden_act', 'gelu'), max_position_embeddings: r.int('max_position_embeddings', 512),
-    type_vocab_size: r.int('type_vocab_size', 2), layer_norm_eps: r.num('layer_norm_eps', 1e-12),
+    type_vocab_size: r.int('type_vocab_size', 2), layer_norm_eps: r.positive('layer_norm_eps', 1e-12),
     num_labels: r.numLabels(), pad_token_id: r.int('pad_token_id', c.model_type === 'roberta' ? 1 : 0),
   };
 }
@@ -87,7 +87,7 @@ export class BertForSequenceClassification implements Model {
   readonly numLabels: number;
   readonly backbonePrefix: string;
   readonly headModules: string[];
-  readonly defaultLoraTargets = ['query', 'value'];
+  readonly defaultLoraTargets = [...BERT_FAMILY.loraTargets];
   /** present when built for masked-language-model pretraining (no pooler, no classifier) */
   readonly mlm: MlmHead | null = null;
   private readonly act: (t: Tensor) => Tensor;
@@ -117,11 +117,11 @@ export class BertForSequenceClassification implements Model {
     } else if (type === 'bert') {
       this.pooler = Linear.create(p, 'bert.pooler.dense', h, h);
       this.classifier = Linear.create(p, 'classifier', h, c.num_labels);
-      this.headModules = ['classifier'];
+      this.headModules = [...BERT_FAMILY.headModules['seq-cls']!];
     } else {
       this.pooler = Linear.create(p, 'classifier.dense', h, h);
       this.classifier = Linear.create(p, 'classifier.out_proj', h, c.num_labels);
-      this.headModules = ['classifier'];
+      this.headModules = [...ROBERTA_FAMILY.headModules['seq-cls']!];
     }
     this.act = op.activation(c.hidden_act);
   }
@@ -132,7 +132,7 @@ export class BertForSequenceClassification implements Model {
   }
 
   blockOf(name: string): number | null {
-    return blockFromPath(name, /\.encoder\.layer\.(\d+)\./);
+    return blockFromPath(name, BERT_FAMILY.blockPattern);
   }
 
   private positionIds(x: ModelInputs): Int32Array {
@@ -171,14 +171,8 @@ export class BertForSequenceClassification implements Model {
   /** hidden_states.0 .. L (only the last when keepHidden is false) */
   encode(x: ModelInputs, keepHidden = true): Tensor[] {
     const mask = additiveMask(x.attentionMask, x.batch, x.seq);
-    let h = this.embed(x);
-    const hiddenStates = keepHidden ? [h] : [];
-    for (const layer of this.layers) {
-      const prev = h;
-      h = blockScope(() => layer.forward(prev, mask, this.act));
-      if (keepHidden) hiddenStates.push(h);
-    }
-    return keepHidden ? hiddenStates : [h];
+    const out = runBlocks(this.embed(x), this.layers, (layer, h) => layer.forward(h, mask, this.act), { keepHidden, blockPrefix: `${this.backbonePrefix}.encoder.layer` });
+    return keepHidden ? out.hiddenStates : [out.logits];
   }
 
   /** Vocabulary logits at the given flat positions (b * T + t) of the last hidden state. */
@@ -194,15 +188,32 @@ export class BertForSequenceClassification implements Model {
     if (this.mlm) throw new Error('a masked-language model has no classification forward; use encode() and mlmLogits()');
     const { batch: B } = x;
     const keep = opts.keepHidden !== false;
-    const states = this.encode(x, keep);
-    const hiddenStates = keep ? states : [];
-    const h = states[states.length - 1];
-    const cls = op.reshape(op.slice(h, 1, 0, 1), [B, this.hiddenSize]);
-    const pooled = op.tanh(this.pooler.forward(cls));
-    return { hiddenStates, logits: this.classifier.forward(pooled) };
+    const mask = additiveMask(x.attentionMask, x.batch, x.seq);
+    return runBlocks(this.embed(x), this.layers, (layer, h) => layer.forward(h, mask, this.act), {
+      keepHidden: keep, blockPrefix: `${this.backbonePrefix}.encoder.layer`,
+      head: (h) => this.classifier.forward(op.tanh(this.pooler.forward(op.reshape(op.slice(h, 1, 0, 1), [B, this.hiddenSize])))),
+    });
   }
 }
 
 /** The inputs of an encoder (kept for the benchmark's imports). */
 export type EncoderInputs = ModelInputs;
 export type EncoderOutput = ModelOutput;
+
+const ENCODER_LAYER = /\.encoder\.layer\.(\d+)\./;
+const tinyBert = { vocab_size: 8, hidden_size: 8, num_hidden_layers: 1, num_attention_heads: 2, intermediate_size: 8 };
+
+/** BERT: pooler (bert.pooler) + classifier; PEFT targets query, value. */
+export const BERT_FAMILY: ModelFamily = {
+  modelTypes: ['bert'], decoder: false, backbonePrefix: 'bert', blockPattern: ENCODER_LAYER,
+  headModules: { 'seq-cls': ['classifier'] }, loraTargets: ['query', 'value'], fanInFanOut: false,
+  tinyConfig: { model_type: 'bert', ...tinyBert },
+  create: (c) => new BertForSequenceClassification(bertConfigFrom(c), 'bert', c),
+};
+
+/** RoBERTa: BERT's blocks, classifier.dense + classifier.out_proj head, no pooler. */
+export const ROBERTA_FAMILY: ModelFamily = {
+  ...BERT_FAMILY, modelTypes: ['roberta'], backbonePrefix: 'roberta',
+  tinyConfig: { model_type: 'roberta', ...tinyBert },
+  create: (c) => new BertForSequenceClassification(bertConfigFrom(c), 'roberta', c),
+};

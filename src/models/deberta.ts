@@ -6,8 +6,8 @@
  * (pooler.dense on the first token + activation) + classifier.
  */
 import * as op from '../engine/ops.js';
-import { Tensor, blockScope } from '../engine/tensor.js';
-import { ConfigReader, blockFromPath, type HfConfig, type Model, type ModelInputs, type ModelOutput } from './model.js';
+import { Tensor } from '../engine/tensor.js';
+import { ConfigReader, blockFromPath, runBlocks, type HfConfig, type Model, type ModelFamily, type ModelInputs, type ModelOutput } from './model.js';
 import { LayerNorm, Linear, ParamStore, additiveMask } from './modules.js';
 
 /** transformers' make_log_bucket_position, in float32 as torch computes it. */
@@ -93,8 +93,8 @@ export class DebertaV2ForSequenceClassification implements Model {
   readonly hiddenSize: number;
   readonly numLabels: number;
   readonly backbonePrefix = 'deberta';
-  readonly headModules = ['pooler', 'classifier'];
-  readonly defaultLoraTargets = ['query_proj', 'value_proj'];
+  readonly headModules = [...DEBERTA_V2_FAMILY.headModules['seq-cls']!];
+  readonly defaultLoraTargets = [...DEBERTA_V2_FAMILY.loraTargets];
   private readonly s: DebertaSettings;
   private readonly wordEmb: Tensor;
   private readonly posEmb: Tensor | null = null;
@@ -124,7 +124,7 @@ export class DebertaV2ForSequenceClassification implements Model {
     const buckets = r.int('position_buckets', -1);
     this.s = {
       hidden, heads, headDim, relative: r.bool('relative_attention', false), c2p: types.includes('c2p'), p2c: types.includes('p2c'),
-      shareAttKey: r.bool('share_att_key', false), span: buckets > 0 ? buckets : maxRelative, maxRelative, buckets, eps: r.num('layer_norm_eps', 1e-7),
+      shareAttKey: r.bool('share_att_key', false), span: buckets > 0 ? buckets : maxRelative, maxRelative, buckets, eps: r.positive('layer_norm_eps', 1e-7),
     };
     this.numLayers = r.int('num_hidden_layers');
     this.hiddenSize = hidden;
@@ -152,7 +152,7 @@ export class DebertaV2ForSequenceClassification implements Model {
     return [...(this.embedProj ? [this.embedProj] : []), ...this.layers.flatMap((l) => l.linears()), this.pooler, this.classifier];
   }
 
-  blockOf(name: string): number | null { return blockFromPath(name, /\.encoder\.layer\.(\d+)\./); }
+  blockOf(name: string): number | null { return blockFromPath(name, DEBERTA_V2_FAMILY.blockPattern); }
 
   /** c2p and p2c gather indices for sequence length T (cached). */
   private relIndices(T: number): { c2p: Int32Array; p2c: Int32Array } {
@@ -178,17 +178,24 @@ export class DebertaV2ForSequenceClassification implements Model {
     if (this.embedProj) e = this.embedProj.forward(e);
     const m = new Float32Array(B * T);
     for (let i = 0; i < B * T; i++) m[i] = x.attentionMask[i] ? 1 : 0;
-    let h = op.mul(this.embNorm.forward(e), new Tensor(m, [B, T, 1]));
+    const h0 = op.mul(this.embNorm.forward(e), new Tensor(m, [B, T, 1]));
     const mask = additiveMask(x.attentionMask, B, T);
     const rel = this.relEmb ? (this.relNorm ? this.relNorm.forward(this.relEmb) : this.relEmb) : null;
     const idx = this.relIndices(T);
-    const hiddenStates = keep ? [h] : [];
-    for (const layer of this.layers) {
-      const prev = h;
-      h = blockScope(() => layer.forward(prev, mask, x.attentionMask, rel, idx.c2p, idx.p2c, this.act));
-      if (keep) hiddenStates.push(h);
-    }
-    const cls = op.reshape(op.slice(h, 1, 0, 1), [B, this.hiddenSize]);
-    return { hiddenStates, logits: this.classifier.forward(this.poolerAct(this.pooler.forward(cls))) };
+    return runBlocks(h0, this.layers, (layer, h) => layer.forward(h, mask, x.attentionMask, rel, idx.c2p, idx.p2c, this.act), {
+      keepHidden: keep, blockPrefix: 'deberta.encoder.layer',
+      head: (h) => this.classifier.forward(this.poolerAct(this.pooler.forward(op.reshape(op.slice(h, 1, 0, 1), [B, this.hiddenSize])))),
+    });
   }
 }
+
+/** DeBERTa-v2/v3: ContextPooler (pooler) + classifier head; PEFT targets query_proj, value_proj. */
+export const DEBERTA_V2_FAMILY: ModelFamily = {
+  modelTypes: ['deberta-v2'], decoder: false, backbonePrefix: 'deberta', blockPattern: /\.encoder\.layer\.(\d+)\./,
+  headModules: { 'seq-cls': ['pooler', 'classifier'] }, loraTargets: ['query_proj', 'value_proj'], fanInFanOut: false,
+  tinyConfig: {
+    model_type: 'deberta-v2', vocab_size: 8, hidden_size: 8, num_hidden_layers: 1, num_attention_heads: 2, intermediate_size: 8,
+    relative_attention: true, pos_att_type: ['p2c', 'c2p'], share_att_key: true, position_buckets: 4,
+  },
+  create: (c) => new DebertaV2ForSequenceClassification(c),
+};

@@ -4,8 +4,8 @@
  * Head: pre_classifier + ReLU + classifier on the first token.
  */
 import * as op from '../engine/ops.js';
-import { blockScope, type Tensor } from '../engine/tensor.js';
-import { ConfigReader, blockFromPath, type HfConfig, type Model, type ModelInputs, type ModelOutput } from './model.js';
+import type { Tensor } from '../engine/tensor.js';
+import { ConfigReader, blockFromPath, runBlocks, type HfConfig, type Model, type ModelFamily, type ModelInputs, type ModelOutput } from './model.js';
 import { LayerNorm, Linear, ParamStore, additiveMask } from './modules.js';
 
 const EPS = 1e-12; // hard-coded in transformers' DistilBERT
@@ -42,8 +42,8 @@ export class DistilBertForSequenceClassification implements Model {
   readonly hiddenSize: number;
   readonly numLabels: number;
   readonly backbonePrefix = 'distilbert';
-  readonly headModules = ['pre_classifier', 'classifier'];
-  readonly defaultLoraTargets = ['q_lin', 'v_lin'];
+  readonly headModules = [...DISTILBERT_FAMILY.headModules['seq-cls']!];
+  readonly defaultLoraTargets = [...DISTILBERT_FAMILY.loraTargets];
   private readonly wordEmb: Tensor;
   private readonly posEmb: Tensor;
   private readonly embNorm: LayerNorm;
@@ -73,7 +73,7 @@ export class DistilBertForSequenceClassification implements Model {
 
   linears(): Linear[] { return [...this.layers.flatMap((l) => l.linears()), this.preClassifier, this.classifier]; }
 
-  blockOf(name: string): number | null { return blockFromPath(name, /\.transformer\.layer\.(\d+)\./); }
+  blockOf(name: string): number | null { return blockFromPath(name, DISTILBERT_FAMILY.blockPattern); }
 
   forward(x: ModelInputs, opts: { keepHidden?: boolean } = {}): ModelOutput {
     const { batch: B, seq: T } = x;
@@ -81,17 +81,21 @@ export class DistilBertForSequenceClassification implements Model {
     const pos = new Int32Array(B * T);
     for (let i = 0; i < B * T; i++) pos[i] = i % T;
     const mask = additiveMask(x.attentionMask, B, T), keep = opts.keepHidden !== false;
-    let h = this.embNorm.forward(op.add(op.embedding(this.wordEmb, x.inputIds, [B, T]), op.embedding(this.posEmb, pos, [B, T])));
-    const hiddenStates = keep ? [h] : [];
-    for (const layer of this.layers) {
-      const prev = h;
-      h = blockScope(() => layer.forward(prev, mask, this.act));
-      if (keep) hiddenStates.push(h);
-    }
-    const cls = op.reshape(op.slice(h, 1, 0, 1), [B, this.hiddenSize]);
-    return { hiddenStates, logits: this.classifier.forward(op.relu(this.preClassifier.forward(cls))) };
+    const h0 = this.embNorm.forward(op.add(op.embedding(this.wordEmb, x.inputIds, [B, T]), op.embedding(this.posEmb, pos, [B, T])));
+    return runBlocks(h0, this.layers, (layer, h) => layer.forward(h, mask, this.act), {
+      keepHidden: keep, blockPrefix: 'distilbert.transformer.layer',
+      head: (h) => this.classifier.forward(op.relu(this.preClassifier.forward(op.reshape(op.slice(h, 1, 0, 1), [B, this.hiddenSize])))),
+    });
   }
 
   /** Sinusoidal checkpoints store the table too, so loading fills it either way. */
   get usesSinusoidalPositions(): boolean { return this.sinusoidal; }
 }
+
+/** DistilBERT: pre_classifier + classifier head; PEFT targets q_lin, v_lin. */
+export const DISTILBERT_FAMILY: ModelFamily = {
+  modelTypes: ['distilbert'], decoder: false, backbonePrefix: 'distilbert', blockPattern: /\.transformer\.layer\.(\d+)\./,
+  headModules: { 'seq-cls': ['pre_classifier', 'classifier'] }, loraTargets: ['q_lin', 'v_lin'], fanInFanOut: false,
+  tinyConfig: { model_type: 'distilbert', vocab_size: 8, dim: 8, n_layers: 1, n_heads: 2, hidden_dim: 8 },
+  create: (c) => new DistilBertForSequenceClassification(c),
+};

@@ -5,8 +5,8 @@
  * The LM head is tied to wte unless the checkpoint carries its own lm_head.
  */
 import * as op from '../engine/ops.js';
-import { blockScope, type Tensor } from '../engine/tensor.js';
-import { ConfigReader, blockFromPath, lastTokenPositions, type HfConfig, type Model, type ModelInputs, type ModelOutput, type Task } from './model.js';
+import type { Tensor } from '../engine/tensor.js';
+import { ConfigReader, blockFromPath, lastTokenPositions, runBlocks, type ModelFamily, type HfConfig, type Model, type ModelInputs, type ModelOutput, type Task } from './model.js';
 import { LayerNorm, Linear, ParamStore, additiveMask } from './modules.js';
 
 class GPT2Block {
@@ -43,7 +43,7 @@ export class GPT2Model implements Model {
   readonly numLabels: number;
   readonly backbonePrefix = 'transformer';
   readonly headModules: string[];
-  readonly defaultLoraTargets = ['c_attn'];
+  readonly defaultLoraTargets = [...GPT2_FAMILY.loraTargets];
   private readonly wte: Tensor;
   private readonly wpe: Tensor;
   private readonly blocks: GPT2Block[];
@@ -82,24 +82,23 @@ export class GPT2Model implements Model {
 
   linears(): Linear[] { return [...this.blocks.flatMap((b) => b.linears()), this.head]; }
 
-  blockOf(name: string): number | null { return blockFromPath(name, /\.h\.(\d+)\./); }
+  blockOf(name: string): number | null { return blockFromPath(name, GPT2_FAMILY.blockPattern); }
 
   forward(x: ModelInputs, opts: { keepHidden?: boolean } = {}): ModelOutput {
     const { batch: B, seq: T } = x, keep = opts.keepHidden !== false;
     if (T > this.wpe.shape[0]) throw new Error(`sequence length ${T} exceeds n_positions ${this.wpe.shape[0]}`);
     const pos = Int32Array.from({ length: B * T }, (_, i) => i % T);
-    let h = op.add(op.embedding(this.wte, x.inputIds, [B, T]), op.embedding(this.wpe, pos, [B, T]));
+    const h0 = op.add(op.embedding(this.wte, x.inputIds, [B, T]), op.embedding(this.wpe, pos, [B, T]));
     const mask = additiveMask(x.attentionMask, B, T);
-    const hiddenStates = keep ? [h] : [];
-    this.blocks.forEach((b, i) => {
-      const prev = h;
-      h = blockScope(() => b.forward(prev, mask, this.act));
-      if (keep && i < this.blocks.length - 1) hiddenStates.push(h);
+    return runBlocks(h0, this.blocks, (b, h) => b.forward(h, mask, this.act), {
+      keepHidden: keep, blockPrefix: 'transformer.h', final: (h) => this.lnF.forward(h),
+      head: (h) => this.head.forward(this.task === 'causal-lm' ? h : op.embedding(op.reshape(h, [B * T, this.hiddenSize]), lastTokenPositions(x, this.padTokenId), [B])),
     });
-    h = this.lnF.forward(h);
-    if (keep) hiddenStates.push(h);
-    if (this.task === 'causal-lm') return { hiddenStates, logits: this.head.forward(h) };
-    const last = op.embedding(op.reshape(h, [B * T, this.hiddenSize]), lastTokenPositions(x, this.padTokenId), [B]);
-    return { hiddenStates, logits: this.head.forward(last) };
   }
 }
+
+export const GPT2_FAMILY: ModelFamily = {
+  modelTypes: ['gpt2'], decoder: true, backbonePrefix: 'transformer', blockPattern: /\.h\.(\d+)\./, headModules: { 'seq-cls': ['score'], 'causal-lm': ['lm_head'] },
+  loraTargets: ['c_attn'], fanInFanOut: true, tinyConfig: { model_type: 'gpt2', vocab_size: 8, n_embd: 8, n_layer: 1, n_head: 2, n_positions: 8 },
+  create: (c, task) => new GPT2Model(c, task),
+};

@@ -6,8 +6,8 @@
  * `rope_scaling` (older configs); rope types default, linear and llama3.
  */
 import * as op from '../engine/ops.js';
-import { blockScope, type Tensor } from '../engine/tensor.js';
-import { ConfigReader, blockFromPath, lastTokenPositions, type HfConfig, type Model, type ModelInputs, type ModelOutput, type Task } from './model.js';
+import type { Tensor } from '../engine/tensor.js';
+import { ConfigReader, blockFromPath, lastTokenPositions, runBlocks, type ModelFamily, type HfConfig, type Model, type ModelInputs, type ModelOutput, type Task } from './model.js';
 import { Linear, ParamStore, RMSNorm, additiveMask } from './modules.js';
 
 /** inverse frequencies for rotary embedding, as transformers' rope init functions compute them (float32). */
@@ -79,7 +79,7 @@ export class LlamaModel implements Model {
   readonly numLabels: number;
   readonly backbonePrefix = 'model';
   readonly headModules: string[];
-  readonly defaultLoraTargets = ['q_proj', 'v_proj'];
+  readonly defaultLoraTargets = [...LLAMA_FAMILY.loraTargets];
   private readonly embed: Tensor;
   private readonly layers: LlamaLayer[];
   private readonly norm: RMSNorm;
@@ -118,7 +118,7 @@ export class LlamaModel implements Model {
 
   linears(): Linear[] { return [...this.layers.flatMap((l) => l.linears()), this.head]; }
 
-  blockOf(name: string): number | null { return blockFromPath(name, /\.layers\.(\d+)\./); }
+  blockOf(name: string): number | null { return blockFromPath(name, LLAMA_FAMILY.blockPattern); }
 
   /** cos/sin [T, head_dim] for positions 0..T-1 (cached), float32 as transformers computes them. */
   private ropeTables(T: number): [Float32Array, Float32Array] {
@@ -140,17 +140,16 @@ export class LlamaModel implements Model {
     const { batch: B, seq: T } = x, keep = opts.keepHidden !== false;
     const [cos, sin] = this.ropeTables(T);
     const mask = additiveMask(x.attentionMask, B, T);
-    let h = op.embedding(this.embed, x.inputIds, [B, T]);
-    const hiddenStates = keep ? [h] : [];
-    this.layers.forEach((l, i) => {
-      const prev = h;
-      h = blockScope(() => l.forward(prev, mask, cos, sin, this.act));
-      if (keep && i < this.layers.length - 1) hiddenStates.push(h);
+    return runBlocks(op.embedding(this.embed, x.inputIds, [B, T]), this.layers, (l, h) => l.forward(h, mask, cos, sin, this.act), {
+      keepHidden: keep, blockPrefix: 'model.layers', final: (h) => this.norm.forward(h),
+      head: (h) => this.head.forward(this.task === 'causal-lm' ? h : op.embedding(op.reshape(h, [B * T, this.hiddenSize]), lastTokenPositions(x, this.padTokenId), [B])),
     });
-    h = this.norm.forward(h);
-    if (keep) hiddenStates.push(h);
-    if (this.task === 'causal-lm') return { hiddenStates, logits: this.head.forward(h) };
-    const last = op.embedding(op.reshape(h, [B * T, this.hiddenSize]), lastTokenPositions(x, this.padTokenId), [B]);
-    return { hiddenStates, logits: this.head.forward(last) };
   }
 }
+
+export const LLAMA_FAMILY: ModelFamily = {
+  modelTypes: ['llama'], decoder: true, backbonePrefix: 'model', blockPattern: /\.layers\.(\d+)\./, headModules: { 'seq-cls': ['score'], 'causal-lm': ['lm_head'] },
+  loraTargets: ['q_proj', 'v_proj'], fanInFanOut: false,
+  tinyConfig: { model_type: 'llama', vocab_size: 8, hidden_size: 8, num_hidden_layers: 1, num_attention_heads: 2, intermediate_size: 8 },
+  create: (c, task) => new LlamaModel(c, task),
+};

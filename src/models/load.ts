@@ -6,14 +6,12 @@
  * errors naming the tensors; missing task-head weights are initialised (a fine-tuning checkpoint of
  * another task is the usual starting point) and reported.
  */
+import { join } from 'node:path';
 import { Rng } from '../engine/random.js';
 import { Checkpoint } from '../io/safetensors.js';
-import { BertForSequenceClassification, bertConfigFrom } from './bert.js';
-import { DebertaV2ForSequenceClassification } from './deberta.js';
-import { DistilBertForSequenceClassification } from './distilbert.js';
-import { GPT2Model } from './gpt2.js';
-import { LlamaModel } from './llama.js';
-import { readConfig, type HfConfig, type Model, type Task } from './model.js';
+import type { HfConfig, Model, Task } from './model.js';
+import { ModelSizeError } from './modules.js';
+import { familyFor, readConfig, validateConfig } from './registry.js';
 
 export interface LoadOptions {
   /** seq-cls or causal-lm for decoders (default: from config.architectures) */
@@ -35,15 +33,19 @@ export interface LoadReport {
   dtypes: string[];
 }
 
-export function createModel(config: HfConfig, opts: LoadOptions = {}): Model {
+/**
+ * Builds the model a config describes through its family's registry entry (weights zero until
+ * loaded). `file` names the config in errors.
+ */
+export function createModel(config: HfConfig, opts: LoadOptions = {}, file = 'config.json'): Model {
   const c = opts.numLabels ? { ...config, num_labels: opts.numLabels, id2label: undefined } : config;
-  switch (c.model_type) {
-    case 'bert': case 'roberta': return new BertForSequenceClassification(bertConfigFrom(c), c.model_type, c);
-    case 'distilbert': return new DistilBertForSequenceClassification(c);
-    case 'deberta-v2': return new DebertaV2ForSequenceClassification(c);
-    case 'gpt2': return new GPT2Model(c, opts.task);
-    case 'llama': return new LlamaModel(c, opts.task);
-    default: throw new Error(`model_type ${c.model_type} is not supported`);
+  const family = familyFor(c.model_type, file);
+  validateConfig(c, file);
+  try {
+    return family.create(c, opts.task);
+  } catch (e) {
+    if (e instanceof ModelSizeError) throw new Error(`${file}: the sizes it gives cannot be built: ${e.message}; check hidden_size, intermediate_size, vocab_size and the layer count`);
+    throw e;
   }
 }
 
@@ -57,7 +59,7 @@ function isHead(model: Model, name: string): boolean {
 
 export function loadModel(dir: string, opts: LoadOptions = {}): { model: Model; report: LoadReport } {
   const config = readConfig(dir);
-  const model = createModel(config, opts);
+  const model = createModel(config, opts, join(dir, 'config.json'));
   const ckpt = new Checkpoint(dir, opts.weightsFile);
   try {
     const report = fillFromCheckpoint(model, ckpt, opts.seed ?? 0, opts.numLabels !== undefined);
@@ -91,6 +93,7 @@ function fillFromCheckpoint(model: Model, ckpt: Checkpoint, seed: number, newHea
       if (isHead(model, name)) {
         if (name.endsWith('.bias')) t.data.fill(0); else rng.fillNormal(t.data, std);
         initialised.push(name);
+        model.params.initialised.add(name);
       } else missing.push(name);
       continue;
     }
@@ -102,6 +105,7 @@ function fillFromCheckpoint(model: Model, ckpt: Checkpoint, seed: number, newHea
       if (newHead && isHead(model, name)) { // a head for another number of labels: start a new one
         if (name.endsWith('.bias')) t.data.fill(0); else rng.fillNormal(t.data, std);
         initialised.push(name);
+        model.params.initialised.add(name);
         continue;
       }
       mismatched.push(`${src}: [${info.shape}] in ${info.file}, but config.json implies [${want}]`);

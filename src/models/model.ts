@@ -2,13 +2,11 @@
  * What every architecture provides: transformers' state-dict names, every hidden state, a head, and
  * the Linear modules that LoRA adapts (by their full module path, as PEFT users name them).
  */
-import { readFileSync, existsSync } from 'node:fs';
-import { join } from 'node:path';
-import type { Tensor } from '../engine/tensor.js';
+import { blockScope, type Tensor } from '../engine/tensor.js';
 import type { Linear, ParamStore } from './modules.js';
 
-export const MODEL_TYPES = ['bert', 'roberta', 'distilbert', 'deberta-v2', 'gpt2', 'llama'] as const;
-export type ModelType = (typeof MODEL_TYPES)[number];
+/** A config.json model_type (see MODEL_TYPES in registry.ts for the supported ones). */
+export type ModelType = string;
 export type Task = 'seq-cls' | 'causal-lm';
 
 export interface ModelInputs {
@@ -49,26 +47,33 @@ export interface Model {
   readonly defaultLoraTargets: string[];
 }
 
+/**
+ * One architecture family: what the registry (registry.ts) needs to read its config.json, build it,
+ * and tell LoRA and GeLoRA its module names. Each family file exports one; registry.ts lists them.
+ */
+export interface ModelFamily {
+  /** the config.json model_type values this family reads */
+  readonly modelTypes: readonly string[];
+  /** a causal decoder (its default task is causal-lm) or a bidirectional encoder */
+  readonly decoder: boolean;
+  /** the prefix of backbone weights in state dicts ("bert", "model", "transformer", ...) */
+  readonly backbonePrefix: string;
+  /** the block container in module paths, the block index (0-based) as group 1: /\.encoder\.layer\.(\d+)\./ */
+  readonly blockPattern: RegExp;
+  /** module names of the task heads outside the backbone, per task */
+  readonly headModules: Readonly<Partial<Record<Task, readonly string[]>>>;
+  /** target_modules PEFT picks for this model_type (TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING) */
+  readonly loraTargets: readonly string[];
+  /** weights stored (fan_in, fan_out), as GPT-2's Conv1D: PEFT's fan_in_fan_out */
+  readonly fanInFanOut: boolean;
+  /** the smallest valid config.json of the family: module names without a checkpoint (analyze --model-type) */
+  readonly tinyConfig: HfConfig;
+  /** builds the model (zero weights) from a validated config.json */
+  create(config: HfConfig, task?: Task): Model;
+}
+
 /** config.json as transformers wrote it. */
 export type HfConfig = Record<string, unknown> & { model_type: string };
-
-export function readConfig(dir: string): HfConfig {
-  const file = join(dir, 'config.json');
-  if (!existsSync(file)) throw new Error(`${dir}: no config.json (a Hugging Face model folder has config.json, model.safetensors and tokenizer.json)`);
-  let c: unknown;
-  try {
-    c = JSON.parse(readFileSync(file, 'utf8'));
-  } catch (e) {
-    throw new Error(`${file}: not valid JSON (${(e as Error).message})`);
-  }
-  if (!c || typeof c !== 'object' || Array.isArray(c)) throw new Error(`${file}: not a JSON object`);
-  const cfg = c as HfConfig;
-  if (typeof cfg.model_type !== 'string') throw new Error(`${file}: has no "model_type"; supported: ${MODEL_TYPES.join(', ')}`);
-  if (!(MODEL_TYPES as readonly string[]).includes(cfg.model_type)) {
-    throw new Error(`${file}: model_type "${cfg.model_type}" is not supported; supported: ${MODEL_TYPES.join(', ')} (DeBERTa-v3 checkpoints use deberta-v2)`);
-  }
-  return cfg;
-}
 
 /** Typed access to config fields with transformers' defaults and clear errors. */
 export class ConfigReader {
@@ -87,6 +92,20 @@ export class ConfigReader {
   int(key: string, dflt?: number): number {
     const v = this.num(key, dflt);
     if (!Number.isInteger(v)) throw new Error(`${this.file}: "${key}" must be an integer, got ${v}`);
+    return v;
+  }
+
+  /** A positive finite number (an epsilon, rope_theta, a scaling factor). */
+  positive(key: string, dflt?: number): number {
+    const v = this.num(key, dflt);
+    if (!(v > 0)) throw new Error(`${this.file}: "${key}" must be a positive number, got ${v}`);
+    return v;
+  }
+
+  /** A size: a positive integer. */
+  size(key: string, dflt?: number): number {
+    const v = this.int(key, dflt);
+    if (v < 1) throw new Error(`${this.file}: "${key}" must be a positive integer, got ${v}`);
     return v;
   }
 
@@ -140,4 +159,70 @@ export function lastTokenPositions(x: ModelInputs, padTokenId: number | null): I
     pos[b] = b * x.seq + last;
   }
   return pos;
+}
+
+/** True when every value is finite: NaN * 0 and Infinity * 0 are NaN, so one sum answers (four lanes for speed). */
+function allFinite(d: ArrayLike<number>): boolean {
+  let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+  const n4 = d.length & ~3;
+  for (let i = 0; i < n4; i += 4) { s0 += d[i] * 0; s1 += d[i + 1] * 0; s2 += d[i + 2] * 0; s3 += d[i + 3] * 0; }
+  for (let i = n4; i < d.length; i++) s0 += d[i] * 0;
+  return s0 + s1 + s2 + s3 === 0;
+}
+
+/**
+ * A hidden state or logits that is not finite is an error naming where it appeared: finite weights can
+ * still overflow float32 (values near 3e38 give inf, then NaN), and a NaN must not pass silently into
+ * an intrinsic dimension, a prediction or a metric. One pass over the values.
+ */
+export function checkFinite(t: Tensor, what: string): void {
+  const d = t.data; // I/O boundary: the values leave the model here
+  if (allFinite(d)) return;
+  for (let i = 0; i < d.length; i++) {
+    const v = d[i];
+    if (v - v !== 0) { // NaN or +-Infinity
+      const H = t.shape[t.shape.length - 1], row = Math.floor(i / H);
+      throw new Error(`${what} holds ${v} (row ${row}, feature ${i % H} of [${t.shape}]): the weights that feed it overflow float32 or are damaged (while training: the learning rate is too high)`);
+    }
+  }
+}
+
+export interface BlockRunOptions {
+  keepHidden: boolean;
+  /** module path of block i, for errors ("bert.encoder.layer") */
+  blockPrefix: string;
+  /** a decoder's final norm: transformers returns norm(h_L) as hidden_states[L], not h_L */
+  final?: (h: Tensor) => Tensor;
+  /** the head on the last hidden state (absent: the last hidden state is returned as logits) */
+  head?: (last: Tensor) => Tensor;
+}
+
+/**
+ * The block loop every family shares: h_0 (the embedding output), then each block in its own
+ * blockScope (activations released block by block when no gradient is recorded), transformers'
+ * hidden_states collected when keepHidden. Nothing non-finite passes: with keepHidden every returned
+ * state and the logits are checked, naming the layer; without (training, evaluation) only the logits
+ * are, and when they fail the states (still alive in the enclosing scope) are searched for the first
+ * layer that went wrong, so the check costs one pass over the logits.
+ */
+export function runBlocks<B>(h0: Tensor, blocks: readonly B[], step: (block: B, h: Tensor, i: number) => Tensor, o: BlockRunOptions): ModelOutput {
+  const states = [h0];
+  let h = h0;
+  blocks.forEach((b, i) => {
+    const prev = h;
+    h = blockScope(() => step(b, prev, i));
+    states.push(h);
+  });
+  if (o.final) { h = o.final(h); states.push(h); }
+  const L = blocks.length;
+  const label = (k: number): string => (k === 0 ? 'hidden_states.0 (the embedding output)'
+    : k <= L ? `hidden_states.${k} (output of ${o.blockPrefix}.${k - 1})` : `hidden_states.${L} (after the final norm)`);
+  const logits = o.head ? o.head(h) : h;
+  if (o.keepHidden || !allFinite(logits.data)) {
+    states.forEach((t, k) => checkFinite(t, label(k)));
+    if (o.head) checkFinite(logits, 'logits');
+  }
+  // transformers' hidden_states: with a final norm, norm(h_L) replaces the last block's output
+  const hiddenStates = o.keepHidden ? (o.final ? [...states.slice(0, L), states[L + 1]] : states) : [];
+  return { hiddenStates, logits };
 }

@@ -2,6 +2,7 @@
  * Building blocks shared by every architecture: named weights (transformers' state-dict names, so
  * the module paths are the ones PEFT users write) and the Linear layer that LoRA attaches to.
  */
+import { totalmem } from 'node:os';
 import type { Buf } from '../engine/kernels.js';
 import * as op from '../engine/ops.js';
 import { Rng } from '../engine/random.js';
@@ -15,11 +16,24 @@ export class ParamStore {
   /** weights that may be absent because they are tied to another (name -> source) */
   readonly tied = new Map<string, string>();
 
+  /** weights that the loader initialised because the checkpoint lacks them (head weights) */
+  readonly initialised = new Set<string>();
+  /** float32 values held so far */
+  private elements = 0;
+
   /** Registers a frozen weight of the given shape (zero-filled until loaded or initialised). */
   add(name: string, shape: number[], opts: { transposed?: boolean } = {}): Tensor {
     if (this.byName.has(name)) throw new Error(`duplicate weight name ${name}`);
+    if (shape.some((d) => !Number.isSafeInteger(d) || d < 1)) throw new ModelSizeError(`weight ${name} would have shape [${shape}]`);
+    const n = shape.reduce((a, b) => a * b, 1);
+    // kernels index with int32; and a model must fit in memory (float32 values)
+    if (n > 2 ** 31 - 1) throw new ModelSizeError(`weight ${name} would have shape [${shape}], ${n} values, more than 2^31 - 1`);
+    this.elements += n;
+    if (this.elements * 4 > totalmem()) {
+      throw new ModelSizeError(`the weights would need more than ${(this.elements * 4 / 2 ** 30).toFixed(1)} GiB as float32 (this machine has ${(totalmem() / 2 ** 30).toFixed(1)} GiB) by ${name} [${shape}]`);
+    }
     if (opts.transposed) this.transposed.add(name);
-    const t = parameter(new Float32Array(shape.reduce((a, b) => a * b, 1)), shape, false, name);
+    const t = parameter(new Float32Array(n), shape, false, name);
     this.byName.set(name, t);
     return t;
   }
@@ -34,6 +48,9 @@ export class ParamStore {
 
   trainable(): Tensor[] { return [...this.byName.values()].filter((t) => t.requiresGrad); }
 }
+
+/** Sizes from a config.json that no model can have; the loader adds the file's name. */
+export class ModelSizeError extends Error {}
 
 /** The LoRA branch attached to a Linear: delta W = scale * B A, dropout on its input. */
 export interface LoraState {

@@ -11,7 +11,7 @@ import { blockModules, allocationConfig, type Allocation } from '../gelora/analy
 import { writeDirAtomic, writeJsonAtomic } from '../io/atomic.js';
 import { writeSafetensors, type TensorToWrite } from '../io/safetensors.js';
 import { saveAdapter } from '../lora/adapter.js';
-import { defaultLoraConfig } from '../lora/config.js';
+import { defaultLoraConfig, taskHeadParams } from '../lora/config.js';
 import { applyLoraConfig, countTrainable } from '../lora/lora.js';
 import type { Model } from '../models/model.js';
 import type { Task } from './task.js';
@@ -20,9 +20,7 @@ import type { Objective } from './objective.js';
 import { sequenceConfigFields, sequenceTaskInfo } from './objectives/sequence.js';
 import { ADALORA_DEFAULTS, AdaLoraModel } from '../lora/adalora.js';
 import { SoraModel } from '../lora/sora.js';
-import { savedModules } from '../lora/config.js';
 import { adapterConfigFor } from '../lora/adapter.js';
-import { modulesToSaveParams } from '../lora/lora.js';
 import type { Linear } from '../models/modules.js';
 
 export const METHODS = ['gelora', 'lora', 'adalora', 'sora', 'full'] as const;
@@ -149,7 +147,7 @@ function fillFullModel(dir: string, model: Model, baseModel: string, saved: Save
  */
 function prepareAdaptive(model: Model, method: 'adalora' | 'sora', targets: Linear[], o: MethodOptions): Prepared {
   const r = o.r ?? 8, ratio = o.alphaRatio ?? 2, total = o.totalSteps ?? 1;
-  const head = model.task === 'seq-cls' ? modulesToSaveParams(model, savedModules(model, ['classifier', 'score'])) : [];
+  const head = taskHeadParams(model).map((n) => model.params.get(n));
   for (const p of head) p.requiresGrad = true;
   const headSize = head.reduce((s, p) => s + p.size, 0);
   if (method === 'adalora') {

@@ -8,7 +8,7 @@ import { allocate, analyzeTask, fixedTrainableParams, type Allocation, type Bloc
 import { allocationFromRanks, checkBudgetFits, checkRanksFit, targetBlockModules } from '../gelora/ranks.js';
 import { checkWritable, writeFileAtomic, writeJsonAtomic } from '../io/atomic.js';
 import { TextTokenizer } from '../io/tokenizer.js';
-import { loadAdapter } from '../lora/adapter.js';
+import { loadAdapter, randomHeadWarning } from '../lora/adapter.js';
 import { loadModel } from '../models/load.js';
 import type { Model } from '../models/model.js';
 import { learningCurveSvg } from '../report/curves.js';
@@ -114,7 +114,7 @@ export interface EvaluateOptions extends DataOptions {
 }
 
 /** Dev metrics of a saved adapter (or fully fine-tuned model), in the label order it was trained with. */
-export async function evaluateSaved(o: EvaluateOptions): Promise<{ task: string; metric: string; primary: number; metrics: Record<string, number>; dev_loss: number; examples: number }> {
+export async function evaluateSaved(o: EvaluateOptions, hooks: { warn?: (message: string) => void } = {}): Promise<{ task: string; metric: string; primary: number; metrics: Record<string, number>; dev_loss: number; examples: number }> {
   if (o.out) checkWritable(o.out, '--out', 'file');
   const info = readTaskInfo(o.adapter ?? o.model);
   const task = await loadTask({ ...taskOptions(o), regression: o.regression ?? (info ? info.kind === 'regression' : undefined), metric: o.metric ?? (info?.metric as MetricName | undefined) });
@@ -123,6 +123,9 @@ export async function evaluateSaved(o: EvaluateOptions): Promise<{ task: string;
   const numLabels = task.kind === 'regression' ? 1 : task.labels.length;
   const { model } = loadModel(o.model, { numLabels, task: 'seq-cls' });
   if (o.adapter) loadAdapter(model, o.adapter);
+  // a head weight in neither the base nor the adapter was drawn at random: predictions will not reproduce
+  const warning = randomHeadWarning(model, o.model, o.adapter);
+  if (warning) (hooks.warn ?? ((m: string) => process.stderr.write(m)))(warning);
   const tok = TextTokenizer.fromDir(o.model, Number(model.config.pad_token_id ?? 0));
   const r = evaluateOn(model, task, encodeExamples(tok, task.dev, o.maxLength), tok.padId, o.batchSize);
   return { task: task.name, metric: task.metric, primary: r.primary, metrics: r.metrics, dev_loss: r.loss, examples: task.dev.length };
