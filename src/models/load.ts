@@ -12,7 +12,12 @@ import { BertForSequenceClassification, bertConfigFrom } from './bert.js';
 import { DebertaV2ForSequenceClassification } from './deberta.js';
 import { DistilBertForSequenceClassification } from './distilbert.js';
 import { GPT2Model } from './gpt2.js';
+import { Gemma3Model } from './gemma3.js';
 import { LlamaModel } from './llama.js';
+import { MistralModel } from './mistral.js';
+import { Phi3Model } from './phi3.js';
+import { Qwen2Model } from './qwen2.js';
+import { Qwen3Model } from './qwen3.js';
 import { readConfig, type HfConfig, type Model, type Task } from './model.js';
 
 export interface LoadOptions {
@@ -43,6 +48,11 @@ export function createModel(config: HfConfig, opts: LoadOptions = {}): Model {
     case 'deberta-v2': return new DebertaV2ForSequenceClassification(c);
     case 'gpt2': return new GPT2Model(c, opts.task);
     case 'llama': return new LlamaModel(c, opts.task);
+    case 'qwen2': return new Qwen2Model(c, opts.task);
+    case 'qwen3': return new Qwen3Model(c, opts.task);
+    case 'mistral': return new MistralModel(c, opts.task);
+    case 'phi3': return new Phi3Model(c, opts.task);
+    case 'gemma3_text': return new Gemma3Model(c, opts.task);
     default: throw new Error(`model_type ${c.model_type} is not supported`);
   }
 }

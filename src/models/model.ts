@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import type { Tensor } from '../engine/tensor.js';
 import type { Linear, ParamStore } from './modules.js';
 
-export const MODEL_TYPES = ['bert', 'roberta', 'distilbert', 'deberta-v2', 'gpt2', 'llama'] as const;
+export const MODEL_TYPES = ['bert', 'roberta', 'distilbert', 'deberta-v2', 'gpt2', 'llama', 'qwen2', 'qwen3', 'mistral', 'phi3', 'gemma3_text'] as const;
 export type ModelType = (typeof MODEL_TYPES)[number];
 export type Task = 'seq-cls' | 'causal-lm';
 
