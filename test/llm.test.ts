@@ -1,8 +1,16 @@
 import assert from 'node:assert/strict';
+import { copyFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { noGrad, scope } from '../src/engine/tensor.js';
-import { SafetensorsFile } from '../src/io/safetensors.js';
+import { crossEntropy } from '../src/engine/ops.js';
+import { backward, noGrad, scope, type Tensor } from '../src/engine/tensor.js';
+import { defaultLoraConfig } from '../src/lora/config.js';
+import { applyLoraConfig } from '../src/lora/lora.js';
+import { Checkpoint, SafetensorsFile } from '../src/io/safetensors.js';
+import { readGenerationConfig } from '../src/models/generation.js';
 import { loadModel } from '../src/models/load.js';
+import { readConfig, type Model, type ModelInputs } from '../src/models/model.js';
 import { fixtureInputs, maxDiff } from './hf-fixtures.js';
 
 export const HF_LLM = new URL('../../test/data/hf-llm/', import.meta.url).pathname;
@@ -47,3 +55,150 @@ describe('decoder LLM families match transformers (every hidden state and the lo
     compare(HF_LLM + 'qwen2-seqcls');
   });
 });
+
+describe('sharded checkpoints: the index is validated', () => {
+  const shardedCopy = (): string => {
+    const d = mkdtempSync(join(tmpdir(), 'gelora-shards-'));
+    for (const f of readdirSync(`${HF_LLM}llama3/sharded`)) copyFileSync(`${HF_LLM}llama3/sharded/${f}`, join(d, f));
+    return d;
+  };
+  const editIndex = (d: string, edit: (m: Record<string, unknown>) => void): void => {
+    const p = join(d, 'model.safetensors.index.json'), j = JSON.parse(readFileSync(p, 'utf8')) as { weight_map: Record<string, unknown> };
+    edit(j.weight_map);
+    writeFileSync(p, JSON.stringify(j));
+  };
+  it('reads every tensor of transformers\' five shards through the index', () => {
+    const c = new Checkpoint(`${HF_LLM}llama3/sharded`), single = new SafetensorsFile(`${HF_LLM}llama3/model.safetensors`);
+    try {
+      assert.deepEqual(c.names().sort(), single.names().sort());
+      assert.equal(new Set(c.names().map((n) => c.info(n).file)).size, 5);
+      for (const n of single.names()) assert.deepEqual(c.read(n).data, single.read(n).data, n);
+    } finally { c.close(); single.close(); }
+  });
+  it('a non-string entry is an error naming model.safetensors.index.json and the tensor', () => {
+    const d = shardedCopy();
+    try {
+      editIndex(d, (m) => { m['model.norm.weight'] = 3; });
+      assert.throws(() => loadModel(d), /model\.safetensors\.index\.json: weight_map entry "model\.norm\.weight" is 3, not a shard file name/);
+    } finally { rmSync(d, { recursive: true }); }
+  });
+  it('a missing shard is an error naming the index and the shard', () => {
+    const d = shardedCopy();
+    try {
+      rmSync(join(d, 'model-00004-of-00005.safetensors'));
+      assert.throws(() => loadModel(d), /model\.safetensors\.index\.json: lists shard model-00004-of-00005\.safetensors \(for [^)]+\), which is missing/);
+    } finally { rmSync(d, { recursive: true }); }
+  });
+  it('an entry outside the folder, a missing weight_map and a tensor the shard lacks are errors', () => {
+    const d = shardedCopy();
+    try {
+      editIndex(d, (m) => { m['model.norm.weight'] = '../model-00001-of-00005.safetensors'; });
+      assert.throws(() => new Checkpoint(d), /index\.json: weight_map entry "model\.norm\.weight" names "\.\.\/model-00001-of-00005\.safetensors", which is not a file in the checkpoint folder/);
+      editIndex(d, (m) => { m['model.norm.weight'] = 'model-00001-of-00005.safetensors'; m['model.extra.weight'] = 'model-00002-of-00005.safetensors'; });
+      assert.throws(() => new Checkpoint(d), /index\.json says model\.(norm|extra)\.weight is in model-0000[12]-of-00005\.safetensors, but that shard does not hold it/);
+      writeFileSync(join(d, 'model.safetensors.index.json'), JSON.stringify({ metadata: {} }));
+      assert.throws(() => new Checkpoint(d), /index\.json: has no "weight_map" object/);
+      writeFileSync(join(d, 'model.safetensors.index.json'), '{"weight_map": ');
+      assert.throws(() => new Checkpoint(d), /index\.json: not a valid shard index/);
+    } finally { rmSync(d, { recursive: true }); }
+  });
+});
+
+describe('generation_config.json', () => {
+  it('is read with config.json and transformers\' defaults behind it', () => {
+    const dir = HF_LLM + 'llama3', g = readGenerationConfig(dir, readConfig(dir));
+    assert.equal(g.file, join(dir, 'generation_config.json'));
+    assert.deepEqual([g.bosTokenId, g.eosTokenIds, g.padTokenId], [1, [2], 0]);
+    assert.deepEqual([g.doSample, g.temperature, g.topK, g.topP, g.maxNewTokens], [false, 1, 50, 1, null]);
+  });
+  it('a list of eos ids, sampling fields, no file, bad values', () => {
+    const d = mkdtempSync(join(tmpdir(), 'gelora-gen-'));
+    try {
+      const config = readConfig(HF_LLM + 'llama3');
+      assert.deepEqual(readGenerationConfig(d, config).eosTokenIds, [2], 'falls back to config.json');
+      assert.equal(readGenerationConfig(d, config).file, null);
+      writeFileSync(join(d, 'generation_config.json'), JSON.stringify({ eos_token_id: [128001, 128008, 128009], do_sample: true, temperature: 0.6, top_p: 0.9, max_new_tokens: 64 }));
+      const g = readGenerationConfig(d, config);
+      assert.deepEqual([g.eosTokenIds, g.doSample, g.temperature, g.topP, g.topK, g.maxNewTokens, g.bosTokenId], [[128001, 128008, 128009], true, 0.6, 0.9, 50, 64, 1]);
+      writeFileSync(join(d, 'generation_config.json'), JSON.stringify({ eos_token_id: ['</s>'] }));
+      assert.throws(() => readGenerationConfig(d, config), /generation_config\.json: "eos_token_id" must be a token id/);
+      writeFileSync(join(d, 'generation_config.json'), JSON.stringify({ top_p: 1.5 }));
+      assert.throws(() => readGenerationConfig(d, config), /generation_config\.json: "top_p" must be in \(0, 1\], got 1\.5/);
+      writeFileSync(join(d, 'generation_config.json'), '{');
+      assert.throws(() => readGenerationConfig(d, config), /generation_config\.json: not valid JSON/);
+    } finally { rmSync(d, { recursive: true }); }
+  });
+});
+
+const PEFT_NAMES: Record<string, string[]> = {
+  llama3: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'],
+  qwen2: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'],
+  qwen3: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'],
+  mistral: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'],
+  phi3: ['qkv_proj', 'o_proj', 'gate_up_proj', 'down_proj'],
+  gemma3: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'],
+};
+
+describe('every family: PEFT module names, sequence classification, LoRA gradients', () => {
+  for (const f of FAMILIES) {
+    it(`${f}: Linears under PEFT's names, blocks 1..L`, () => {
+      const { model } = loadModel(HF_LLM + f);
+      const mods = (l: string): string => (/^(q|k|v|o|qkv)_proj$/.test(l) ? `self_attn.${l}` : `mlp.${l}`);
+      const want = [0, 1].flatMap((i) => PEFT_NAMES[f].map((n) => `model.layers.${i}.${mods(n)}`));
+      const got = model.linears().map((l) => l.name);
+      assert.deepEqual(got.slice(0, -1).sort(), want.sort());
+      assert.equal(got[got.length - 1], 'lm_head');
+      assert.equal(model.blockOf('model.layers.1.self_attn.o_proj'), 2);
+      assert.equal(model.blockOf('lm_head'), null);
+    });
+    it(`${f}: seq-cls reads the last non-pad token through a score head`, () => {
+      const { model, report } = loadModel(HF_LLM + f, { task: 'seq-cls', numLabels: 3, seed: 1 });
+      assert.deepEqual(report.initialised, ['score.weight']);
+      assert.ok(report.ignored.includes('lm_head.weight') || readConfig(HF_LLM + f).tie_word_embeddings === true);
+      const { model: lm } = loadModel(HF_LLM + f);
+      const x = fixtureInputs(HF_LLM + f);
+      const [cls, last] = noGrad(() => scope(() => [model.forward(x).logits.toFloat32(), lm.forward(x).hiddenStates[lm.numLayers].toFloat32()]));
+      // logits = score(h_last at the last non-pad token), by hand from the causal model's final hidden state
+      const W = model.params.get('score.weight').data, H = model.hiddenSize, lens = [13, 8, 5];
+      for (let b = 0; b < 3; b++) for (let k = 0; k < 3; k++) {
+        let s = 0;
+        for (let j = 0; j < H; j++) s += W[k * H + j] * last[(b * x.seq + lens[b] - 1) * H + j];
+        assert.ok(Math.abs(s - cls[b * 3 + k]) < 1e-4, `${f} row ${b} label ${k}: ${cls[b * 3 + k]} vs ${s}`);
+      }
+    });
+  }
+  for (const f of ['gemma3', 'phi3', 'qwen3']) {
+    it(`${f}: LoRA gradients through the whole decoder match finite differences`, () => {
+      const { model } = loadModel(HF_LLM + f);
+      const targets = f === 'phi3' ? ['qkv_proj', 'o_proj', 'gate_up_proj', 'down_proj'] : ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'down_proj'];
+      const lm = applyLoraConfig(model, defaultLoraConfig(model, { r: 2, lora_alpha: 4, target_modules: targets, init_lora_weights: false }), 3);
+      checkLoraGrads(model, lm.trainable, fixtureInputs(HF_LLM + f));
+    });
+  }
+});
+
+/** Next-token loss over the unpadded tokens (the causal-LM objective), analytic gradients against central differences. */
+function checkLoraGrads(model: Model, trainable: Tensor[], x: ModelInputs): void {
+  const labels = new Int32Array(x.batch * x.seq).fill(-100);
+  for (let b = 0; b < x.batch; b++) for (let t = 0; t + 1 < x.seq; t++) {
+    if (x.attentionMask[b * x.seq + t + 1]) labels[b * x.seq + t] = x.inputIds[b * x.seq + t + 1];
+  }
+  const loss = (): number => noGrad(() => scope(() => crossEntropy(model.forward(x, { keepHidden: false }).logits, labels).item()));
+  scope(() => backward(crossEntropy(model.forward(x, { keepHidden: false }).logits, labels)));
+  let checked = 0;
+  for (const t of trainable.filter((_, i) => i % 5 === 0)) {
+    const g = t.grad!;
+    let gmax = 0;
+    for (let i = 0; i < g.length; i++) gmax = Math.max(gmax, Math.abs(g[i]));
+    for (const i of [0, Math.floor(t.size / 2), t.size - 1]) {
+      const keep = t.data[i], h = 1e-2;
+      t.data[i] = keep + h; const fp = loss();
+      t.data[i] = keep - h; const fm = loss();
+      t.data[i] = keep;
+      const num = (fp - fm) / (2 * h);
+      assert.ok(Math.abs(num - g[i]) <= 2e-2 * gmax + 2e-4, `${t.name}[${i}]: analytic ${g[i]} vs finite difference ${num}`);
+      checked++;
+    }
+  }
+  assert.ok(checked >= 6);
+}
