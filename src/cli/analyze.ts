@@ -53,6 +53,7 @@ export function standardModules(type: string, layers: number): BlockModule[] {
     'deberta-v2': { model_type: 'deberta-v2', vocab_size: 8, hidden_size: 8, num_hidden_layers: 1, num_attention_heads: 2, intermediate_size: 8, relative_attention: true, pos_att_type: ['p2c', 'c2p'], share_att_key: true, position_buckets: 4 },
     gpt2: { model_type: 'gpt2', vocab_size: 8, n_embd: 8, n_layer: 1, n_head: 2, n_positions: 8 },
     llama: { model_type: 'llama', vocab_size: 8, hidden_size: 8, num_hidden_layers: 1, num_attention_heads: 2, intermediate_size: 8 },
+    ...Object.fromEntries(['qwen2', 'qwen3', 'mistral', 'phi3', 'gemma3_text'].map((t) => [t, { model_type: t, vocab_size: 8, hidden_size: 8, num_hidden_layers: 1, num_attention_heads: 2, intermediate_size: 8 }])),
   };
   const c = tiny[type];
   if (!c) throw new Error(`--model-type ${type} is not one of ${MODEL_TYPES.join(', ')}`);
@@ -124,7 +125,7 @@ export function registerAnalyze(program: Command): void {
         const alloc = allocate(profile, modules, allocOpts);
         checkRanksFit(alloc.ranks, modules, 'the allocation gave rank');
         const type = o.modelType ?? 'custom';
-        const decoder = type === 'gpt2' || type === 'llama';
+        const decoder = !['bert', 'roberta', 'distilbert', 'deberta-v2', 'custom'].includes(type);
         const c: LoraConfig = {
           r: 1, lora_alpha: 2, lora_dropout: 0, target_modules: null, rank_pattern: {}, alpha_pattern: {}, modules_to_save: null, use_rslora: false,
           init_lora_weights: true, bias: 'none', fan_in_fan_out: type === 'gpt2', task_type: decoder ? 'CAUSAL_LM' : 'SEQ_CLS',
