@@ -8,7 +8,9 @@ import { backward, noGrad, scope, type Tensor } from '../src/engine/tensor.js';
 import { defaultLoraConfig } from '../src/lora/config.js';
 import { applyLoraConfig } from '../src/lora/lora.js';
 import { Checkpoint, SafetensorsFile } from '../src/io/safetensors.js';
-import { readGenerationConfig } from '../src/models/generation.js';
+import { DecoderModel } from '../src/models/decoder.js';
+import { Rng } from '../src/engine/random.js';
+import { generate, pickToken, readGenerationConfig } from '../src/models/generation.js';
 import { loadModel } from '../src/models/load.js';
 import { readConfig, type Model, type ModelInputs } from '../src/models/model.js';
 import { fixtureInputs, maxDiff } from './hf-fixtures.js';
@@ -202,3 +204,44 @@ function checkLoraGrads(model: Model, trainable: Tensor[], x: ModelInputs): void
   }
   assert.ok(checked >= 6);
 }
+
+describe('generation with a KV cache', () => {
+  for (const f of FAMILIES) {
+    it(`${f}: cached steps give the full forward's logits at every new position (gemma3 past its window of 8)`, () => {
+      const { model } = loadModel(HF_LLM + f);
+      assert.ok(model instanceof DecoderModel);
+      const x = fixtureInputs(HF_LLM + f), prompt = Array.from(x.inputIds.subarray(0, 5));
+      const res = generate(model, prompt, { doSample: false, temperature: 1, topK: 0, topP: 1, maxNewTokens: 8, eosTokenIds: [] });
+      assert.equal(res.tokens.length, 8);
+      assert.equal(res.stop, 'length');
+      // the same sequence in one uncached pass: logits at positions 4..11 must agree, and greedy picks their argmax
+      const seq = [...prompt, ...res.tokens], T = seq.length, V = model.numLabels;
+      const full = noGrad(() => scope(() => model.forward({ inputIds: Int32Array.from(seq), attentionMask: new Float32Array(T).fill(1), batch: 1, seq: T }, { keepHidden: false }).logits.toFloat32()));
+      const cache = model.newCache();
+      const stepped = noGrad(() => scope(() => [model.step(Int32Array.from(prompt), cache).toFloat32(),
+        ...res.tokens.slice(0, -1).map((id) => model.step(Int32Array.of(id), cache).toFloat32())]));
+      const flat = new Float32Array(stepped.reduce((a, p) => a + p.length, 0));
+      let at = 0;
+      for (const p of stepped) { flat.set(p, at); at += p.length; }
+      assert.ok(maxDiff(flat, full.subarray(0, (T - 1) * V)) <= 1e-4, `${f}: cached vs full logits ${maxDiff(flat, full.subarray(0, (T - 1) * V)).toExponential(2)}`);
+      for (let i = 0; i < 8; i++) assert.equal(res.tokens[i], pickToken(full.subarray((4 + i) * V, (5 + i) * V), { doSample: false, temperature: 1, topK: 0, topP: 1 }, new Rng(0)));
+    });
+  }
+  it('stops on an eos id; sampling is seeded and honours top-k / top-p', () => {
+    const { model } = loadModel(HF_LLM + 'llama3');
+    assert.ok(model instanceof DecoderModel);
+    const greedy = generate(model, [1, 502, 54], { doSample: false, temperature: 1, topK: 0, topP: 1, maxNewTokens: 5, eosTokenIds: [] });
+    const stopped = generate(model, [1, 502, 54], { doSample: false, temperature: 1, topK: 0, topP: 1, maxNewTokens: 5, eosTokenIds: [greedy.tokens[1]] });
+    assert.deepEqual([stopped.tokens, stopped.stop], [greedy.tokens.slice(0, greedy.tokens.indexOf(greedy.tokens[1]) + 1), 'eos']);
+    const opts = { doSample: true, temperature: 0.8, topK: 20, topP: 0.9, maxNewTokens: 6, eosTokenIds: [], seed: 5 };
+    assert.deepEqual(generate(model, [1, 502, 54], opts).tokens, generate(model, [1, 502, 54], opts).tokens);
+    const logits = Float32Array.from({ length: 10 }, (_, j) => j); // token 9 most likely
+    const rng = new Rng(1), seen = new Set<number>();
+    for (let i = 0; i < 200; i++) seen.add(pickToken(logits, { doSample: true, temperature: 1, topK: 3, topP: 1 }, rng));
+    assert.deepEqual([...seen].sort(), [7, 8, 9]);
+    seen.clear();
+    // softmax of 0..9: p(9) = 0.632, p(8) = 0.233: top_p 0.8 keeps exactly 9 and 8
+    for (let i = 0; i < 200; i++) seen.add(pickToken(logits, { doSample: true, temperature: 1, topK: 0, topP: 0.8 }, rng));
+    assert.deepEqual([...seen].sort(), [8, 9]);
+  });
+});

@@ -150,7 +150,10 @@ class Norm {
 
 /** Shared per forward: masks and rope tables. */
 interface ForwardContext {
-  B: number; T: number;
+  B: number;
+  /** query positions (the new tokens) and key positions (cached + new); the queries are the last T of Tk */
+  T: number; Tk: number;
+  /** [B, Tk] additive key mask */
   mask: Tensor;
   /** full additive score mask [B, heads, T, T] per window size (built only when the window is shorter than T) */
   windowBias: Map<number, Tensor>;
@@ -216,7 +219,7 @@ class DecoderLayer {
     return op.reshape(op.concat([rot, op.slice(x4, 3, rd, d)], 3), [B, T, n * d]);
   }
 
-  forward(x: Tensor, c: ForwardContext): Tensor {
+  forward(x: Tensor, c: ForwardContext, cache: LayerCache | null = null): Tensor {
     const n = this.inNorm.forward(x);
     let q: Tensor, k: Tensor, v: Tensor;
     if (this.qkv) {
@@ -225,11 +228,17 @@ class DecoderLayer {
     } else {
       q = this.q!.forward(n); k = this.k!.forward(n); v = this.v!.forward(n);
     }
-    const [cos, sin] = c.rope(this.spec.rope);
+    const [cos, sin] = c.rope(this.spec.rope); // rows from position Tk - T on
     q = this.rotate(this.headNorm(q, this.qNorm, this.heads), this.heads, cos, sin);
     k = this.rotate(this.headNorm(k, this.kNorm, this.kvHeads), this.kvHeads, cos, sin);
+    if (cache) {
+      // keys and values of earlier steps (already rotated) go in front; the cache keeps unpooled copies
+      if (cache.k && cache.v) { k = op.concat([cache.k, k], 1); v = op.concat([cache.v, v], 1); }
+      cache.k = new Tensor(Float32Array.from(k.data), k.shape);
+      cache.v = new Tensor(Float32Array.from(v.data), v.shape);
+    }
     const w = this.spec.window;
-    const bias = w !== null && w < c.T ? windowBias(c, w, this.heads) : null;
+    const bias = w !== null && w < c.Tk ? windowBias(c, w, this.heads) : null;
     // with a window shorter than the sequence the whole mask (padding, causal, window) goes in as one additive
     // bias, so fully masked rows spread uniformly over all keys exactly as transformers' eager softmax does
     const ctx = op.attention(q, k, v, bias
@@ -255,20 +264,29 @@ class DecoderLayer {
   }
 }
 
-/** [B, heads, T, T] additive mask: 0 where key j is not padding, j <= i and i - j < window; float32 min elsewhere. */
+/**
+ * [B, heads, T, Tk] additive mask: 0 where key j is not padding, j <= i and i - j < window (query i at
+ * position Tk - T + its row); float32 min elsewhere.
+ */
 function windowBias(c: ForwardContext, window: number, heads: number): Tensor {
   let t = c.windowBias.get(window);
   if (t && t.shape[1] === heads) return t;
-  const { B, T } = c, data = new Float32Array(B * heads * T * T).fill(F32_MIN), m = c.mask.data;
-  for (let b = 0; b < B; b++) for (let i = 0; i < T; i++) {
-    const row = new Float32Array(T).fill(F32_MIN);
-    for (let j = Math.max(0, i - window + 1); j <= i; j++) if (m[b * T + j] === 0) row[j] = 0;
-    for (let h = 0; h < heads; h++) data.set(row, ((b * heads + h) * T + i) * T);
+  const { B, T, Tk } = c, past = Tk - T, data = new Float32Array(B * heads * T * Tk), m = c.mask.data;
+  for (let b = 0; b < B; b++) for (let r = 0; r < T; r++) {
+    const i = past + r, row = new Float32Array(Tk).fill(F32_MIN);
+    for (let j = Math.max(0, i - window + 1); j <= i; j++) if (m[b * Tk + j] === 0) row[j] = 0;
+    for (let h = 0; h < heads; h++) data.set(row, ((b * heads + h) * T + r) * Tk);
   }
-  t = new Tensor(data, [B, heads, T, T]);
+  t = new Tensor(data, [B, heads, T, Tk]);
   c.windowBias.set(window, t);
   return t;
 }
+
+/** One layer's rotated keys and values [B, positions so far, kv_heads * head_dim]. */
+export interface LayerCache { k: Tensor | null; v: Tensor | null }
+
+/** The KV cache of a generation: one entry per layer, and how many positions it holds. */
+export interface KvCache { layers: LayerCache[]; length: number }
 
 /** A Llama-like decoder for causal LM or sequence classification, run from a DecoderSpec. */
 export class DecoderModel implements Model {
@@ -334,9 +352,34 @@ export class DecoderModel implements Model {
     return [cos, sin];
   }
 
+  newCache(): KvCache { return { layers: this.layers.map(() => ({ k: null, v: null })), length: 0 }; }
+
+  /**
+   * Runs new tokens [1, T] after the cached ones (inference, batch 1, no padding) and returns the
+   * causal-LM logits [1, T, vocab] of the new positions; the cache grows by T.
+   */
+  step(ids: Int32Array, cache: KvCache): Tensor {
+    if (this.task !== 'causal-lm') throw new Error('step(): generation needs a causal-LM model');
+    const T = ids.length, past = cache.length, Tk = past + T;
+    const c: ForwardContext = {
+      B: 1, T, Tk, mask: additiveMask(new Float32Array(Tk).fill(1), 1, Tk), windowBias: new Map(),
+      rope: (s) => this.ropeTables(s, Tk).map((t) => t.subarray(past * this.spec.rotaryDim)) as [Float32Array, Float32Array],
+    };
+    let h = op.embedding(this.embed, ids, [1, T]);
+    if (this.spec.embedScale !== null) h = op.scale(h, this.spec.embedScale);
+    this.layers.forEach((l, i) => { const prev = h; h = blockScope(() => l.forward(prev, c, cache.layers[i])); });
+    cache.length = Tk;
+    return this.logitsOf(this.norm.forward(h));
+  }
+
+  private logitsOf(rows: Tensor): Tensor {
+    const logits = this.head.forward(rows), cap = this.spec.finalLogitSoftcap;
+    return cap === null ? logits : op.scale(op.tanh(op.scale(logits, 1 / cap)), cap);
+  }
+
   forward(x: ModelInputs, opts: { keepHidden?: boolean } = {}): ModelOutput {
     const { batch: B, seq: T } = x, keep = opts.keepHidden !== false;
-    const c: ForwardContext = { B, T, mask: additiveMask(x.attentionMask, B, T), windowBias: new Map(), rope: (s) => this.ropeTables(s, T) };
+    const c: ForwardContext = { B, T, Tk: T, mask: additiveMask(x.attentionMask, B, T), windowBias: new Map(), rope: (s) => this.ropeTables(s, T) };
     let h = op.embedding(this.embed, x.inputIds, [B, T]);
     if (this.spec.embedScale !== null) h = op.scale(h, this.spec.embedScale);
     const hiddenStates = keep ? [h] : [];
@@ -348,9 +391,6 @@ export class DecoderModel implements Model {
     h = this.norm.forward(h);
     if (keep) hiddenStates.push(h);
     const rows = this.task === 'causal-lm' ? h : op.embedding(op.reshape(h, [B * T, this.hiddenSize]), lastTokenPositions(x, this.padTokenId), [B]);
-    let logits = this.head.forward(rows);
-    const cap = this.spec.finalLogitSoftcap;
-    if (cap !== null) logits = op.scale(op.tanh(op.scale(logits, 1 / cap)), cap);
-    return { hiddenStates, logits };
+    return { hiddenStates, logits: this.logitsOf(rows) };
   }
 }
