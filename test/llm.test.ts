@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { copyFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -13,7 +14,8 @@ import { Rng } from '../src/engine/random.js';
 import { generate, pickToken, readGenerationConfig } from '../src/models/generation.js';
 import { loadModel } from '../src/models/load.js';
 import { readConfig, type Model, type ModelInputs } from '../src/models/model.js';
-import { fixtureInputs, maxDiff } from './hf-fixtures.js';
+import { TextTokenizer, wordPieceTokenizerJson } from '../src/io/tokenizer.js';
+import { HF, fixtureInputs, maxDiff } from './hf-fixtures.js';
 
 export const HF_LLM = new URL('../../test/data/hf-llm/', import.meta.url).pathname;
 const FAMILIES = ['llama3', 'qwen2', 'qwen3', 'mistral', 'phi3', 'gemma3'];
@@ -243,5 +245,33 @@ describe('generation with a KV cache', () => {
     // softmax of 0..9: p(9) = 0.632, p(8) = 0.233: top_p 0.8 keeps exactly 9 and 8
     for (let i = 0; i < 200; i++) seen.add(pickToken(logits, { doSample: true, temperature: 1, topK: 0, topP: 0.8 }, rng));
     assert.deepEqual([...seen].sort(), [8, 9]);
+  });
+});
+
+describe('gelora generate', () => {
+  it('greedy text from a sharded checkpoint, the ids of the library call, tokens per second reported', () => {
+    const d = mkdtempSync(join(tmpdir(), 'gelora-generate-'));
+    try {
+      for (const f of readdirSync(`${HF_LLM}llama3/sharded`)) copyFileSync(`${HF_LLM}llama3/sharded/${f}`, join(d, f));
+      copyFileSync(`${HF_LLM}llama3/generation_config.json`, join(d, 'generation_config.json'));
+      // a 1000-word WordPiece vocabulary to give the random model a tokenizer of its vocabulary size
+      const words = ['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]', ...Array.from({ length: 995 }, (_, i) => `w${i}`)];
+      writeFileSync(join(d, 'tokenizer.json'), JSON.stringify(wordPieceTokenizerJson(words, {})));
+      const root = new URL('../../', import.meta.url).pathname;
+      const r = spawnSync(process.execPath, [root + 'dist/src/cli/main.js', 'generate', '--model', d, '--prompt', 'w7 w300 w12', '--max-new-tokens', '6', '--json'], { encoding: 'utf8' });
+      assert.equal(r.status, 0, r.stderr);
+      const out = JSON.parse(r.stdout) as { tokens: number[]; stop: string; prompt_tokens: number; tokens_per_second: number; text: string };
+      const { model } = loadModel(d);
+      assert.ok(model instanceof DecoderModel);
+      const ids = TextTokenizer.fromDir(d).encode('w7 w300 w12').ids;
+      assert.deepEqual(ids, [2, 12, 305, 17, 3]);
+      const lib = generate(model, ids, { doSample: false, temperature: 1, topK: 0, topP: 1, maxNewTokens: 6, eosTokenIds: [2] });
+      assert.deepEqual([out.tokens, out.stop, out.prompt_tokens], [lib.tokens, lib.stop, 5]);
+      assert.ok(out.tokens_per_second === null || out.tokens_per_second > 0);
+      assert.match(r.stderr, /tokens \(stop: (eos|length)\), prompt 5 tokens in [\d.]+ s, ([\d.]+|n\/a) tokens\/s after the first/);
+      const bad = spawnSync(process.execPath, [root + 'dist/src/cli/main.js', 'generate', '--model', HF + 'bert', '--prompt', 'x'], { encoding: 'utf8' });
+      assert.notEqual(bad.status, 0);
+      assert.match(bad.stderr, /model_type bert is not a decoder with KV-cached generation/);
+    } finally { rmSync(d, { recursive: true }); }
   });
 });
