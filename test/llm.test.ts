@@ -275,3 +275,24 @@ describe('gelora generate', () => {
     } finally { rmSync(d, { recursive: true }); }
   });
 });
+
+describe('config quirks: sliding layers and rope per layer kind', () => {
+  const base = { vocab_size: 8, hidden_size: 8, num_hidden_layers: 3, num_attention_heads: 2, intermediate_size: 8 };
+  it('qwen2 without layer_types: sliding from max_window_layers on, only with use_sliding_window', async () => {
+    const { createModel } = await import('../src/models/load.js');
+    const m = createModel({ model_type: 'qwen2', ...base, use_sliding_window: true, sliding_window: 4, max_window_layers: 1 }) as DecoderModel;
+    assert.deepEqual(m.spec.layers.map((l) => l.window), [null, 4, 4]);
+    const off = createModel({ model_type: 'qwen2', ...base, use_sliding_window: false, sliding_window: 4, max_window_layers: 1 }) as DecoderModel;
+    assert.deepEqual(off.spec.layers.map((l) => l.window), [null, null, null]);
+  });
+  it('gemma3 older configs: sliding_window_pattern, rope_local_base_freq for sliding layers, rope_theta for full ones', async () => {
+    const { createModel } = await import('../src/models/load.js');
+    const m = createModel({ model_type: 'gemma3_text', ...base, head_dim: 4, sliding_window: 5, sliding_window_pattern: 3, rope_theta: 1e6, rope_local_base_freq: 1e4 }) as DecoderModel;
+    assert.deepEqual(m.spec.layers.map((l) => l.window), [5, 5, null]);
+    // inv_freq[1] = 1 / theta^(2/4)
+    assert.ok(Math.abs(m.spec.layers[0].rope.invFreq[1] - 1e-2) < 1e-9);
+    assert.ok(Math.abs(m.spec.layers[2].rope.invFreq[1] - 1e-3) < 1e-9);
+    assert.throws(() => createModel({ model_type: 'gemma3_text', ...base, attn_logit_softcapping: 50 }), /attn_logit_softcapping 50 is not supported/);
+    assert.throws(() => createModel({ model_type: 'llama', ...base, rope_scaling: { rope_type: 'yarn', factor: 4 } }), /rope type "yarn" is not supported \(default, linear, llama3\)/);
+  });
+});
