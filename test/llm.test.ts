@@ -8,6 +8,7 @@ import { crossEntropy } from '../src/engine/ops.js';
 import { backward, noGrad, scope, type Tensor } from '../src/engine/tensor.js';
 import { defaultLoraConfig } from '../src/lora/config.js';
 import { applyLoraConfig } from '../src/lora/lora.js';
+import { loadAdapter } from '../src/lora/adapter.js';
 import { Checkpoint, SafetensorsFile } from '../src/io/safetensors.js';
 import { DecoderModel } from '../src/models/decoder.js';
 import { Rng } from '../src/engine/random.js';
@@ -294,5 +295,37 @@ describe('config quirks: sliding layers and rope per layer kind', () => {
     assert.ok(Math.abs(m.spec.layers[2].rope.invFreq[1] - 1e-3) < 1e-9);
     assert.throws(() => createModel({ model_type: 'gemma3_text', ...base, attn_logit_softcapping: 50 }), /attn_logit_softcapping 50 is not supported/);
     assert.throws(() => createModel({ model_type: 'llama', ...base, rope_scaling: { rope_type: 'yarn', factor: 4 } }), /rope type "yarn" is not supported \(default, linear, llama3\)/);
+  });
+});
+
+describe('generation with a PEFT CAUSAL_LM adapter', () => {
+  it('the adapted llama3 matches peft (hidden states, logits), and gelora generate --adapter decodes with it', () => {
+    const dir = `${HF_LLM}llama3/lora-causal`;
+    const { model } = loadModel(HF_LLM + 'llama3');
+    assert.ok(model instanceof DecoderModel);
+    loadAdapter(model, `${dir}/adapter`);
+    const x = fixtureInputs(dir), exp = new SafetensorsFile(`${dir}/expected.safetensors`);
+    try {
+      const out = noGrad(() => scope(() => { const o = model.forward(x); return { h: o.hiddenStates.map((t) => t.toFloat32()), l: o.logits.toFloat32() }; }));
+      out.h.forEach((h, i) => assert.ok(maxDiff(h, exp.read(`hidden_states.${i}`).data) <= 1e-4, `hidden_states.${i}`));
+      assert.ok(maxDiff(out.l, exp.read('logits').data) <= 1e-4, 'logits');
+    } finally { exp.close(); }
+    const d = mkdtempSync(join(tmpdir(), 'gelora-generate-'));
+    try {
+      for (const f of ['config.json', 'model.safetensors', 'generation_config.json']) copyFileSync(`${HF_LLM}llama3/${f}`, join(d, f));
+      const words = ['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]', ...Array.from({ length: 995 }, (_, i) => `w${i}`)];
+      writeFileSync(join(d, 'tokenizer.json'), JSON.stringify(wordPieceTokenizerJson(words, {})));
+      const root = new URL('../../', import.meta.url).pathname;
+      const run = (...extra: string[]) => spawnSync(process.execPath, [root + 'dist/src/cli/main.js', 'generate', '--model', d, '--prompt', 'w40 w41', '--max-new-tokens', '8', '--json', ...extra], { encoding: 'utf8' });
+      const withA = run('--adapter', `${dir}/adapter`), without = run();
+      assert.equal(withA.status, 0, withA.stderr);
+      const ids = TextTokenizer.fromDir(d).encode('w40 w41').ids;
+      const lib = generate(model, ids, { doSample: false, temperature: 1, topK: 0, topP: 1, maxNewTokens: 8, eosTokenIds: [2] });
+      assert.deepEqual((JSON.parse(withA.stdout) as { tokens: number[] }).tokens, lib.tokens);
+      assert.notDeepEqual((JSON.parse(without.stdout) as { tokens: number[] }).tokens, lib.tokens, 'the adapter changes what is generated');
+      const both = run('--sample', '--greedy');
+      assert.notEqual(both.status, 0);
+      assert.match(both.stderr, /give --sample or --greedy, not both/);
+    } finally { rmSync(d, { recursive: true }); }
   });
 });
