@@ -125,7 +125,7 @@ describe('architecture registry', () => {
       assert.equal(mods.length, 3 * inBlocks.length);
       assert.ok(mods.filter((x) => x.block === 3).every((x) => f.blockPattern.exec(x.name)![1] === '2'), `${m.type}: block 3 is index 2`);
     }
-    assert.deepEqual([...MODEL_TYPES], ['bert', 'roberta', 'distilbert', 'deberta-v2', 'gpt2', 'llama']);
+    assert.deepEqual([...MODEL_TYPES], ['bert', 'roberta', 'distilbert', 'deberta-v2', 'gpt2', 'llama', 'qwen2', 'qwen3', 'mistral', 'phi3', 'gemma3_text']);
   });
   it('standard module names match the real checkpoints\' (llama, gpt2, deberta-v2)', () => {
     for (const t of ['llama', 'gpt2', 'deberta-v2']) {

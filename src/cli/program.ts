@@ -5,6 +5,7 @@ import { registerBench } from './bench.js';
 import { registerCompare } from './compare.js';
 import { registerDemo } from './demo.js';
 import { registerForward } from './forward.js';
+import { registerGenerate } from './generate.js';
 import { registerId } from './id.js';
 import { registerPretrain } from './pretrain.js';
 import { registerTrain } from './train.js';
@@ -20,6 +21,7 @@ export function buildProgram(): Command {
   registerCompare(program);
   registerDemo(program);
   registerForward(program);
+  registerGenerate(program);
   registerId(program);
   registerPretrain(program);
   registerBench(program);

@@ -4,9 +4,10 @@
  * checkpoint never needs twice its size in memory. F32, F16, BF16 and F64 decode to float32 (so do
  * integer and bool tensors, exact below 2^24). Sharded checkpoints go through their index file.
  */
-import { closeSync, existsSync, fstatSync, openSync, readFileSync, readSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { closeSync, existsSync, fstatSync, openSync, readSync } from 'node:fs';
+import { basename, join } from 'node:path';
 import { writeFileAtomic } from './atomic.js';
+import { readShardIndex } from './shards.js';
 
 export type Dtype = 'F64' | 'F32' | 'F16' | 'BF16' | 'I64' | 'I32' | 'I16' | 'I8' | 'U8' | 'BOOL';
 const DTYPE_SIZE: Record<Dtype, number> = { F64: 8, F32: 4, F16: 2, BF16: 2, I64: 8, I32: 4, I16: 2, I8: 1, U8: 1, BOOL: 1 };
@@ -231,21 +232,16 @@ export class Checkpoint {
       this.files.set(single, f);
       for (const n of f.names()) this.where.set(n, single);
     } else if (existsSync(index)) {
-      let map: Record<string, string>;
+      const { weightMap, shards } = readShardIndex(index);
       try {
-        map = (JSON.parse(readFileSync(index, 'utf8')) as { weight_map: Record<string, string> }).weight_map;
-      } catch (e) {
-        throw new Error(`${index}: not a valid shard index (${(e as Error).message})`);
-      }
-      if (!map || typeof map !== 'object') throw new Error(`${index}: has no weight_map`);
-      for (const [name, file] of Object.entries(map)) {
-        const p = join(dirname(index), file);
-        if (!this.files.has(p)) {
-          if (!existsSync(p)) throw new Error(`${index} lists shard ${file}, which is missing from ${dir}`);
-          this.files.set(p, new SafetensorsFile(p));
+        for (const p of shards) this.files.set(p, new SafetensorsFile(p));
+        for (const [name, p] of weightMap) {
+          if (!this.files.get(p)!.tensors.has(name)) throw new Error(`${index} says ${name} is in ${basename(p)}, but that shard does not hold it`);
+          this.where.set(name, p);
         }
-        if (!this.files.get(p)!.tensors.has(name)) throw new Error(`${index} says ${name} is in ${file}, but that shard does not hold it`);
-        this.where.set(name, p);
+      } catch (e) {
+        this.close(); // no file descriptor outlives a failed open
+        throw e;
       }
     } else {
       throw new Error(`${dir}: no ${fileName} or ${fileName}.index.json (gelora reads safetensors checkpoints; convert .bin files with transformers' save_pretrained(safe_serialization=True))`);

@@ -11,11 +11,17 @@ import { BERT_FAMILY, ROBERTA_FAMILY } from './bert.js';
 import { DEBERTA_V2_FAMILY } from './deberta.js';
 import { DISTILBERT_FAMILY } from './distilbert.js';
 import { GPT2_FAMILY } from './gpt2.js';
+import { GEMMA3_FAMILY } from './gemma3.js';
 import { LLAMA_FAMILY } from './llama.js';
+import { MISTRAL_FAMILY } from './mistral.js';
+import { PHI3_FAMILY } from './phi3.js';
+import { QWEN2_FAMILY } from './qwen2.js';
+import { QWEN3_FAMILY } from './qwen3.js';
 import type { HfConfig, ModelFamily } from './model.js';
 
 /** Every supported family, in the order errors list them. */
-export const FAMILIES: readonly ModelFamily[] = [BERT_FAMILY, ROBERTA_FAMILY, DISTILBERT_FAMILY, DEBERTA_V2_FAMILY, GPT2_FAMILY, LLAMA_FAMILY];
+export const FAMILIES: readonly ModelFamily[] = [BERT_FAMILY, ROBERTA_FAMILY, DISTILBERT_FAMILY, DEBERTA_V2_FAMILY, GPT2_FAMILY, LLAMA_FAMILY,
+  QWEN2_FAMILY, QWEN3_FAMILY, MISTRAL_FAMILY, PHI3_FAMILY, GEMMA3_FAMILY];
 
 /** Every supported config.json model_type. */
 export const MODEL_TYPES: readonly string[] = FAMILIES.flatMap((f) => f.modelTypes);
