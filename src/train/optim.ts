@@ -1,6 +1,6 @@
 /** AdamW (decoupled weight decay, PyTorch's update) over trainable parameters, one fused kernel call per tensor. */
 import { kernels } from '../engine/backend.js';
-import type { Buf } from '../engine/kernels.js';
+import { ReduceOp, type Buf } from '../engine/kernels.js';
 import type { Tensor } from '../engine/tensor.js';
 
 export interface AdamWOptions { lr?: number; beta1?: number; beta2?: number; eps?: number; weightDecay?: number }
@@ -23,7 +23,10 @@ export class AdamW {
     this.beta2 = o.beta2 ?? 0.999;
     this.eps = o.eps ?? 1e-8;
     this.weightDecay = o.weightDecay ?? 0.01;
-    const like = (p: Tensor): Buf => (p.data instanceof Float64Array ? new Float64Array(p.size) : new Float32Array(p.size));
+    const like = (p: Tensor): Buf => {
+      if (p.dtype !== 'f32' && p.dtype !== 'f64') throw new Error(`AdamW: ${p.name || 'a parameter'} is ${p.dtype}; trainable tensors must be f32`);
+      return p.dtype === 'f64' ? new Float64Array(p.size) : new Float32Array(p.size);
+    };
     this.m = this.params.map(like);
     this.v = this.params.map(like);
   }
@@ -39,6 +42,28 @@ export class AdamW {
   }
 
   zeroGrad(): void {
-    for (const p of this.params) p.grad?.fill(0);
+    for (const p of this.params) p.zeroGrad();
   }
+}
+
+/** The global L2 norm of the gradients of params (those without a gradient count as zero). */
+export function gradNorm(params: readonly Tensor[]): number {
+  const k = kernels();
+  let sq = 0;
+  // one running double sum over every gradient, in order, as the plain loop it replaced
+  for (const p of params) if (p.grad) sq = k.reduce(ReduceOp.SumSquares, p.grad, 0, p.grad.length, sq);
+  return Math.sqrt(sq);
+}
+
+/** Scales every gradient of params by coef, in place. */
+export function scaleGrads(params: readonly Tensor[], coef: number): void {
+  const k = kernels();
+  for (const p of params) if (p.grad) k.scal(p.grad, 0, p.grad.length, coef);
+}
+
+/** Scales gradients so their global L2 norm is at most maxNorm (torch.nn.utils.clip_grad_norm_); returns the norm before clipping. */
+export function clipGradNorm(params: readonly Tensor[], maxNorm: number): number {
+  const norm = gradNorm(params), coef = maxNorm / (norm + 1e-6);
+  if (coef < 1) scaleGrads(params, coef);
+  return norm;
 }
