@@ -40,12 +40,16 @@ function glueFunction(name: string, k: KernelSpec): string {
     }
   });
   body.push('  if (!ga.ok) return NULL;');
-  for (const [cond, msg] of k.req ?? []) body.push(`  require(&ga, ${cond}, "${msg}");`);
-  for (const a of js) {
-    if (!isBuf(a) || !a.len) continue;
+  // index and shape arrays first (the conditions and the other lengths read them), each check only
+  // while every earlier one passed
+  const need = (a: ArgSpec): void => {
+    if (!isBuf(a) || !a.len) return;
     const check = `need(&ga, "${a.n}", len_${a.n}, (long long)(${a.len}));`;
-    body.push(a.opt ? `  if (${a.n}) ${check}` : `  ${check}`);
-  }
+    body.push(a.opt ? `  if (ga.ok && ${a.n}) ${check}` : `  if (ga.ok) ${check}`);
+  };
+  js.filter((a) => a.t === 'i32' && !a.out).forEach(need);
+  for (const [cond, msg] of k.req ?? []) body.push(`  if (ga.ok) require(&ga, ${cond}, "${msg}");`);
+  js.filter((a) => !(a.t === 'i32' && !a.out)).forEach(need);
   body.push('  if (!ga.ok) return NULL;');
   const call = k.args.filter((a) => !a.off).map((a) => {
     if (a.derived) return `(${C_SCALAR[a.t]})(${a.derived})`;
