@@ -18,7 +18,7 @@
 import { kernels } from './backend.js';
 import { ReduceOp, type Buf } from './kernels.js';
 
-export type Precision = 'f32' | 'f64';
+type Precision = 'f32' | 'f64';
 let precision: Precision = 'f32';
 
 /** Element types: f32 everywhere; bf16/f16 for frozen weights; f64 for js-backend gradient checks. */
@@ -52,7 +52,7 @@ const POOL_FLOOR = 64 * 1024 * 1024;
  * Buffers are pooled by size class (powers of two in quarter steps, at most 25% slack), so the
  * varying shapes of length-bucketed batches reuse each other's memory instead of growing the pool.
  */
-export function sizeClass(n: number): number {
+function sizeClass(n: number): number {
   if (n <= 64) return n;
   const p = 2 ** Math.floor(Math.log2(n)), q = p / 4;
   return Math.ceil(n / q) * q;
@@ -209,8 +209,8 @@ export class Tensor {
     this._s = other.storage as HostStorage;
   }
 
-  /** Sets every value to v. */
-  fill(v: number): void { kernels().fill(this.data, 0, this.size, v); }
+  /** Sets values [off, off + n) (by default all) to v. */
+  fill(v: number, off = 0, n = this.size - off): void { kernels().fill(this.data, off, n, v); }
 
   /** Index of the first NaN or infinity, or -1 when every value is finite. */
   firstNonFinite(): number {
@@ -279,12 +279,6 @@ export function scope<T>(fn: () => T): T {
 export function empty(shape: readonly number[]): Tensor {
   const n = shape.reduce((a, b) => a * b, 1);
   return own(new Tensor(take(n), shape));
-}
-
-export function zeros(shape: readonly number[]): Tensor {
-  const t = empty(shape);
-  kernels().fill(t.data, 0, t.size, 0);
-  return t;
 }
 
 /** A tensor over the given values (copied into engine precision), owned by the current scope. */

@@ -8,10 +8,10 @@
  * target_r * matrices by total_step - tfinal, masking the lowest triplets every deltaT steps; an
  * orthogonality penalty ||P P^T - I||_F + ||Q^T Q - I||_F (mean over matrices) is added to the loss.
  */
-import { kernels } from '../engine/backend.js';
 import * as op from '../engine/ops.js';
 import { Rng } from '../engine/random.js';
 import { fromArray, parameter, type Tensor } from '../engine/tensor.js';
+import { adaloraImportance } from '../engine/updates.js';
 import type { Model } from '../models/model.js';
 import type { Linear } from '../models/modules.js';
 import { writeJsonAtomic } from '../io/atomic.js';
@@ -89,7 +89,7 @@ export class AdaLoraModel {
       if (!p.grad) continue;
       let e = this.ema.get(p);
       if (!e) this.ema.set(p, (e = { ipt: new Float32Array(p.size), unc: new Float32Array(p.size) }));
-      kernels().adaloraImportance(p.data, p.grad, e.ipt, e.unc, p.size, b1, b2);
+      adaloraImportance(p, e.ipt, e.unc, b1, b2);
     }
   }
 
@@ -120,7 +120,7 @@ export class AdaLoraModel {
     const pattern = new Map<string, boolean[]>();
     for (const [l, s] of scores) {
       const keep = Array.from(s, (v) => !(v <= threshold));
-      keep.forEach((on, i) => { if (!on) kernels().fill(l.lora!.E!.data, i, 1, 0); });
+      keep.forEach((on, i) => { if (!on) l.lora!.E!.fill(0, i, 1); });
       pattern.set(l.name, keep);
     }
     return pattern;
@@ -128,7 +128,7 @@ export class AdaLoraModel {
 
   private maskUsingPattern(): void {
     if (!this.rankPattern) return;
-    for (const l of this.modules) this.rankPattern.get(l.name)!.forEach((on, i) => { if (!on) kernels().fill(l.lora!.E!.data, i, 1, 0); });
+    for (const l of this.modules) this.rankPattern.get(l.name)!.forEach((on, i) => { if (!on) l.lora!.E!.fill(0, i, 1); });
   }
 
   /** AdaLoraModel.update_and_allocate, called after every optimizer step (before gradients are cleared). */

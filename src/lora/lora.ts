@@ -4,9 +4,9 @@
  * as nn.Linear initialises them, so B is non-zero), "pissa" (top-r singular triplets of W moved into
  * A and B, the residual kept frozen). Merge folds scale * B A into W and unmerge takes it out again.
  */
-import { kernels } from '../engine/backend.js';
 import { Rng } from '../engine/random.js';
 import { parameter, type Tensor } from '../engine/tensor.js';
+import { addLowRank } from '../engine/updates.js';
 import type { Model } from '../models/model.js';
 import type { Linear } from '../models/modules.js';
 import { resolveLora, type LoraConfig, type Resolution } from './config.js';
@@ -33,7 +33,7 @@ export function attachLora(lin: Linear, r: number, alpha: number, scale: number,
       for (let i = 0; i < outF; i++) B[i * r + k] = s * U[i * r + k];
     }
     // W_res = W - scale * B A, each dot product in double
-    kernels().addLowRank(lin.weight.data, B, A, outF, inF, r, -scale);
+    addLowRank(lin.weight, B, A, r, -scale);
   } else {
     if (init === 'gaussian') rng.fillNormal(A, 1 / r);
     else linearInit(A, inF, rng);
@@ -87,8 +87,7 @@ export function unmerge(lin: Linear): void {
 function foldDelta(lin: Linear, sign: 1 | -1): void {
   const l = lin.lora;
   if (!l) throw new Error(`${lin.name} has no LoRA adapter to merge`);
-  const r = l.A.shape[0], inF = lin.inFeatures, outF = lin.outFeatures;
-  kernels().addLowRank(lin.weight.data, l.B.data, l.A.data, outF, inF, r, sign * l.scale);
+  addLowRank(lin.weight, l.B, l.A, l.A.shape[0], sign * l.scale);
   if (sign === 1) { lin.mergedLora = l; lin.lora = null; } else lin.mergedLora = null;
 }
 

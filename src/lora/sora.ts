@@ -5,9 +5,9 @@
  * lambda (g > lambda: g - lambda; g < -lambda: g + lambda; else 0). A module's rank is its number of
  * non-zero gates; at the end the adapter is exported as plain LoRA with those ranks.
  */
-import { kernels } from '../engine/backend.js';
 import { Rng } from '../engine/random.js';
 import { parameter, type Tensor } from '../engine/tensor.js';
+import { soraGateStep } from '../engine/updates.js';
 import type { Linear } from '../models/modules.js';
 import type { TensorToWrite } from '../io/safetensors.js';
 import type { AdaptedModule } from './adapter.js';
@@ -55,15 +55,11 @@ export class SoraModel {
 
   /** SparseAdamW.step on the gates (transformers' AdamW with bias correction), then their gradients cleared. */
   updateGates(lr: number): void {
-    const b1 = 0.9, b2 = 0.999, c = this.config, k = kernels();
+    const b1 = 0.9, b2 = 0.999, c = this.config;
     this.step++;
     const stepSize = (lr * Math.sqrt(1 - b2 ** this.step)) / (1 - b1 ** this.step);
-    this.gates().forEach((g, i) => {
-      if (!g.grad) return;
-      // the betas (0.9, 0.999) and eps (1e-8) are SparseAdamW's, fixed in the kernel
-      k.soraGates(g.data, g.grad, this.m[i], this.v[i], g.size, stepSize, lr, c.weight_decay, c.sparse_lambda);
-      g.zeroGrad();
-    });
+    // the betas (0.9, 0.999) and eps (1e-8) are SparseAdamW's, fixed in the kernel
+    this.gates().forEach((g, i) => soraGateStep(g, this.m[i], this.v[i], stepSize, lr, c.weight_decay, c.sparse_lambda));
   }
 
   /** What a checkpoint needs beyond A, B and their AdamW moments: the gates and their SparseAdamW state (float64, kept exact in JSON). */

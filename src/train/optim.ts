@@ -1,7 +1,7 @@
 /** AdamW (decoupled weight decay, PyTorch's update) over trainable parameters, one fused kernel call per tensor. */
-import { kernels } from '../engine/backend.js';
-import { ReduceOp, type Buf } from '../engine/kernels.js';
+import type { Buf } from '../engine/kernels.js';
 import type { Tensor } from '../engine/tensor.js';
+import { adamwStep, gradNorm, scaleGrads } from '../engine/updates.js';
 
 export interface AdamWOptions { lr?: number; beta1?: number; beta2?: number; eps?: number; weightDecay?: number }
 
@@ -34,31 +34,13 @@ export class AdamW {
   /** Applies one update from the accumulated gradients (parameters without a gradient are skipped). */
   update(): void {
     this.step++;
-    const bc1 = 1 - this.beta1 ** this.step, bc2 = 1 - this.beta2 ** this.step, k = kernels();
-    this.params.forEach((p, i) => {
-      if (!p.grad) return;
-      k.adamw(p.data, p.grad, this.m[i], this.v[i], p.size, this.lr, this.beta1, this.beta2, this.eps, this.weightDecay, bc1, bc2);
-    });
+    const bc1 = 1 - this.beta1 ** this.step, bc2 = 1 - this.beta2 ** this.step;
+    this.params.forEach((p, i) => adamwStep(p, this.m[i], this.v[i], this.lr, this.beta1, this.beta2, this.eps, this.weightDecay, bc1, bc2));
   }
 
   zeroGrad(): void {
     for (const p of this.params) p.zeroGrad();
   }
-}
-
-/** The global L2 norm of the gradients of params (those without a gradient count as zero). */
-export function gradNorm(params: readonly Tensor[]): number {
-  const k = kernels();
-  let sq = 0;
-  // one running double sum over every gradient, in order, as the plain loop it replaced
-  for (const p of params) if (p.grad) sq = k.reduce(ReduceOp.SumSquares, p.grad, 0, p.grad.length, sq);
-  return Math.sqrt(sq);
-}
-
-/** Scales every gradient of params by coef, in place. */
-export function scaleGrads(params: readonly Tensor[], coef: number): void {
-  const k = kernels();
-  for (const p of params) if (p.grad) k.scal(p.grad, 0, p.grad.length, coef);
 }
 
 /** Scales gradients so their global L2 norm is at most maxNorm (torch.nn.utils.clip_grad_norm_); returns the norm before clipping. */
