@@ -12,6 +12,12 @@
  * an out-of-bounds read. `off: 'X'` marks an offset into buffer X (added to X's pointer, not passed);
  * `derived` arguments are computed by the glue (C only). `req` are extra conditions, each with the
  * message thrown when it fails. Helpers used in expressions live in native/glue.h.
+ *
+ * Adding a kernel: its entry here; its method (with the contract as a doc comment) in the Kernels
+ * interface of kernels.ts, which does not compile until the two agree; the js version in
+ * backends/js.ts; the C version in native/kernels.c (the generated prototype must match); then
+ * `npx tsc -p . && node scripts/gen-kernels.mjs && npm run build:native`. test/engine-bounds.test.ts
+ * fails while the generated files are stale.
  */
 
 export type ArgType = 'bool' | 'int' | 'long' | 'sint' | 'slong' | 'float' | 'double' | 'u32' | 'f32' | 'f64' | 'i32' | 'u16';
