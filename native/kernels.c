@@ -1,6 +1,6 @@
 // Native kernels: OpenBLAS for matrix products, plain C loops for everything else.
 // Each op's forward sits next to its backward; backward kernels accumulate (+=) into gradients.
-#include "kernels.h"
+#include "kernels.gen.h"
 #include <cblas.h>
 #include <float.h>
 #include <math.h>
@@ -384,3 +384,169 @@ void k_adamw(float *p, const float *g, float *m, float *v, long n, double lr, do
     p[i] -= step * m[i] / (sqrtf(v[i]) / sbc2 + e);
   }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Below: kernels that replaced JavaScript loops. They compute in double exactly as those loops did,
+// so results stay bit for bit; that needs GCC's default contraction of a * b + c into one fused
+// multiply-add (which JavaScript never does) switched off here.
+#pragma GCC push_options
+#pragma GCC optimize("fp-contract=off")
+
+// ---------------------------------------------------------------------------------------------
+// fills, copies, reductions
+
+void k_fill(float *x, long n, double value) {
+  const float v = (float)value;
+  for (long i = 0; i < n; i++) x[i] = v;
+}
+
+// rows x cols block; sLd = 0 repeats one source row (a bias broadcast over rows)
+void k_copy2d(long rows, long cols, const float *src, long sLd, float *dst, long dLd, int accumulate) {
+  for (long r = 0; r < rows; r++) {
+    const float *s = src + r * sLd;
+    float *d = dst + r * dLd;
+    if (accumulate) for (long j = 0; j < cols; j++) d[j] += s[j];
+    else memcpy(d, s, sizeof(float) * cols);
+  }
+}
+
+// 0 sum, 1 sum of squares, 2 max, 3 index of the first non-finite value (-1 if none).
+// Sums run in double, in order, so they equal the plain JavaScript loops they replace.
+double k_reduce(int op, const float *x, long n, double init) {
+  double s = init;
+  switch (op) {
+  case 0: for (long i = 0; i < n; i++) s += x[i]; return s;
+  case 1: for (long i = 0; i < n; i++) s += (double)x[i] * x[i]; return s;
+  case 2: for (long i = 0; i < n; i++) if (x[i] > s) s = x[i]; return s;
+  default: for (long i = 0; i < n; i++) if (!isfinite(x[i])) return (double)i; return -1;
+  }
+}
+
+// x *= alpha with alpha in double (gradient clipping's coefficient is not rounded to float first)
+void k_scal(float *x, long n, double alpha) {
+  for (long i = 0; i < n; i++) x[i] = (float)(x[i] * alpha);
+}
+
+void k_axpy(long n, double alpha, const float *x, float *y) {
+  for (long i = 0; i < n; i++) y[i] = (float)(y[i] + alpha * x[i]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// losses (probabilities come from k_softmax)
+
+static double log_sum_exp(const float *x, int n) {
+  double mx = -INFINITY, s = 0;
+  for (int j = 0; j < n; j++) if (x[j] > mx) mx = x[j];
+  for (int j = 0; j < n; j++) s += exp(x[j] - mx);
+  return mx + log(s);
+}
+
+double k_cross_entropy(const float *probs, const float *logits, const int32_t *labels, long N, int C, int ignoreIndex) {
+  double total = 0;
+  for (long i = 0; i < N; i++) {
+    int y = labels[i];
+    if (y == ignoreIndex) continue;
+    // -log p_y, from the logits when p_y underflows
+    float p = probs[i * C + y];
+    total += p > 1e-30 ? -log(p) : log_sum_exp(logits + i * C, C) - logits[i * C + y];
+  }
+  return total;
+}
+
+void k_cross_entropy_backward(float *dx, const float *probs, const int32_t *labels, long N, int C, double g, int ignoreIndex) {
+  long count = 0;
+  for (long i = 0; i < N; i++) count += labels[i] != ignoreIndex;
+  if (count == N) {
+    // the common case: exactly the accumulate call (float alpha) it replaced
+    int32_t sh = (int32_t)(N * C), one = 1;
+    k_accumulate(dx, probs, NULL, (float)g, 1, &sh, &one, &one, &one);
+    for (long i = 0; i < N; i++) dx[i * C + labels[i]] = (float)(dx[i * C + labels[i]] - g);
+    return;
+  }
+  for (long i = 0; i < N; i++) {
+    int y = labels[i];
+    if (y == ignoreIndex) continue;
+    for (int j = 0; j < C; j++) dx[i * C + j] = (float)(dx[i * C + j] + g * probs[i * C + j]);
+    dx[i * C + y] = (float)(dx[i * C + y] - g);
+  }
+}
+
+double k_mse_loss(const float *pred, const double *target, long n) {
+  double s = 0;
+  for (long i = 0; i < n; i++) { double d = pred[i] - target[i]; s += d * d; }
+  return s;
+}
+
+void k_mse_backward(float *dx, const float *pred, const double *target, long n, double g) {
+  for (long i = 0; i < n; i++) dx[i] = (float)(dx[i] + g * (pred[i] - target[i]));
+}
+
+// ---------------------------------------------------------------------------------------------
+// adapter updates
+
+// AdaLoRA's RankAllocator.update_ipt: EMAs of |p * grad| and of its deviation from that EMA
+void k_adalora_importance(const float *p, const float *g, float *ipt, float *unc, long n, double beta1, double beta2) {
+  for (long i = 0; i < n; i++) {
+    double s = fabs((double)p[i] * g[i]);
+    ipt[i] = (float)(beta1 * ipt[i] + (1 - beta1) * s);
+    unc[i] = (float)(beta2 * unc[i] + (1 - beta2) * fabs(s - ipt[i]));
+  }
+}
+
+// SoRA's SparseAdamW on the gates (double moments), then the soft threshold when lambda > 0
+void k_sora_gates(float *g, const float *grad, double *m, double *v, long n, double stepSize, double lr, double weightDecay, double lambda) {
+  for (long i = 0; i < n; i++) {
+    double gr = grad[i];
+    m[i] = 0.9 * m[i] + (1 - 0.9) * gr;
+    v[i] = 0.999 * v[i] + (1 - 0.999) * gr * gr;
+    double upd = -stepSize * (m[i] / (sqrt(v[i]) + 1e-8));
+    if (weightDecay > 0) upd += -lr * weightDecay * g[i];
+    g[i] = (float)(g[i] + upd);
+  }
+  if (lambda > 0) for (long i = 0; i < n; i++) {
+    float x = g[i];
+    g[i] = x > lambda ? (float)(x - lambda) : x < -lambda ? (float)(x + lambda) : 0.0f;
+  }
+}
+
+// W += alpha * B A with each entry's dot product in double (merge, unmerge, PiSSA's residual)
+void k_add_low_rank(float *W, const float *B, const float *A, long outF, long inF, long r, double alpha) {
+  for (long i = 0; i < outF; i++) for (long j = 0; j < inF; j++) {
+    double d = 0;
+    for (long k = 0; k < r; k++) d += (double)B[i * r + k] * A[k * inF + j];
+    W[i * inF + j] = (float)(W[i * inF + j] + alpha * d);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// half-precision weights: exact widening to float
+
+static inline float half_to_float(uint16_t h) {
+  uint32_t sign = (uint32_t)(h & 0x8000u) << 16, e = (h >> 10) & 0x1fu, m = h & 0x3ffu, bits;
+  if (e == 0x1f) bits = sign | 0x7f800000u | (m << 13); // inf, nan
+  else if (e != 0) bits = sign | ((e + 112) << 23) | (m << 13);
+  else if (m == 0) bits = sign;
+  else { // subnormal: normalise
+    e = 113;
+    while (!(m & 0x400u)) { m <<= 1; e--; }
+    bits = sign | (e << 23) | ((m & 0x3ffu) << 13);
+  }
+  union { uint32_t u; float f; } c = {.u = bits};
+  return c.f;
+}
+
+static inline float bf16_to_float(uint16_t h) {
+  union { uint32_t u; float f; } c = {.u = (uint32_t)h << 16};
+  return c.f;
+}
+
+void k_half_to_float(float *dst, const uint16_t *src, long n, int bf16) {
+  if (bf16) for (long i = 0; i < n; i++) dst[i] = bf16_to_float(src[i]);
+  else for (long i = 0; i < n; i++) dst[i] = half_to_float(src[i]);
+}
+
+void k_embedding_half(float *out, const uint16_t *table, const int32_t *ids, long n, int C, int bf16) {
+  for (long i = 0; i < n; i++) k_half_to_float(out + i * C, table + (long)ids[i] * C, C, bf16);
+}
+
+#pragma GCC pop_options

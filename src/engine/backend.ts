@@ -63,8 +63,3 @@ export function blasInfo(): string | null {
   kernels();
   return current?.name === 'native' && addon ? addon.blasInfo() : null;
 }
-
-export function setBlasThreads(n: number): void {
-  kernels();
-  if (addon) addon.setThreads(n);
-}

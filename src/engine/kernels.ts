@@ -6,11 +6,18 @@
  * tensor used twice gets the sum of both gradients without a temporary.
  *
  * The js backend also accepts Float64Array buffers, which is how gradient checks run in float64.
+ *
+ * The signatures are declared once, in kernel-spec.ts: the C prototypes and the addon's argument
+ * checks are generated from it, and KernelsMatchSpec below fails to compile when this interface
+ * and the spec disagree on any kernel's arguments.
  */
+import type { ArgType, KERNEL_SPEC } from './kernel-spec.js';
+
 export type Buf = Float32Array | Float64Array;
 
 export const enum BinaryOp { Add = 0, Sub = 1, Mul = 2 }
 export const enum UnaryOp { Gelu = 0, GeluTanh = 1, Relu = 2, Silu = 3, Tanh = 4 }
+export const enum ReduceOp { Sum = 0, SumSquares = 1, Max = 2, FirstNonFinite = 3 }
 
 export interface Kernels {
   readonly name: 'native' | 'js';
@@ -104,4 +111,83 @@ export interface Kernels {
   /** AdamW with decoupled weight decay; bc1/bc2 are the bias corrections 1 - beta^t. */
   adamw(p: Buf, g: Buf, m: Buf, v: Buf, n: number, lr: number, beta1: number, beta2: number,
     eps: number, weightDecay: number, bc1: number, bc2: number): void;
+
+  /** x[off:off+n] = value */
+  fill(x: Buf, off: number, n: number, value: number): void;
+
+  /**
+   * dst[dOff + r*dLd + j] (+)= src[sOff + r*sLd + j] for r < rows, j < cols: slices, concatenation,
+   * and with sLd = 0 one row repeated (a bias broadcast). accumulate adds instead of copying.
+   */
+  copy2d(rows: number, cols: number, src: Buf, sOff: number, sLd: number, dst: Buf, dOff: number, dLd: number, accumulate: boolean): void;
+
+  /**
+   * A reduction of x[off:off+n] in double, continuing from `init` (so a sum over several buffers adds
+   * in one sequence): sum, sum of squares, max; or the index of the first non-finite value (-1 if none; init unused).
+   */
+  reduce(op: ReduceOp, x: Buf, off: number, n: number, init: number): number;
+
+  /** x[off:off+n] *= alpha (alpha not rounded to float: gradient clipping) */
+  scal(x: Buf, off: number, n: number, alpha: number): void;
+
+  /** y[yOff:] += alpha * x[xOff:] over n values, alpha in double */
+  axpy(n: number, alpha: number, x: Buf, xOff: number, y: Buf, yOff: number): void;
+
+  /**
+   * Sum over rows with labels[i] != ignoreIndex of -log probs[i, labels[i]] (from the logits'
+   * log-sum-exp where the probability underflows); probs is the row softmax of logits [N, C].
+   */
+  crossEntropy(probs: Buf, logits: Buf, labels: Int32Array, N: number, C: number, ignoreIndex: number): number;
+  /** dx[i, :] += g * (probs[i, :] - onehot(labels[i])) for every row not ignored */
+  crossEntropyBackward(dx: Buf, probs: Buf, labels: Int32Array, N: number, C: number, g: number, ignoreIndex: number): void;
+
+  /** sum((pred - target)^2); targets in double (regression labels are not rounded to float) */
+  mseLoss(pred: Buf, target: Float64Array, n: number): number;
+  /** dx += g * (pred - target) */
+  mseBackward(dx: Buf, pred: Buf, target: Float64Array, n: number, g: number): void;
+
+  /** AdaLoRA's importance EMAs: ipt = b1 ipt + (1-b1)|p g|; unc = b2 unc + (1-b2)|(|p g|) - ipt| */
+  adaloraImportance(p: Buf, g: Buf, ipt: Buf, unc: Buf, n: number, beta1: number, beta2: number): void;
+
+  /**
+   * SoRA's SparseAdamW step on gates g (moments m, v in double, betas 0.9/0.999, eps 1e-8, decoupled
+   * weight decay lr * weightDecay), then soft-thresholding by lambda when lambda > 0.
+   */
+  soraGates(g: Buf, grad: Buf, m: Float64Array, v: Float64Array, n: number, stepSize: number, lr: number, weightDecay: number, lambda: number): void;
+
+  /** W [outF, inF] += alpha * B [outF, r] A [r, inF], each dot product in double (LoRA merge, PiSSA residual) */
+  addLowRank(W: Buf, B: Buf, A: Buf, outF: number, inF: number, r: number, alpha: number): void;
+
+  /** dst[dOff:] = float(src[sOff:]) over n 16-bit values (IEEE half, or bfloat16 when bf16), exact */
+  halfToFloat(dst: Buf, dOff: number, src: Uint16Array, sOff: number, n: number, bf16: boolean): void;
+  /** out[i, :] = float(table[ids[i], :]) for a half/bfloat16 table */
+  embeddingHalf(out: Buf, table: Uint16Array, ids: Int32Array, n: number, C: number, bf16: boolean): void;
 }
+
+// ---------------------------------------------------------------------------------------------
+// compile-time check of this interface against KERNEL_SPEC
+
+type TsOf<T extends ArgType, Opt> =
+  T extends 'bool' ? boolean
+  : T extends 'f32' ? (Opt extends true ? Buf | null : Buf)
+  : T extends 'f64' ? Float64Array
+  : T extends 'i32' ? Int32Array
+  : T extends 'u16' ? Uint16Array
+  : number;
+type JsArgs<L> = L extends readonly [infer H, ...infer R]
+  ? H extends { derived: string } ? JsArgs<R>
+  : H extends { t: infer T extends ArgType } ? [TsOf<T, H extends { opt: true } ? true : false>, ...JsArgs<R>] : never
+  : [];
+type Spec = typeof KERNEL_SPEC;
+type SpecArgs = { [K in keyof Spec]: JsArgs<Spec[K]['args']> };
+type SpecRet = { [K in keyof Spec]: Spec[K] extends { ret: string } ? number : void };
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+type OwnKernels = Omit<Kernels, 'name'>;
+/** true only when every kernel's parameters and result agree with KERNEL_SPEC, and no kernel is missing on either side */
+export type KernelsMatchSpec = Same<keyof OwnKernels, keyof Spec> extends true
+  ? { [K in keyof Spec]: K extends keyof OwnKernels
+      ? Same<Parameters<OwnKernels[K]>, SpecArgs[K]> extends true ? Same<ReturnType<OwnKernels[K]>, SpecRet[K]> : false
+      : false }[keyof Spec] extends true ? true : false
+  : false;
+const kernelsMatchSpec: KernelsMatchSpec = true;
+void kernelsMatchSpec;

@@ -4,13 +4,39 @@
  * that do not require a gradient, so frozen weights cost no gradient work.
  */
 import { kernels } from './backend.js';
-import { BinaryOp, UnaryOp, type Buf } from './kernels.js';
+import { BinaryOp, ReduceOp, UnaryOp, type Buf } from './kernels.js';
 import { Rng } from './random.js';
 import { Tensor, empty, gradOf, record, scratch, view } from './tensor.js';
 
 const K = kernels;
 const prod = (s: readonly number[]): number => s.reduce((a, b) => a * b, 1);
 const shapeStr = (s: readonly number[]): string => `[${s.join(', ')}]`;
+
+/**
+ * The f32 values of an operand that may be a half-precision (bf16/f16) frozen weight: those are
+ * widened once into pooled scratch, so every product below runs sgemm on exactly the upcast values.
+ */
+function f32Of(t: Tensor): Buf {
+  const half = t.halfBits;
+  if (!half) return t.data;
+  const w = scratch(t.size);
+  K().halfToFloat(w, 0, half, 0, t.size, t.dtype === 'bf16');
+  return w;
+}
+
+/** A zeroed scratch buffer owned by the current scope. */
+function zeroScratch(n: number): Buf {
+  const b = scratch(n);
+  K().fill(b, 0, n, 0);
+  return b;
+}
+
+/** A one-element result holding v (rounded to the tensor's precision). */
+function scalar(v: number): Tensor {
+  const out = empty([]);
+  K().fill(out.data, 0, 1, v);
+  return out;
+}
 
 // ---------------------------------------------------------------------------------------------
 // broadcasting element-wise ops
@@ -113,10 +139,11 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
   }
   const Kd = Ka, lda = ac, ldb = bc;
   const out = empty([...batchShape, M, N]);
+  const aD = f32Of(a), bD = f32Of(b);
   const sA = ar * ac, sB = shared ? 0 : br * bc, sC = M * N;
   const k = K();
-  if (shared && !tA) k.gemm(false, tB, batch * M, N, Kd, 1, a.data, 0, lda, b.data, 0, ldb, 0, out.data, 0, N);
-  else k.gemmBatched(tA, tB, M, N, Kd, 1, a.data, 0, lda, sA, 0, b.data, 0, ldb, sB, 0, 0, out.data, 0, N, sC, 0, batch, 1);
+  if (shared && !tA) k.gemm(false, tB, batch * M, N, Kd, 1, aD, 0, lda, bD, 0, ldb, 0, out.data, 0, N);
+  else k.gemmBatched(tA, tB, M, N, Kd, 1, aD, 0, lda, sA, 0, bD, 0, ldb, sB, 0, 0, out.data, 0, N, sC, 0, batch, 1);
 
   return record(out, [a, b], () => {
     const k = K(), dC = out.grad!;
@@ -124,23 +151,23 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
       // dA = dC op(B)^T, written in A's own layout
       const dA = gradOf(a);
       if (!tA) {
-        if (shared) k.gemm(false, !tB, batch * M, Kd, N, 1, dC, 0, N, b.data, 0, ldb, 1, dA, 0, lda);
-        else k.gemmBatched(false, !tB, M, Kd, N, 1, dC, 0, N, sC, 0, b.data, 0, ldb, sB, 0, 1, dA, 0, lda, sA, 0, batch, 1);
+        if (shared) k.gemm(false, !tB, batch * M, Kd, N, 1, dC, 0, N, bD, 0, ldb, 1, dA, 0, lda);
+        else k.gemmBatched(false, !tB, M, Kd, N, 1, dC, 0, N, sC, 0, bD, 0, ldb, sB, 0, 1, dA, 0, lda, sA, 0, batch, 1);
       } else {
         // A stored [K, M]: dA = op(B) dC^T
-        k.gemmBatched(tB, true, Kd, M, N, 1, b.data, 0, ldb, sB, 0, dC, 0, N, sC, 0, 1, dA, 0, lda, sA, 0, batch, 1);
+        k.gemmBatched(tB, true, Kd, M, N, 1, bD, 0, ldb, sB, 0, dC, 0, N, sC, 0, 1, dA, 0, lda, sA, 0, batch, 1);
       }
     }
     if (b.requiresGrad) {
       const dB = gradOf(b);
       if (!tB) {
         // B stored [K, N]: dB = op(A)^T dC
-        if (shared && !tA) k.gemm(true, false, Kd, N, batch * M, 1, a.data, 0, lda, dC, 0, N, 1, dB, 0, ldb);
-        else k.gemmBatched(!tA, false, Kd, N, M, 1, a.data, 0, lda, sA, 0, dC, 0, N, sC, 0, 1, dB, 0, ldb, sB, 0, batch, 1);
+        if (shared && !tA) k.gemm(true, false, Kd, N, batch * M, 1, aD, 0, lda, dC, 0, N, 1, dB, 0, ldb);
+        else k.gemmBatched(!tA, false, Kd, N, M, 1, aD, 0, lda, sA, 0, dC, 0, N, sC, 0, 1, dB, 0, ldb, sB, 0, batch, 1);
       } else {
         // B stored [N, K]: dB = dC^T op(A)
-        if (shared && !tA) k.gemm(true, false, N, Kd, batch * M, 1, dC, 0, N, a.data, 0, lda, 1, dB, 0, ldb);
-        else k.gemmBatched(true, tA, N, Kd, M, 1, dC, 0, N, sC, 0, a.data, 0, lda, sA, 0, 1, dB, 0, ldb, sB, 0, batch, 1);
+        if (shared && !tA) k.gemm(true, false, N, Kd, batch * M, 1, dC, 0, N, aD, 0, lda, 1, dB, 0, ldb);
+        else k.gemmBatched(true, tA, N, Kd, M, 1, dC, 0, N, sC, 0, aD, 0, lda, sA, 0, 1, dB, 0, ldb, sB, 0, batch, 1);
       }
     }
   });
@@ -158,9 +185,9 @@ export function linear(x: Tensor, W: Tensor, b: Tensor | null, lora?: LoraBranch
   if (x.shape[x.ndim - 1] !== inF) throw new Error(`linear: input ${shapeStr(x.shape)} does not fit weight ${shapeStr(W.shape)}${W.name ? ` (${W.name})` : ''}`);
   const N = x.size / inF;
   const out = empty([...x.shape.slice(0, -1), outF]);
-  const k = K(), y = out.data;
-  if (b) for (let i = 0; i < N; i++) y.set(b.data, i * outF);
-  k.gemm(false, true, N, outF, inF, 1, x.data, 0, inF, W.data, 0, inF, b ? 1 : 0, y, 0, outF);
+  const k = K(), y = out.data, w = f32Of(W);
+  if (b) k.copy2d(N, outF, f32Of(b), 0, 0, y, 0, outF, false); // the bias in every row, then y += x W^T
+  k.gemm(false, true, N, outF, inF, 1, x.data, 0, inF, w, 0, inF, b ? 1 : 0, y, 0, outF);
   let t: Buf | null = null, r = 0;
   const xl = lora ? lora.input ?? x : null;
   if (lora) {
@@ -174,7 +201,7 @@ export function linear(x: Tensor, W: Tensor, b: Tensor | null, lora?: LoraBranch
   }
   return record(out, [x, W, b, lora?.A, lora?.B, xl], () => {
     const k = K(), dy = out.grad!;
-    if (x.requiresGrad) k.gemm(false, false, N, inF, outF, 1, dy, 0, outF, W.data, 0, inF, 1, gradOf(x), 0, inF);
+    if (x.requiresGrad) k.gemm(false, false, N, inF, outF, 1, dy, 0, outF, w, 0, inF, 1, gradOf(x), 0, inF);
     if (W.requiresGrad) k.gemm(true, false, outF, inF, N, 1, dy, 0, outF, x.data, 0, inF, 1, gradOf(W), 0, inF);
     if (b && b.requiresGrad) sumRowsInto(gradOf(b), dy, N, outF);
     if (lora && t && xl) {
@@ -248,7 +275,7 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, o: AttentionOptions):
     for (let b = 0; b < B; b++) for (let i = 0; i < Tq; i++) if (!o.queryMask[b * Tq + i]) {
       for (let h = 0; h < H; h++) maskedRows.push(((b * H + h) * Tq + i) * Tk);
     }
-    for (const r of maskedRows) P.data.fill(1 / Tk, r, r + Tk);
+    for (const r of maskedRows) kk.fill(P.data, r, Tk, 1 / Tk);
   }
   for (let g = 0; g < Hkv; g++) {
     kk.gemmBatched(false, false, Tq, d, Tk, 1, P.data, g * group * pH, Tk, pB, pH, v.data, g * d, Hkv * d, kB, 0,
@@ -256,8 +283,7 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, o: AttentionOptions):
   }
   return record(out, [q, k, v, bias], () => {
     const kk = K(), dO = out.grad!;
-    const dP = scratch(P.size), dS = scratch(P.size);
-    dS.fill(0);
+    const dP = scratch(P.size), dS = zeroScratch(P.size);
     for (let g = 0; g < Hkv; g++) {
       // dP = dO V^T
       kk.gemmBatched(false, true, Tq, Tk, d, 1, dO, g * group * d, HD, qB, d, v.data, g * d, Hkv * d, kB, 0,
@@ -267,7 +293,7 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, o: AttentionOptions):
         1, gradOf(v), g * d, Hkv * d, kB, 0, B, group);
     }
     kk.softmaxBackward(dS, P.data, dP, B * H * Tq, Tk, 1);
-    for (const r of maskedRows) dS.fill(0, r, r + Tk); // constant rows pass no gradient to the scores
+    for (const r of maskedRows) kk.fill(dS, r, Tk, 0); // constant rows pass no gradient to the scores
     if (bias && bias.requiresGrad) {
       kk.accumulate(gradOf(bias), dS, null, 1, Int32Array.of(P.size), Int32Array.of(1), Int32Array.of(1), Int32Array.of(0));
     }
@@ -290,11 +316,11 @@ export function headsMatmul(x: Tensor, table: Tensor, heads: number): Tensor {
   const [B, T, HD] = x.shape, R = table.shape[0], d = HD / heads;
   if (table.ndim !== 2 || table.shape[1] !== HD || !Number.isInteger(d)) throw new Error(`headsMatmul: x ${shapeStr(x.shape)} and table ${shapeStr(table.shape)} do not fit ${heads} heads`);
   const out = empty([B, heads, T, R]);
-  const sB = T * HD, oB = heads * T * R, oH = T * R;
-  K().gemmBatched(false, true, T, R, d, 1, x.data, 0, HD, sB, d, table.data, 0, HD, 0, d, 0, out.data, 0, R, oB, oH, B, heads);
+  const sB = T * HD, oB = heads * T * R, oH = T * R, tab = f32Of(table);
+  K().gemmBatched(false, true, T, R, d, 1, x.data, 0, HD, sB, d, tab, 0, HD, 0, d, 0, out.data, 0, R, oB, oH, B, heads);
   return record(out, [x, table], () => {
     const k = K(), g = out.grad!;
-    if (x.requiresGrad) k.gemmBatched(false, false, T, d, R, 1, g, 0, R, oB, oH, table.data, 0, HD, 0, d, 1, gradOf(x), 0, HD, sB, d, B, heads);
+    if (x.requiresGrad) k.gemmBatched(false, false, T, d, R, 1, g, 0, R, oB, oH, tab, 0, HD, 0, d, 1, gradOf(x), 0, HD, sB, d, B, heads);
     if (table.requiresGrad) k.gemmBatched(true, false, R, d, T, 1, g, 0, R, oB, oH, x.data, 0, HD, sB, d, 1, gradOf(table), 0, HD, 0, d, B, heads);
   });
 }
@@ -335,17 +361,18 @@ export function layerNorm(x: Tensor, w: Tensor | null, b: Tensor | null, eps: nu
   if (residual && residual.size !== x.size) throw new Error(`layerNorm: residual ${shapeStr(residual.shape)} differs from ${shapeStr(x.shape)}`);
   const out = empty(x.shape);
   const sum = residual ? scratch(x.size) : x.data, mean = scratch(N), rstd = scratch(N);
-  K().layernorm(out.data, sum, mean, rstd, x.data, residual ? residual.data : null, w ? w.data : null, b ? b.data : null, N, C, eps);
+  const wD = w ? f32Of(w) : null;
+  K().layernorm(out.data, sum, mean, rstd, x.data, residual ? residual.data : null, wD, b ? f32Of(b) : null, N, C, eps);
   return record(out, [x, residual, w, b], () => {
     const k = K(), dy = out.grad!;
     const needX = x.requiresGrad || (residual?.requiresGrad ?? false);
     let dx: Buf | null = null;
     if (needX) {
-      if (residual && x.requiresGrad && residual.requiresGrad) { dx = scratch(x.size); dx.fill(0); }
+      if (residual && x.requiresGrad && residual.requiresGrad) dx = zeroScratch(x.size);
       else dx = x.requiresGrad ? gradOf(x) : gradOf(residual!);
     }
     k.layernormBackward(dx, w && w.requiresGrad ? gradOf(w) : null, b && b.requiresGrad ? gradOf(b) : null,
-      dy, sum, w ? w.data : null, mean, rstd, N, C);
+      dy, sum, wD, mean, rstd, N, C);
     if (dx && residual && x.requiresGrad && residual.requiresGrad) {
       const sh = Int32Array.of(x.size), one = Int32Array.of(1);
       k.accumulate(gradOf(x), dx, null, 1, sh, one, one, one);
@@ -357,10 +384,10 @@ export function layerNorm(x: Tensor, w: Tensor | null, b: Tensor | null, eps: nu
 export function rmsNorm(x: Tensor, w: Tensor, eps: number): Tensor {
   const C = x.shape[x.ndim - 1], N = x.size / C;
   if (w.size !== C) throw new Error(`rmsNorm: weight has ${w.size} values, expected ${C}`);
-  const out = empty(x.shape), rstd = scratch(N);
-  K().rmsnorm(out.data, rstd, x.data, w.data, N, C, eps);
+  const out = empty(x.shape), rstd = scratch(N), wD = f32Of(w);
+  K().rmsnorm(out.data, rstd, x.data, wD, N, C, eps);
   return record(out, [x, w], () => {
-    K().rmsnormBackward(x.requiresGrad ? gradOf(x) : null, w.requiresGrad ? gradOf(w) : null, out.grad!, x.data, w.data, rstd, N, C);
+    K().rmsnormBackward(x.requiresGrad ? gradOf(x) : null, w.requiresGrad ? gradOf(w) : null, out.grad!, x.data, wD, rstd, N, C);
   });
 }
 
@@ -374,7 +401,9 @@ export function embedding(table: Tensor, ids: Int32Array, idsShape: readonly num
     if (ids[i] < 0 || ids[i] >= V) throw new Error(`embedding: id ${ids[i]} at position ${i} is outside the table of ${V} rows${table.name ? ` (${table.name})` : ''}`);
   }
   const out = empty([...idsShape, C]);
-  K().embedding(out.data, table.data, ids, ids.length, C);
+  const half = table.halfBits; // a half table: only the rows looked up are widened
+  if (half) K().embeddingHalf(out.data, half, ids, ids.length, C, table.dtype === 'bf16');
+  else K().embedding(out.data, table.data, ids, ids.length, C);
   return record(out, [table], () => K().embeddingBackward(gradOf(table), out.grad!, ids, ids.length, C));
 }
 
@@ -413,7 +442,7 @@ export function permute(x: Tensor, perm: readonly number[]): Tensor {
   const outStr = broadcastStrides(outShape, outShape);
   const sh = Int32Array.from(outShape);
   const out = empty(outShape);
-  out.data.fill(0);
+  K().fill(out.data, 0, out.size, 0);
   K().accumulate(out.data, x.data, null, 1, sh, outStr, readStr, outStr);
   return record(out, [x], () => K().accumulate(gradOf(x), out.grad!, null, 1, sh, readStr, outStr, outStr));
 }
@@ -433,14 +462,9 @@ export function slice(x: Tensor, axis: number, start: number, end: number): Tens
   const outShape = [...x.shape];
   outShape[axis] = end - start;
   const out = empty(outShape), w = (end - start) * inner;
-  for (let o = 0; o < outer; o++) out.data.set(x.data.subarray(o * n * inner + start * inner, o * n * inner + end * inner), o * w);
-  return record(out, [x], () => {
-    const dx = gradOf(x), dy = out.grad!;
-    for (let o = 0; o < outer; o++) {
-      const base = o * n * inner + start * inner;
-      for (let j = 0; j < w; j++) dx[base + j] += dy[o * w + j];
-    }
-  });
+  // outer rows of w values, n * inner apart in x
+  K().copy2d(outer, w, x.data, start * inner, n * inner, out.data, 0, w, false);
+  return record(out, [x], () => K().copy2d(outer, w, out.grad!, 0, w, gradOf(x), start * inner, n * inner, true));
 }
 
 export function concat(xs: readonly Tensor[], axis: number): Tensor {
@@ -459,16 +483,13 @@ export function concat(xs: readonly Tensor[], axis: number): Tensor {
   const out = empty(outShape), row = total * inner;
   let at = 0;
   const starts = xs.map((t) => { const s = at; at += t.shape[axis] * inner; return s; });
-  xs.forEach((t, i) => {
-    const w = t.shape[axis] * inner;
-    for (let o = 0; o < outer; o++) out.data.set(t.data.subarray(o * w, o * w + w), o * row + starts[i]);
-  });
+  // input i fills columns [starts[i], starts[i] + w) of each of the outer rows of out
+  xs.forEach((t, i) => { const w = t.shape[axis] * inner; K().copy2d(outer, w, t.data, 0, w, out.data, starts[i], row, false); });
   return record(out, xs, () => {
-    const dy = out.grad!;
     xs.forEach((t, i) => {
       if (!t.requiresGrad) return;
-      const dx = gradOf(t), w = t.shape[axis] * inner;
-      for (let o = 0; o < outer; o++) for (let j = 0; j < w; j++) dx[o * w + j] += dy[o * row + starts[i] + j];
+      const w = t.shape[axis] * inner;
+      K().copy2d(outer, w, out.grad!, starts[i], row, gradOf(t), 0, w, true);
     });
   });
 }
@@ -498,30 +519,22 @@ export function dropout(x: Tensor, p: number, rng: Rng): Tensor {
 }
 
 // ---------------------------------------------------------------------------------------------
-// reductions and losses (small: plain loops)
+// reductions and losses
 
 export function sum(x: Tensor): Tensor {
-  const out = empty([]);
-  let s = 0;
-  for (let i = 0; i < x.size; i++) s += x.data[i];
-  out.data[0] = s;
-  return record(out, [x], () => {
-    const g = out.grad![0], dx = gradOf(x);
-    for (let i = 0; i < x.size; i++) dx[i] += g;
-  });
+  const out = scalar(K().reduce(ReduceOp.Sum, x.data, 0, x.size, 0));
+  const sh = Int32Array.of(x.size), one = Int32Array.of(1), zero = Int32Array.of(0);
+  // dx[i] += dout[0]: the output gradient read with stride 0
+  return record(out, [x], () => K().accumulate(gradOf(x), out.grad!, null, 1, sh, one, zero, zero));
 }
 
 /** sqrt(sum(x^2)) (Frobenius norm), e.g. AdaLoRA's orthogonality penalty. */
 export function frobenius(x: Tensor): Tensor {
-  const out = empty([]);
-  let s = 0;
-  for (let i = 0; i < x.size; i++) s += x.data[i] * x.data[i];
-  const norm = Math.sqrt(s);
-  out.data[0] = norm;
+  const norm = Math.sqrt(K().reduce(ReduceOp.SumSquares, x.data, 0, x.size, 0));
+  const out = scalar(norm);
   return record(out, [x], () => {
     if (norm === 0) return;
-    const g = out.grad![0] / norm, dx = gradOf(x);
-    for (let i = 0; i < x.size; i++) dx[i] += g * x.data[i];
+    K().axpy(x.size, out.grad![0] / norm, x.data, 0, gradOf(x), 0);
   });
 }
 
@@ -536,55 +549,27 @@ export function mean(x: Tensor): Tensor {
 export function crossEntropy(logits: Tensor, labels: Int32Array, ignoreIndex = -100): Tensor {
   const C = logits.shape[logits.ndim - 1], N = logits.size / C;
   if (labels.length !== N) throw new Error(`crossEntropy: ${labels.length} labels for ${N} rows of logits`);
-  const probs = scratch(logits.size);
-  K().softmax(probs, logits.data, N, C, 1, null, 1, 0);
-  let total = 0, count = 0;
+  let count = 0;
   for (let i = 0; i < N; i++) {
     const y = labels[i];
     if (y === ignoreIndex) continue;
     if (y < 0 || y >= C) throw new Error(`crossEntropy: label ${y} at row ${i} is outside [0, ${C})`);
-    // -log p_y, computed from the logits for accuracy when p_y underflows
-    const p = probs[i * C + y];
-    total += p > 1e-30 ? -Math.log(p) : logSumExp(logits.data, i * C, C) - logits.data[i * C + y];
     count++;
   }
-  const out = empty([]);
-  out.data[0] = count > 0 ? total / count : 0;
+  const probs = scratch(logits.size);
+  K().softmax(probs, logits.data, N, C, 1, null, 1, 0);
+  const total = K().crossEntropy(probs, logits.data, labels, N, C, ignoreIndex);
+  const out = scalar(count > 0 ? total / count : 0);
   return record(out, [logits], () => {
     if (count === 0) return;
-    const g = out.grad![0] / count, dx = gradOf(logits);
-    if (count === N) {
-      const sh = Int32Array.of(logits.size), one = Int32Array.of(1);
-      K().accumulate(dx, probs, null, g, sh, one, one, one);
-      for (let i = 0; i < N; i++) dx[i * C + labels[i]] -= g;
-      return;
-    }
-    for (let i = 0; i < N; i++) {
-      const y = labels[i];
-      if (y === ignoreIndex) continue;
-      for (let j = 0; j < C; j++) dx[i * C + j] += g * probs[i * C + j];
-      dx[i * C + y] -= g;
-    }
+    K().crossEntropyBackward(gradOf(logits), probs, labels, N, C, out.grad![0] / count, ignoreIndex);
   });
-}
-
-function logSumExp(x: Buf, off: number, n: number): number {
-  let mx = -Infinity;
-  for (let j = 0; j < n; j++) mx = Math.max(mx, x[off + j]);
-  let s = 0;
-  for (let j = 0; j < n; j++) s += Math.exp(x[off + j] - mx);
-  return mx + Math.log(s);
 }
 
 /** Mean squared error between pred and target values (same number of elements). */
 export function mseLoss(pred: Tensor, target: ArrayLike<number>): Tensor {
   if (target.length !== pred.size) throw new Error(`mseLoss: ${target.length} targets for ${pred.size} predictions`);
-  const out = empty([]);
-  let s = 0;
-  for (let i = 0; i < pred.size; i++) { const d = pred.data[i] - target[i]; s += d * d; }
-  out.data[0] = s / pred.size;
-  return record(out, [pred], () => {
-    const g = (2 * out.grad![0]) / pred.size, dx = gradOf(pred);
-    for (let i = 0; i < pred.size; i++) dx[i] += g * (pred.data[i] - target[i]);
-  });
+  const t = Float64Array.from(target); // targets stay in double, as the loss always read them
+  const out = scalar(K().mseLoss(pred.data, t, pred.size) / pred.size);
+  return record(out, [pred], () => K().mseBackward(gradOf(pred), pred.data, t, pred.size, (2 * out.grad![0]) / pred.size));
 }

@@ -8,11 +8,33 @@
  * Autodiff: ops call record(out, inputs, backward) next to their forward computation; backward(loss)
  * runs the recorded closures in reverse. A tensor requires grad when an input does; frozen
  * parameters never get a gradient buffer, and no gradient is computed towards them.
+ *
+ * Storage: a tensor holds a Storage handle owned by the backend, with a dtype. Activations and
+ * gradients are f32 (f64 only for gradient checks on the js backend); frozen weights may also be
+ * bf16 or f16, stored as 16-bit data and widened to f32 by the ops that read weights. Outside
+ * src/engine values are read and written only through the methods here (toFloat32, item, assign,
+ * adopt, adoptHalf, tie, fill, firstNonFinite), which are the I/O boundaries.
  */
-import type { Buf } from './kernels.js';
+import { kernels } from './backend.js';
+import { ReduceOp, type Buf } from './kernels.js';
 
-export type Precision = 'f32' | 'f64';
+type Precision = 'f32' | 'f64';
 let precision: Precision = 'f32';
+
+/** Element types: f32 everywhere; bf16/f16 for frozen weights; f64 for js-backend gradient checks. */
+export type DType = 'f32' | 'f64' | 'bf16' | 'f16';
+export type HalfDType = 'bf16' | 'f16';
+
+/** A tensor's memory as the backend owns it. Only src/engine looks inside. */
+export interface Storage { readonly dtype: DType; readonly length: number }
+
+/** Host memory: a typed array (Float32Array, Float64Array, or Uint16Array bits for bf16/f16). */
+export class HostStorage implements Storage {
+  constructor(readonly dtype: DType, readonly values: Buf | Uint16Array) {}
+  get length(): number { return this.values.length; }
+}
+
+const hostOf = (values: Buf): HostStorage => new HostStorage(values instanceof Float64Array ? 'f64' : 'f32', values);
 
 /** f64 is for gradient checks on the js backend only. */
 export function setPrecision(p: Precision): void { precision = p; }
@@ -30,7 +52,7 @@ const POOL_FLOOR = 64 * 1024 * 1024;
  * Buffers are pooled by size class (powers of two in quarter steps, at most 25% slack), so the
  * varying shapes of length-bucketed batches reuse each other's memory instead of growing the pool.
  */
-export function sizeClass(n: number): number {
+function sizeClass(n: number): number {
   if (n <= 64) return n;
   const p = 2 ** Math.floor(Math.log2(n)), q = p / 4;
   return Math.ceil(n / q) * q;
@@ -74,17 +96,15 @@ function give(view: Buf): void {
   pooledBytes += b.byteLength;
 }
 
-/** Drop every pooled buffer (memory goes back to the garbage collector). */
-export function clearPool(): void { free.clear(); pooledBytes = 0; }
 export function poolBytes(): number { return pooledBytes; }
 
 // ---------------------------------------------------------------------------------------------
 // tensors
 
-const RELEASED = new Float32Array(0);
+const RELEASED = new HostStorage('f32', new Float32Array(0));
 
 export class Tensor {
-  private _data: Buf;
+  private _s: HostStorage;
   readonly shape: readonly number[];
   readonly size: number;
   grad: Buf | null = null;
@@ -95,10 +115,11 @@ export class Tensor {
   readonly base: Tensor | null;
   name = '';
 
-  constructor(data: Buf, shape: readonly number[], opts: { requiresGrad?: boolean; isParam?: boolean; base?: Tensor } = {}) {
+  constructor(data: Buf | HostStorage, shape: readonly number[], opts: { requiresGrad?: boolean; isParam?: boolean; base?: Tensor } = {}) {
     const size = shape.reduce((a, b) => a * b, 1);
-    if (data.length !== size) throw new Error(`tensor data has ${data.length} values but shape [${shape}] needs ${size}`);
-    this._data = data;
+    const st = data instanceof HostStorage ? data : hostOf(data);
+    if (st.length !== size) throw new Error(`tensor data has ${st.length} values but shape [${shape}] needs ${size}`);
+    this._s = st;
     this.shape = shape;
     this.size = size;
     this.requiresGrad = opts.requiresGrad ?? false;
@@ -106,34 +127,105 @@ export class Tensor {
     this.base = opts.base ?? null;
   }
 
+  private where(): string { return `tensor${this.name ? ' ' + this.name : ''} [${this.shape}]`; }
+
+  /** The storage handle (opaque outside src/engine). */
+  get storage(): Storage {
+    if (this._s === RELEASED) void this.data; // throws the use-after-release error
+    return this._s;
+  }
+
+  get dtype(): DType { return this._s.dtype; }
+
+  /**
+   * @internal The host f32/f64 values, for src/engine's ops and kernels only: elsewhere use
+   * toFloat32()/item() to read and assign()/adopt()/fill() to write.
+   */
   get data(): Buf {
-    if (this._data === RELEASED) throw new Error(`tensor${this.name ? ' ' + this.name : ''} [${this.shape}] was used after its scope released it; return it from the scope to keep it`);
-    return this._data;
+    const s = this._s;
+    if (s === RELEASED) throw new Error(`${this.where()} was used after its scope released it; return it from the scope to keep it`);
+    if (s.dtype === 'bf16' || s.dtype === 'f16') throw new Error(`${this.where()} is ${s.dtype}: only linear, matmul, embedding and the norms read half-precision weights; load it as f32 for this use`);
+    return s.values as Buf;
   }
 
-  /** Replace the storage (loading weights); the length must match. */
+  /** @deprecated Replaced by adopt() (same semantics: takes the array as storage); kept until every caller moved. */
   set data(d: Buf) {
-    if (d.length !== this.size) throw new Error(`cannot store ${d.length} values in tensor [${this.shape}]`);
-    this._data = d;
+    if (d.length !== this.size) throw new Error(`cannot store ${d.length} values in ${this.where()}`);
+    this._s = hostOf(d);
   }
 
-  get released(): boolean { return this._data === RELEASED; }
+  /** @internal The 16-bit values of a bf16/f16 tensor (null for f32/f64). */
+  get halfBits(): Uint16Array | null {
+    const s = this._s;
+    return s.dtype === 'bf16' || s.dtype === 'f16' ? s.values as Uint16Array : null;
+  }
+
+  get released(): boolean { return this._s === RELEASED; }
   get ndim(): number { return this.shape.length; }
 
-  /** The value of a one-element tensor. */
+  /** The value of a one-element tensor (read to the host). */
   item(): number {
     if (this.size !== 1) throw new Error(`item() needs a one-element tensor, got [${this.shape}]`);
-    return this.data[0];
+    return this.halfBits ? this.toFloat32()[0] : this.data[0];
   }
 
-  /** A float32 copy that outlives every scope. */
-  toFloat32(): Float32Array { return Float32Array.from(this.data); }
+  /** A float32 copy on the host that outlives every scope (half weights widened exactly). */
+  toFloat32(): Float32Array {
+    const half = this.halfBits;
+    if (!half) return Float32Array.from(this.data);
+    const out = new Float32Array(this.size);
+    kernels().halfToFloat(out, 0, half, 0, this.size, this.dtype === 'bf16');
+    return out;
+  }
+
+  /** Copies host values into the tensor (which keeps its f32/f64 storage). */
+  assign(values: ArrayLike<number>): void {
+    if (values.length !== this.size) throw new Error(`cannot store ${values.length} values in ${this.where()}`);
+    this.data.set(values);
+  }
+
+  /**
+   * Takes `values` as the tensor's storage without copying (loading weights: the array must not be
+   * used elsewhere afterwards, except through this tensor).
+   */
+  adopt(values: Float32Array): void {
+    if (values.length !== this.size) throw new Error(`cannot store ${values.length} values in ${this.where()}`);
+    this._s = hostOf(values);
+  }
+
+  /**
+   * Stores 16-bit bfloat16/IEEE-half bits as they are (no widening): a frozen weight that linear,
+   * matmul and embedding read as f32. A weight with a gradient must stay f32.
+   */
+  adoptHalf(bits: Uint16Array, dtype: HalfDType): void {
+    if (bits.length !== this.size) throw new Error(`cannot store ${bits.length} values in ${this.where()}`);
+    if (this.requiresGrad) throw new Error(`${this.where()} is trainable: it cannot be stored as ${dtype} (train in f32)`);
+    this._s = new HostStorage(dtype, bits);
+  }
+
+  /** Shares other's storage (tied weights: the same memory, whatever its dtype). */
+  tie(other: Tensor): void {
+    if (other.size !== this.size) throw new Error(`cannot tie ${this.where()} to ${other.where()}`);
+    this._s = other.storage as HostStorage;
+  }
+
+  /** Sets values [off, off + n) (by default all) to v. */
+  fill(v: number, off = 0, n = this.size - off): void { kernels().fill(this.data, off, n, v); }
+
+  /** Index of the first NaN or infinity, or -1 when every value is finite. */
+  firstNonFinite(): number {
+    if (this.halfBits) { const f = this.toFloat32(); return kernels().reduce(ReduceOp.FirstNonFinite, f, 0, f.length, 0); }
+    return kernels().reduce(ReduceOp.FirstNonFinite, this.data, 0, this.size, 0);
+  }
+
+  /** Clears the gradient (kept allocated). */
+  zeroGrad(): void { if (this.grad) kernels().fill(this.grad, 0, this.grad.length, 0); }
 
   /** @internal called by scopes */
   releaseStorage(): void {
-    if (this.base === null && !this.isParam) give(this._data);
+    if (this.base === null && !this.isParam && this._s !== RELEASED) give(this._s.values as Buf);
     if (this.grad && this.base === null && !this.isParam) give(this.grad);
-    this._data = RELEASED;
+    this._s = RELEASED;
     this.grad = null;
   }
 }
@@ -189,17 +281,11 @@ export function empty(shape: readonly number[]): Tensor {
   return own(new Tensor(take(n), shape));
 }
 
-export function zeros(shape: readonly number[]): Tensor {
-  const t = empty(shape);
-  t.data.fill(0);
-  return t;
-}
-
 /** A tensor over the given values (copied into engine precision), owned by the current scope. */
 export function fromArray(values: ArrayLike<number>, shape: readonly number[]): Tensor {
   const t = empty(shape);
   if (t.size !== values.length) throw new Error(`${values.length} values do not fill shape [${shape}]`);
-  t.data.set(values);
+  t.data.set(values); // host values in: the upload boundary
   return t;
 }
 
@@ -210,10 +296,17 @@ export function parameter(data: Buf, shape: readonly number[], trainable: boolea
   return t;
 }
 
+/** A frozen weight stored as bfloat16/half bits (never widened in memory). */
+export function halfParameter(bits: Uint16Array, dtype: HalfDType, shape: readonly number[], name = ''): Tensor {
+  const t = new Tensor(new HostStorage(dtype, bits), shape, { isParam: true });
+  t.name = name;
+  return t;
+}
+
 /** A view with another shape over the same data (and the same gradient). */
 export function view(x: Tensor, shape: readonly number[]): Tensor {
   const src = x.base ?? x;
-  const t = new Tensor(src.data, shape, { requiresGrad: x.requiresGrad, base: src });
+  const t = new Tensor(src.storage as HostStorage, shape, { requiresGrad: x.requiresGrad, base: src });
   return own(t);
 }
 
@@ -221,8 +314,9 @@ export function view(x: Tensor, shape: readonly number[]): Tensor {
 export function gradOf(t: Tensor): Buf {
   if (t.base) return gradOf(t.base);
   if (!t.grad) {
+    if (t.halfBits) throw new Error(`tensor ${t.name || `[${t.shape}]`} is ${t.dtype}: half-precision weights are frozen; load it as f32 to train it`);
     if (t.isParam) t.grad = precision === 'f64' ? new Float64Array(t.size) : new Float32Array(t.size);
-    else { t.grad = take(t.size); t.grad.fill(0); }
+    else { t.grad = take(t.size); kernels().fill(t.grad, 0, t.size, 0); }
   }
   return t.grad;
 }
@@ -259,8 +353,8 @@ export function record(out: Tensor, inputs: readonly (Tensor | null | undefined)
 export function backward(loss: Tensor, seed?: Buf): void {
   if (!loss.requiresGrad) throw new Error('backward(): the loss does not depend on any trainable parameter');
   const g = gradOf(loss);
-  if (seed) g.set(seed);
-  else g.fill(1);
+  if (seed) g.set(seed); // host values in: the upload boundary
+  else kernels().fill(g, 0, g.length, 1);
   for (let i = tape.length - 1; i >= 0; i--) {
     const e = tape[i];
     const out = e.out.base ?? e.out;
@@ -275,8 +369,6 @@ export function noGrad<T>(fn: () => T): T {
   gradEnabled = false;
   try { return fn(); } finally { gradEnabled = prev; }
 }
-
-export function isGradEnabled(): boolean { return gradEnabled; }
 
 /**
  * Runs one block of a model. Without gradients (inference) the block's intermediates go back to the

@@ -11,6 +11,7 @@
 import * as op from '../engine/ops.js';
 import { Rng } from '../engine/random.js';
 import { fromArray, parameter, type Tensor } from '../engine/tensor.js';
+import { adaloraImportance } from '../engine/updates.js';
 import type { Model } from '../models/model.js';
 import type { Linear } from '../models/modules.js';
 import { writeJsonAtomic } from '../io/atomic.js';
@@ -88,11 +89,7 @@ export class AdaLoraModel {
       if (!p.grad) continue;
       let e = this.ema.get(p);
       if (!e) this.ema.set(p, (e = { ipt: new Float32Array(p.size), unc: new Float32Array(p.size) }));
-      for (let i = 0; i < p.size; i++) {
-        const ipt = Math.abs(p.data[i] * p.grad[i]);
-        e.ipt[i] = b1 * e.ipt[i] + (1 - b1) * ipt;
-        e.unc[i] = b2 * e.unc[i] + (1 - b2) * Math.abs(ipt - e.ipt[i]);
-      }
+      adaloraImportance(p, e.ipt, e.unc, b1, b2);
     }
   }
 
@@ -123,7 +120,7 @@ export class AdaLoraModel {
     const pattern = new Map<string, boolean[]>();
     for (const [l, s] of scores) {
       const keep = Array.from(s, (v) => !(v <= threshold));
-      keep.forEach((on, i) => { if (!on) l.lora!.E!.data[i] = 0; });
+      keep.forEach((on, i) => { if (!on) l.lora!.E!.fill(0, i, 1); });
       pattern.set(l.name, keep);
     }
     return pattern;
@@ -131,7 +128,7 @@ export class AdaLoraModel {
 
   private maskUsingPattern(): void {
     if (!this.rankPattern) return;
-    for (const l of this.modules) this.rankPattern.get(l.name)!.forEach((on, i) => { if (!on) l.lora!.E!.data[i] = 0; });
+    for (const l of this.modules) this.rankPattern.get(l.name)!.forEach((on, i) => { if (!on) l.lora!.E!.fill(0, i, 1); });
   }
 
   /** AdaLoraModel.update_and_allocate, called after every optimizer step (before gradients are cleared). */
@@ -193,21 +190,23 @@ export class AdaLoraModel {
     const tensors: Record<string, TensorToWrite> = {};
     const pattern: Record<string, boolean[]> = {};
     for (const l of this.modules) {
-      const { A, B, E } = l.lora!, r = A.shape[0], inF = A.shape[1], outF = B.shape[0];
+      // written to a file: the adapter is read to the host here (an I/O boundary)
+      const r = l.lora!.A.shape[0], inF = l.lora!.A.shape[1], outF = l.lora!.B.shape[0];
+      const A = l.lora!.A.toFloat32(), B = l.lora!.B.toFloat32(), E = l.lora!.E!.toFloat32();
       const keep = this.rankPattern?.get(l.name) ?? new Array<boolean>(r).fill(true);
       const idx = keep.flatMap((on, i) => (on ? [i] : []));
       const a = new Float32Array(idx.length * inF), b = new Float32Array(outF * idx.length), e = new Float32Array(idx.length);
       idx.forEach((k, n) => {
-        a.set(A.data.subarray(k * inF, k * inF + inF), n * inF);
-        for (let i = 0; i < outF; i++) b[i * idx.length + n] = B.data[i * r + k];
-        e[n] = E!.data[k];
+        a.set(A.subarray(k * inF, k * inF + inF), n * inF);
+        for (let i = 0; i < outF; i++) b[i * idx.length + n] = B[i * r + k];
+        e[n] = E[k];
       });
       tensors[`base_model.model.${l.name}.lora_A`] = { shape: [idx.length, inF], data: a };
       tensors[`base_model.model.${l.name}.lora_B`] = { shape: [outF, idx.length], data: b };
       tensors[`base_model.model.${l.name}.lora_E`] = { shape: [idx.length, 1], data: e };
       pattern[`${l.name}.lora_E`] = keep;
     }
-    for (const p of modulesToSave) tensors[`base_model.model.${p.name}`] = { shape: [...p.shape], data: Float32Array.from(p.data) };
+    for (const p of modulesToSave) tensors[`base_model.model.${p.name}`] = { shape: [...p.shape], data: p.toFloat32() };
     writeSafetensors(join(dir, 'adapter_model.safetensors'), tensors, { format: 'pt' });
     writeJsonAtomic(join(dir, 'adapter_config.json'), {
       ...fullConfig, peft_type: 'ADALORA', task_type: taskType, base_model_name_or_path: baseModel, r: this.config.init_r,

@@ -6,6 +6,7 @@
  */
 import { Rng } from '../engine/random.js';
 import { parameter, type Tensor } from '../engine/tensor.js';
+import { addLowRank } from '../engine/updates.js';
 import type { Model } from '../models/model.js';
 import type { Linear } from '../models/modules.js';
 import { resolveLora, type LoraConfig, type Resolution } from './config.js';
@@ -23,19 +24,16 @@ export function attachLora(lin: Linear, r: number, alpha: number, scale: number,
   const A = new Float32Array(r * inF), B = new Float32Array(outF * r);
   const init = c.init_lora_weights;
   if (init === 'pissa') {
-    const { U, S, V } = topSingular(lin.weight.data, outF, inF, r, rng);
+    // the SVD runs on the host in float64 (subspace iteration + Jacobi): the weight is read out once
+    const { U, S, V } = topSingular(lin.weight.toFloat32(), outF, inF, r, rng);
     // W = U S V^T; A = sqrt(S/scale) V^T, B = U sqrt(S/scale); W_res = W - scale * B A
     for (let k = 0; k < r; k++) {
       const s = Math.sqrt(S[k] / scale);
       for (let j = 0; j < inF; j++) A[k * inF + j] = s * V[j * r + k];
       for (let i = 0; i < outF; i++) B[i * r + k] = s * U[i * r + k];
     }
-    const W = lin.weight.data;
-    for (let i = 0; i < outF; i++) for (let j = 0; j < inF; j++) {
-      let d = 0;
-      for (let k = 0; k < r; k++) d += B[i * r + k] * A[k * inF + j];
-      W[i * inF + j] -= scale * d;
-    }
+    // W_res = W - scale * B A, each dot product in double
+    addLowRank(lin.weight, B, A, r, -scale);
   } else {
     if (init === 'gaussian') rng.fillNormal(A, 1 / r);
     else linearInit(A, inF, rng);
@@ -89,12 +87,7 @@ export function unmerge(lin: Linear): void {
 function foldDelta(lin: Linear, sign: 1 | -1): void {
   const l = lin.lora;
   if (!l) throw new Error(`${lin.name} has no LoRA adapter to merge`);
-  const r = l.A.shape[0], inF = lin.inFeatures, outF = lin.outFeatures, W = lin.weight.data, A = l.A.data, B = l.B.data;
-  for (let i = 0; i < outF; i++) for (let j = 0; j < inF; j++) {
-    let d = 0;
-    for (let k = 0; k < r; k++) d += B[i * r + k] * A[k * inF + j];
-    W[i * inF + j] += sign * l.scale * d;
-  }
+  addLowRank(lin.weight, l.B, l.A, l.A.shape[0], sign * l.scale);
   if (sign === 1) { lin.mergedLora = l; lin.lora = null; } else lin.mergedLora = null;
 }
 

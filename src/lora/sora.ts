@@ -7,13 +7,18 @@
  */
 import { Rng } from '../engine/random.js';
 import { parameter, type Tensor } from '../engine/tensor.js';
+import { soraGateStep } from '../engine/updates.js';
 import type { Linear } from '../models/modules.js';
 import type { TensorToWrite } from '../io/safetensors.js';
 import type { AdaptedModule } from './adapter.js';
 
 export interface SoraConfig { r: number; lora_alpha: number; lora_dropout: number; sparse_lambda: number; lr: number; weight_decay: number }
 
-/** SoRA's proximal step on a gate vector (in place). */
+
+/**
+ * SoRA's proximal step on a gate vector (in place), on host values: the rule the soraGates kernel
+ * applies after each gate update, kept as its readable statement (and tested as such).
+ */
 export function softThreshold(g: Float32Array | Float64Array, lambda: number): void {
   for (let i = 0; i < g.length; i++) {
     const v = g[i];
@@ -50,40 +55,29 @@ export class SoraModel {
 
   /** SparseAdamW.step on the gates (transformers' AdamW with bias correction), then their gradients cleared. */
   updateGates(lr: number): void {
-    const b1 = 0.9, b2 = 0.999, eps = 1e-8, c = this.config;
+    const b1 = 0.9, b2 = 0.999, c = this.config;
     this.step++;
     const stepSize = (lr * Math.sqrt(1 - b2 ** this.step)) / (1 - b1 ** this.step);
-    this.gates().forEach((g, k) => {
-      if (!g.grad) return;
-      for (let i = 0; i < g.size; i++) {
-        const gr = g.grad[i];
-        this.m[k][i] = b1 * this.m[k][i] + (1 - b1) * gr;
-        this.v[k][i] = b2 * this.v[k][i] + (1 - b2) * gr * gr;
-        let upd = -stepSize * (this.m[k][i] / (Math.sqrt(this.v[k][i]) + eps));
-        if (c.weight_decay > 0) upd += -lr * c.weight_decay * g.data[i];
-        g.data[i] += upd;
-      }
-      if (c.sparse_lambda > 0) softThreshold(g.data, c.sparse_lambda);
-      g.grad.fill(0);
-    });
+    // the betas (0.9, 0.999) and eps (1e-8) are SparseAdamW's, fixed in the kernel
+    this.gates().forEach((g, i) => soraGateStep(g, this.m[i], this.v[i], stepSize, lr, c.weight_decay, c.sparse_lambda));
   }
 
   /** What a checkpoint needs beyond A, B and their AdamW moments: the gates and their SparseAdamW state (float64, kept exact in JSON). */
   saveState(): { tensors: Record<string, TensorToWrite>; json: { step: number; m: number[][]; v: number[][] } } {
     const tensors: Record<string, TensorToWrite> = {};
-    for (const g of this.gates()) tensors[g.name] = { shape: [...g.shape], data: Float32Array.from(g.data) };
+    for (const g of this.gates()) tensors[g.name] = { shape: [...g.shape], data: g.toFloat32() };
     return { tensors, json: { step: this.step, m: this.m.map((x) => Array.from(x)), v: this.v.map((x) => Array.from(x)) } };
   }
 
   loadState(read: (key: string) => Float32Array, json: unknown): void {
     const j = json as { step: number; m: number[][]; v: number[][] };
-    for (const g of this.gates()) g.data.set(read(g.name));
+    for (const g of this.gates()) g.assign(read(g.name));
     j.m.forEach((x, k) => this.m[k].set(x));
     j.v.forEach((x, k) => this.v[k].set(x));
     this.step = j.step;
   }
 
-  ranks(): number[] { return this.gates().map((g) => Array.from(g.data).filter((x) => x !== 0).length); }
+  ranks(): number[] { return this.gates().map((g) => g.toFloat32().filter((x) => x !== 0).length); }
 
   /** Parameters the sparse adapter really uses: nnz(g) (in + out) per module, plus its gates. */
   effectiveParams(): number {
@@ -97,15 +91,17 @@ export class SoraModel {
   exportLora(alphaRatio = 2): { modules: (AdaptedModule & { A: Float32Array; B: Float32Array; inF: number; outF: number })[] } {
     const out = [];
     for (const l of this.modules) {
-      const { A, B, E, scale } = l.lora!, r = A.shape[0], inF = l.inFeatures, outF = l.outFeatures;
-      const live = Array.from(E!.data).flatMap((g, i) => (g !== 0 ? [i] : []));
+      // the exported adapter is written to a file: read to the host here (an I/O boundary)
+      const { scale } = l.lora!, r = l.lora!.A.shape[0], inF = l.inFeatures, outF = l.outFeatures;
+      const A = l.lora!.A.toFloat32(), B = l.lora!.B.toFloat32(), E = l.lora!.E!.toFloat32();
+      const live = Array.from(E).flatMap((g, i) => (g !== 0 ? [i] : []));
       if (live.length === 0) continue;
       const rr = live.length, alpha = alphaRatio * rr, s2 = alpha / rr;
       const a = new Float32Array(rr * inF), b = new Float32Array(outF * rr);
       live.forEach((k, n) => {
-        const f = (scale / s2) * E!.data[k];
-        for (let j = 0; j < inF; j++) a[n * inF + j] = f * A.data[k * inF + j];
-        for (let i = 0; i < outF; i++) b[i * rr + n] = B.data[i * r + k];
+        const f = (scale / s2) * E[k];
+        for (let j = 0; j < inF; j++) a[n * inF + j] = f * A[k * inF + j];
+        for (let i = 0; i < outF; i++) b[i * rr + n] = B[i * r + k];
       });
       out.push({ name: l.name, r: rr, alpha, A: a, B: b, inF, outF });
     }

@@ -1,7 +1,7 @@
 /** AdamW (decoupled weight decay, PyTorch's update) over trainable parameters, one fused kernel call per tensor. */
-import { kernels } from '../engine/backend.js';
 import type { Buf } from '../engine/kernels.js';
 import type { Tensor } from '../engine/tensor.js';
+import { adamwStep, gradNorm, scaleGrads } from '../engine/updates.js';
 
 export interface AdamWOptions { lr?: number; beta1?: number; beta2?: number; eps?: number; weightDecay?: number }
 
@@ -23,7 +23,10 @@ export class AdamW {
     this.beta2 = o.beta2 ?? 0.999;
     this.eps = o.eps ?? 1e-8;
     this.weightDecay = o.weightDecay ?? 0.01;
-    const like = (p: Tensor): Buf => (p.data instanceof Float64Array ? new Float64Array(p.size) : new Float32Array(p.size));
+    const like = (p: Tensor): Buf => {
+      if (p.dtype !== 'f32' && p.dtype !== 'f64') throw new Error(`AdamW: ${p.name || 'a parameter'} is ${p.dtype}; trainable tensors must be f32`);
+      return p.dtype === 'f64' ? new Float64Array(p.size) : new Float32Array(p.size);
+    };
     this.m = this.params.map(like);
     this.v = this.params.map(like);
   }
@@ -31,14 +34,18 @@ export class AdamW {
   /** Applies one update from the accumulated gradients (parameters without a gradient are skipped). */
   update(): void {
     this.step++;
-    const bc1 = 1 - this.beta1 ** this.step, bc2 = 1 - this.beta2 ** this.step, k = kernels();
-    this.params.forEach((p, i) => {
-      if (!p.grad) return;
-      k.adamw(p.data, p.grad, this.m[i], this.v[i], p.size, this.lr, this.beta1, this.beta2, this.eps, this.weightDecay, bc1, bc2);
-    });
+    const bc1 = 1 - this.beta1 ** this.step, bc2 = 1 - this.beta2 ** this.step;
+    this.params.forEach((p, i) => adamwStep(p, this.m[i], this.v[i], this.lr, this.beta1, this.beta2, this.eps, this.weightDecay, bc1, bc2));
   }
 
   zeroGrad(): void {
-    for (const p of this.params) p.grad?.fill(0);
+    for (const p of this.params) p.zeroGrad();
   }
+}
+
+/** Scales gradients so their global L2 norm is at most maxNorm (torch.nn.utils.clip_grad_norm_); returns the norm before clipping. */
+export function clipGradNorm(params: readonly Tensor[], maxNorm: number): number {
+  const norm = gradNorm(params), coef = maxNorm / (norm + 1e-6);
+  if (coef < 1) scaleGrads(params, coef);
+  return norm;
 }

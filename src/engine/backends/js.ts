@@ -3,7 +3,7 @@
  * fallback when the addon cannot load. Written for clarity first; loops are ordered so that the
  * innermost one runs over contiguous memory. Works on Float32Array and Float64Array alike.
  */
-import { BinaryOp, UnaryOp, type Buf, type Kernels } from '../kernels.js';
+import { BinaryOp, ReduceOp, UnaryOp, type Buf, type Kernels } from '../kernels.js';
 import { Rng } from '../random.js';
 
 const INV_SQRT2 = Math.SQRT1_2;
@@ -94,6 +94,34 @@ function unaryDerivative(op: UnaryOp, x: number): number {
     case UnaryOp.Silu: { const s = 1 / (1 + Math.exp(-x)); return s * (1 + x * (1 - s)); }
     case UnaryOp.Tanh: { const t = Math.tanh(x); return 1 - t * t; }
   }
+}
+
+/** An IEEE half (binary16) bit pattern as a number, exactly. */
+export function halfToNumber(h: number): number {
+  const sign = h & 0x8000 ? -1 : 1, e = (h >> 10) & 0x1f, m = h & 0x3ff;
+  if (e === 0x1f) return m ? NaN : sign * Infinity;
+  if (e === 0) return sign * m * 2 ** -24;
+  return sign * (1 + m / 1024) * 2 ** (e - 15);
+}
+
+/** A bfloat16 bit pattern as a number, exactly (the top half of a float32). */
+const bf16View = new Float32Array(1), bf16Bits = new Uint32Array(bf16View.buffer);
+export function bf16ToNumber(h: number): number {
+  bf16Bits[0] = h << 16;
+  return bf16View[0];
+}
+
+function widen(dst: Buf, dOff: number, src: Uint16Array, sOff: number, n: number, bf16: boolean): void {
+  if (bf16) for (let i = 0; i < n; i++) dst[dOff + i] = bf16ToNumber(src[sOff + i]);
+  else for (let i = 0; i < n; i++) dst[dOff + i] = halfToNumber(src[sOff + i]);
+}
+
+function logSumExp(x: Buf, off: number, n: number): number {
+  let mx = -Infinity;
+  for (let j = 0; j < n; j++) mx = Math.max(mx, x[off + j]);
+  let s = 0;
+  for (let j = 0; j < n; j++) s += Math.exp(x[off + j] - mx);
+  return mx + Math.log(s);
 }
 
 export const jsKernels: Kernels = {
@@ -284,5 +312,103 @@ export const jsKernels: Kernels = {
       v[i] = beta2 * v[i] + (1 - beta2) * g[i] * g[i];
       p[i] -= step * m[i] / (Math.sqrt(v[i]) / sbc2 + eps);
     }
+  },
+
+  fill(x, off, n, value) {
+    x.fill(value, off, off + n);
+  },
+
+  copy2d(rows, cols, src, sOff, sLd, dst, dOff, dLd, accumulate) {
+    for (let r = 0; r < rows; r++) {
+      const s = sOff + r * sLd, d = dOff + r * dLd;
+      if (accumulate) for (let j = 0; j < cols; j++) dst[d + j] += src[s + j];
+      else dst.set(src.subarray(s, s + cols), d);
+    }
+  },
+
+  reduce(op, x, off, n, init) {
+    let s = init;
+    switch (op) {
+      case ReduceOp.Sum: for (let i = off; i < off + n; i++) s += x[i]; return s;
+      case ReduceOp.SumSquares: for (let i = off; i < off + n; i++) s += x[i] * x[i]; return s;
+      case ReduceOp.Max: for (let i = off; i < off + n; i++) if (x[i] > s) s = x[i]; return s;
+      case ReduceOp.FirstNonFinite: for (let i = off; i < off + n; i++) if (!Number.isFinite(x[i])) return i - off; return -1;
+    }
+  },
+
+  scal(x, off, n, alpha) {
+    for (let i = off; i < off + n; i++) x[i] *= alpha;
+  },
+
+  axpy(n, alpha, x, xOff, y, yOff) {
+    for (let i = 0; i < n; i++) y[yOff + i] += alpha * x[xOff + i];
+  },
+
+  crossEntropy(probs, logits, labels, N, C, ignoreIndex) {
+    let total = 0;
+    for (let i = 0; i < N; i++) {
+      const y = labels[i];
+      if (y === ignoreIndex) continue;
+      const p = probs[i * C + y];
+      total += p > 1e-30 ? -Math.log(p) : logSumExp(logits, i * C, C) - logits[i * C + y];
+    }
+    return total;
+  },
+
+  crossEntropyBackward(dx, probs, labels, N, C, g, ignoreIndex) {
+    for (let i = 0; i < N; i++) {
+      const y = labels[i];
+      if (y === ignoreIndex) continue;
+      for (let j = 0; j < C; j++) dx[i * C + j] += g * probs[i * C + j];
+      dx[i * C + y] -= g;
+    }
+  },
+
+  mseLoss(pred, target, n) {
+    let s = 0;
+    for (let i = 0; i < n; i++) { const d = pred[i] - target[i]; s += d * d; }
+    return s;
+  },
+
+  mseBackward(dx, pred, target, n, g) {
+    for (let i = 0; i < n; i++) dx[i] += g * (pred[i] - target[i]);
+  },
+
+  adaloraImportance(p, g, ipt, unc, n, beta1, beta2) {
+    for (let i = 0; i < n; i++) {
+      const s = Math.abs(p[i] * g[i]);
+      ipt[i] = beta1 * ipt[i] + (1 - beta1) * s;
+      unc[i] = beta2 * unc[i] + (1 - beta2) * Math.abs(s - ipt[i]);
+    }
+  },
+
+  soraGates(g, grad, m, v, n, stepSize, lr, weightDecay, lambda) {
+    const b1 = 0.9, b2 = 0.999, eps = 1e-8;
+    for (let i = 0; i < n; i++) {
+      const gr = grad[i];
+      m[i] = b1 * m[i] + (1 - b1) * gr;
+      v[i] = b2 * v[i] + (1 - b2) * gr * gr;
+      let upd = -stepSize * (m[i] / (Math.sqrt(v[i]) + eps));
+      if (weightDecay > 0) upd += -lr * weightDecay * g[i];
+      g[i] += upd;
+    }
+    if (lambda > 0) for (let i = 0; i < n; i++) {
+      const x = g[i];
+      g[i] = x > lambda ? x - lambda : x < -lambda ? x + lambda : 0;
+    }
+  },
+
+  addLowRank(W, B, A, outF, inF, r, alpha) {
+    for (let i = 0; i < outF; i++) for (let j = 0; j < inF; j++) {
+      let d = 0;
+      for (let k = 0; k < r; k++) d += B[i * r + k] * A[k * inF + j];
+      W[i * inF + j] += alpha * d;
+    }
+  },
+
+  halfToFloat: widen,
+
+  embeddingHalf(out, table, ids, n, C, bf16) {
+    for (let i = 0; i < n; i++) widen(out, i * C, table, ids[i] * C, C, bf16);
   },
 };

@@ -1,6 +1,7 @@
 /**
  * The native backend: the N-API addon built from native/ (C kernels + OpenBLAS sgemm). Its
- * functions take exactly the arguments of the Kernels interface; this module only finds the addon.
+ * functions take exactly the arguments of the Kernels interface (the glue is generated from
+ * kernel-spec.ts and checks every buffer's length); this module only finds the addon.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -9,7 +10,6 @@ import { fileURLToPath } from 'node:url';
 import type { Kernels } from '../kernels.js';
 
 export interface NativeAddon extends Omit<Kernels, 'name'> {
-  setThreads(n: number): void;
   blasInfo(): string;
 }
 
@@ -64,7 +64,8 @@ export function loadNative(): { kernels: Kernels; addon: NativeAddon; path: stri
     if (!existsSync(path)) { errors.push(`${path}: not built`); continue; }
     try {
       const addon = require(path) as NativeAddon;
-      return { kernels: { ...addon, name: 'native' }, addon, path };
+      const { blasInfo: _, ...fns } = addon;
+      return { kernels: { ...fns, name: 'native' }, addon, path };
     } catch (e) {
       // a prebuilt addon links Debian's libopenblas.so.0: missing there, it cannot load
       errors.push(`${path}: ${(e as Error).message.split('\n')[0]}`);
