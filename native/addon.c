@@ -316,6 +316,10 @@ static napi_value blas_info(napi_env env, napi_callback_info info) {
   return s;
 }
 
+#ifdef GELORA_DNNL
+extern void gelora_dnnl_register(napi_env env, napi_value exports);  // dnnl.cc: bf16/oneDNN matmuls
+#endif
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor d[] = {
 #define FN(name, fn) {name, NULL, fn, NULL, NULL, NULL, napi_enumerable, NULL}
@@ -329,6 +333,9 @@ static napi_value init(napi_env env, napi_value exports) {
 #undef FN
   };
   napi_define_properties(env, exports, sizeof d / sizeof d[0], d);
+#ifdef GELORA_DNNL
+  gelora_dnnl_register(env, exports);
+#endif
   return exports;
 }
 
