@@ -167,24 +167,40 @@ std::vector<uint16_t> a_bf16;
   }                                                                            \
   return nullptr;
 
-// gemmBf16(tA, tB, M, N, K, alpha, A: Float32Array, aOff, lda, B: Uint16Array, bOff, ldb, beta, C, cOff, ldc)
+// gemmBf16(tA, tB, M, N, K, alpha, A: Float32Array | Uint16Array, aOff, lda, B: Uint16Array, bOff, ldb, beta, C, cOff, ldc)
 napi_value gemm_bf16(napi_env env, napi_callback_info info) {
   Args a(env, info, 16);
   bool tA = a.flag(0), tB = a.flag(1);
   long M = (long)a.num(2), N = (long)a.num(3), K = (long)a.num(4);
   float alpha = (float)a.num(5);
-  float *A = a.f32(6); long aOff = (long)a.num(7), lda = (long)a.num(8);
+  // A already in bf16 (a Uint16Array) is used as it is: q, k and v share one converted input
+  bool a_is_bf16 = false;
+  if (a.ok) {
+    napi_typedarray_type type = napi_float32_array;
+    bool is = false;
+    napi_is_typedarray(env, a.v[6], &is);
+    if (is) napi_get_typedarray_info(env, a.v[6], &type, nullptr, nullptr, nullptr, nullptr);
+    a_is_bf16 = type == napi_uint16_array;
+  }
+  float *A = a_is_bf16 ? nullptr : a.f32(6);
+  uint16_t *Ab = a_is_bf16 ? a.u16(6) : nullptr;
+  long aOff = (long)a.num(7), lda = (long)a.num(8);
   uint16_t *B = a.u16(9); long bOff = (long)a.num(10), ldb = (long)a.num(11);
   float beta = (float)a.num(12);
   float *C = a.f32(13); long cOff = (long)a.num(14), ldc = (long)a.num(15);
   if (!a.ok) return nullptr;
   if (M == 0 || N == 0) return nullptr;
   GUARD_BEGIN
-  long rows = tA ? K : M, cols = tA ? M : K;
-  a_bf16.resize(static_cast<size_t>(rows * cols));
-  to_bf16(a_bf16.data(), A + aOff, rows, cols, lda);
-  Prim &p = matmul_for(dt::bf16, tA, tB, M, N, K, cols, ldb, ldc, alpha, beta);
-  run(p, a_bf16.data(), B + bOff, C + cOff);
+  if (!a_is_bf16) {
+    long rows = tA ? K : M, cols = tA ? M : K;
+    a_bf16.resize(static_cast<size_t>(rows * cols));
+    to_bf16(a_bf16.data(), A + aOff, rows, cols, lda);
+    Ab = a_bf16.data();
+    aOff = 0;
+    lda = cols;
+  }
+  Prim &p = matmul_for(dt::bf16, tA, tB, M, N, K, lda, ldb, ldc, alpha, beta);
+  run(p, Ab + aOff, B + bOff, C + cOff);
   GUARD_END
 }
 

@@ -91,6 +91,10 @@ test('bf16 gemm = float32 gemm of the bf16-rounded inputs (transposes, odd sizes
     const C2 = l.C.slice();
     d.gemmBf16(p.tA, p.tB, p.M, p.N, p.K, p.alpha, Ar, l.aOff, l.lda, Bbf, l.bOff, l.ldb, p.beta, C2, l.cOff, l.ldc);
     assert.deepEqual(C2, C, `${JSON.stringify(p)}: pre-rounded A`);
+    // and A handed over as bf16 bits (converted once by the caller) too
+    const C3 = l.C.slice();
+    d.gemmBf16(p.tA, p.tB, p.M, p.N, p.K, p.alpha, toBf16(l.A), l.aOff, l.lda, Bbf, l.bOff, l.ldb, p.beta, C3, l.cOff, l.ldc);
+    assert.deepEqual(C3, C, `${JSON.stringify(p)}: A as bf16 bits`);
   }
 });
 

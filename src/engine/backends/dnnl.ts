@@ -11,9 +11,12 @@ import { loadNative } from './native.js';
 
 /** The oneDNN functions the addon exports when built with it (argument order as in dnnl.cc). */
 export interface DnnlAddon {
-  /** C = alpha * op(A) op(B) + beta * C, A float32 (rounded to bf16), B bf16 bits, C float32. */
+  /**
+   * C = alpha * op(A) op(B) + beta * C: A float32 (rounded to bf16 inside the call) or already bf16
+   * bits (convert an input shared by several products once, e.g. q/k/v), B bf16 bits, C float32.
+   */
   gemmBf16(tA: boolean, tB: boolean, M: number, N: number, K: number, alpha: number,
-    A: Float32Array, aOff: number, lda: number, B: Uint16Array, bOff: number, ldb: number,
+    A: Float32Array | Uint16Array, aOff: number, lda: number, B: Uint16Array, bOff: number, ldb: number,
     beta: number, C: Float32Array, cOff: number, ldc: number): void;
   /** The Kernels interface's float32 gemm, run by oneDNN instead of OpenBLAS (for measurement). */
   gemmDnnl(tA: boolean, tB: boolean, M: number, N: number, K: number, alpha: number,
