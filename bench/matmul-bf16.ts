@@ -6,7 +6,7 @@
  * and oneDNN's implementation per shape. Also times OpenBLAS right after a oneDNN call, because the
  * two run on separate thread pools (OpenBLAS pthreads, oneDNN OpenMP) that share the cores.
  *
- * Run: node dist/bench/matmul-bf16.js [repeats]
+ * Run: gelora bench matmul-bf16 [--repeats N]
  */
 import { kernels } from '../src/engine/backend.js';
 import { bf16Available, dnnlAddon, toBf16 } from '../src/engine/backends/dnnl.js';
@@ -68,6 +68,3 @@ export function matmulBf16Bench(repeats = 10) {
   return { bench: 'matmul-bf16', backend: k.name, bf16: support, results };
 }
 
-if (process.argv[1] && import.meta.url.endsWith(process.argv[1].replace(/.*\/dist\//, '/dist/'))) {
-  console.log(JSON.stringify(matmulBf16Bench(Number(process.argv[2] ?? 10))));
-}
