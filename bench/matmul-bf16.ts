@@ -65,6 +65,26 @@ export function matmulBf16Bench(repeats = 10) {
     }
     return row;
   });
-  return { bench: 'matmul-bf16', backend: k.name, bf16: support, results };
+  // attention's activation x activation products on [B, T, H*d] projections, heads addressed in place
+  const c = benchConfigs().lora_step.base, T = c.seq, H = c.heads, dh = c.hidden / c.heads, w = c.hidden, nb = c.batch;
+  const attention = [
+    { name: `attention QK^T ${nb * H}x[${T}x${dh}]x[${dh}x${T}]`, tB: true, N: T, K: dh, ldb: w, bS1: T * w, bS2: dh, ldc: T, cS1: H * T * T, cS2: T * T },
+    { name: `attention PV ${nb * H}x[${T}x${T}]x[${T}x${dh}]`, tB: false, N: dh, K: T, ldb: w, bS1: T * w, bS2: dh, ldc: w, cS1: T * w, cS2: dh },
+  ].map((s) => {
+    const lda = s.K === dh ? w : T, aS1 = s.K === dh ? T * w : H * T * T, aS2 = s.K === dh ? dh : T * T;
+    const A = new Float32Array(nb * H * T * T), B = new Float32Array(nb * T * w), C = new Float32Array(nb * H * T * T);
+    rng.fillNormal(A);
+    rng.fillNormal(B);
+    const flops = 2 * nb * H * T * s.N * s.K, g = (sec: number): number => Math.round(flops / sec / 1e9);
+    const row: Record<string, unknown> = { shape: s.name };
+    const b = timeIt(() => k.gemmBatched(false, s.tB, T, s.N, s.K, 1, A, 0, lda, aS1, aS2, B, 0, s.ldb, s.bS1, s.bS2, 0, C, 0, s.ldc, s.cS1, s.cS2, nb, H), repeats);
+    row.fp32_openblas = { gflops_best: g(b.min), gflops_median: g(b.median) };
+    if (d && support.available) {
+      const h = timeIt(() => d.gemmBatchedBf16(false, s.tB, T, s.N, s.K, 1, A, 0, lda, aS1, aS2, B, 0, s.ldb, s.bS1, s.bS2, 0, C, 0, s.ldc, s.cS1, s.cS2, nb, H), repeats);
+      row.bf16_onednn = { gflops_best: g(h.min), gflops_median: g(h.median) };
+    }
+    return row;
+  });
+  return { bench: 'matmul-bf16', backend: k.name, bf16: support, results: [...results, ...attention] };
 }
 

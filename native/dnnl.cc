@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <array>
 #include <map>
 #include <string>
 #include <tuple>
@@ -44,8 +45,8 @@ dnnl::stream &strm() {
 
 struct Args {
   napi_env env;
-  napi_value v[16];
-  size_t n = 16;
+  napi_value v[24];
+  size_t n = 24;
   bool ok = true;
   Args(napi_env e, napi_callback_info info, size_t want) : env(e) {
     napi_get_cb_info(env, info, &n, v, nullptr, nullptr);
@@ -111,7 +112,15 @@ void to_bf16(uint16_t *dst, const float *src, long rows, long cols, long ld) {
 // ---------------------------------------------------------------------------------------------
 // matmul primitives, cached by everything that shapes the generated code
 
-using Key = std::tuple<int, bool, bool, long, long, long, long, long, long, float, float>;
+// Geometry of one call: a batch of n1 x n2 problems, problem (i, j) at offsets i*xS1 + j*xS2 of each
+// operand (xS = 0 broadcasts); a plain gemm is n1 = n2 = 1.
+struct Geom {
+  bool tA, tB;
+  long M, N, K, lda, ldb, ldc;
+  long n1 = 1, n2 = 1, aS1 = 0, aS2 = 0, bS1 = 0, bS2 = 0, cS1 = 0, cS2 = 0;
+};
+
+using Key = std::tuple<int, bool, bool, std::array<long, 14>, float, float>;
 
 struct Prim {
   dnnl::matmul prim;
@@ -123,16 +132,28 @@ std::map<Key, Prim> cache;
 const size_t kMaxCached = 512;  // length bucketing gives a few shapes per bucket; this bounds a long run
 
 // A is M x K after op (stored K x M when tA), B is K x N after op (stored N x K when tB); row-major
-// with leading dimensions lda/ldb/ldc. Transposes become strides, so nothing is copied.
-Prim &matmul_for(dt in, bool tA, bool tB, long M, long N, long K, long lda, long ldb, long ldc, float alpha,
-                 float beta) {
-  Key key{static_cast<int>(in), tA, tB, M, N, K, lda, ldb, ldc, alpha, beta};
+// with leading dimensions lda/ldb/ldc. Transposes and batch steps become strides: nothing is copied.
+Prim &matmul_for(dt in, const Geom &g, float alpha, float beta) {
+  Key key{static_cast<int>(in), g.tA, g.tB,
+          {g.M, g.N, g.K, g.lda, g.ldb, g.ldc, g.n1, g.n2, g.aS1, g.aS2, g.bS1, g.bS2, g.cS1, g.cS2}, alpha, beta};
   auto it = cache.find(key);
   if (it != cache.end()) return it->second;
   if (cache.size() >= kMaxCached) cache.clear();
-  memory::desc a({M, K}, in, tA ? memory::dims{1, lda} : memory::dims{lda, 1});
-  memory::desc b({K, N}, in, tB ? memory::dims{1, ldb} : memory::dims{ldb, 1});
-  memory::desc c({M, N}, dt::f32, memory::dims{ldc, 1});
+  memory::dims sa = g.tA ? memory::dims{1, g.lda} : memory::dims{g.lda, 1};
+  memory::dims sb = g.tB ? memory::dims{1, g.ldb} : memory::dims{g.ldb, 1};
+  memory::dims sc{g.ldc, 1};
+  memory::dims da{g.M, g.K}, db{g.K, g.N}, dc{g.M, g.N};
+  if (g.n1 * g.n2 > 1) {
+    // oneDNN broadcasts a batch dimension of size 1, so a zero stride becomes a size-1 dimension
+    auto lead = [](memory::dims &d, memory::dims &st, long n1, long s1, long n2, long s2) {
+      d.insert(d.begin(), {s1 ? n1 : 1, s2 ? n2 : 1});
+      st.insert(st.begin(), {s1 ? s1 : 0, s2 ? s2 : 0});
+    };
+    lead(da, sa, g.n1, g.aS1, g.n2, g.aS2);
+    lead(db, sb, g.n1, g.bS1, g.n2, g.bS2);
+    lead(dc, sc, g.n1, g.cS1, g.n2, g.cS2);
+  }
+  memory::desc a(da, in, sa), b(db, in, sb), c(dc, dt::f32, sc);
   dnnl::primitive_attr attr;
   if (alpha != 1.f) attr.set_output_scales(0, {alpha});
   if (beta != 0.f) {
@@ -199,7 +220,7 @@ napi_value gemm_bf16(napi_env env, napi_callback_info info) {
     aOff = 0;
     lda = cols;
   }
-  Prim &p = matmul_for(dt::bf16, tA, tB, M, N, K, lda, ldb, ldc, alpha, beta);
+  Prim &p = matmul_for(dt::bf16, Geom{tA, tB, M, N, K, lda, ldb, ldc}, alpha, beta);
   run(p, Ab + aOff, B + bOff, C + cOff);
   GUARD_END
 }
@@ -217,8 +238,61 @@ napi_value gemm_f32(napi_env env, napi_callback_info info) {
   if (!a.ok) return nullptr;
   if (M == 0 || N == 0) return nullptr;
   GUARD_BEGIN
-  Prim &p = matmul_for(dt::f32, tA, tB, M, N, K, lda, ldb, ldc, alpha, beta);
+  Prim &p = matmul_for(dt::f32, Geom{tA, tB, M, N, K, lda, ldb, ldc}, alpha, beta);
   run(p, A + aOff, B + bOff, C + cOff);
+  GUARD_END
+}
+
+// The elements problem (i, j) of a batched operand addresses (rows x cols at ld), gathered into a
+// dense bf16 [n1, n2, rows, cols] (zero batch strides gather the shared matrix once).
+void gather_bf16(std::vector<uint16_t> &dst, const float *src, long rows, long cols, long ld, long n1, long s1,
+                 long n2, long s2) {
+  long m1 = s1 ? n1 : 1, m2 = s2 ? n2 : 1;
+  dst.resize(static_cast<size_t>(m1 * m2 * rows * cols));
+  for (long i = 0; i < m1; i++)
+    for (long j = 0; j < m2; j++) to_bf16(dst.data() + (i * m2 + j) * rows * cols, src + i * s1 + j * s2, rows, cols, ld);
+}
+
+std::vector<uint16_t> b_bf16;
+
+// gemmBatchedBf16: the arguments of the Kernels interface's gemmBatched (all Float32Array); both
+// inputs are rounded to bf16 (activations, e.g. attention's QK^T and PV, as torch.autocast does),
+// then the whole batch runs as one oneDNN primitive.
+napi_value gemm_batched_bf16(napi_env env, napi_callback_info info) {
+  Args a(env, info, 24);
+  Geom g;
+  g.tA = a.flag(0), g.tB = a.flag(1);
+  g.M = (long)a.num(2), g.N = (long)a.num(3), g.K = (long)a.num(4);
+  float alpha = (float)a.num(5);
+  float *A = a.f32(6); long aOff = (long)a.num(7); g.lda = (long)a.num(8);
+  g.aS1 = (long)a.num(9), g.aS2 = (long)a.num(10);
+  float *B = a.f32(11); long bOff = (long)a.num(12); g.ldb = (long)a.num(13);
+  g.bS1 = (long)a.num(14), g.bS2 = (long)a.num(15);
+  float beta = (float)a.num(16);
+  float *C = a.f32(17); long cOff = (long)a.num(18); g.ldc = (long)a.num(19);
+  g.cS1 = (long)a.num(20), g.cS2 = (long)a.num(21);
+  g.n1 = (long)a.num(22), g.n2 = (long)a.num(23);
+  if (!a.ok) return nullptr;
+  if (g.M == 0 || g.N == 0 || g.n1 == 0 || g.n2 == 0) return nullptr;
+  if ((g.cS1 == 0 && g.n1 > 1) || (g.cS2 == 0 && g.n2 > 1)) {
+    napi_throw_error(env, nullptr, "gelora dnnl: gemmBatchedBf16 needs a distinct C per problem");
+    return nullptr;
+  }
+  GUARD_BEGIN
+  long aR = g.tA ? g.K : g.M, aC = g.tA ? g.M : g.K, bR = g.tB ? g.N : g.K, bC = g.tB ? g.K : g.N;
+  gather_bf16(a_bf16, A + aOff, aR, aC, g.lda, g.n1, g.aS1, g.n2, g.aS2);
+  gather_bf16(b_bf16, B + bOff, bR, bC, g.ldb, g.n1, g.bS1, g.n2, g.bS2);
+  // the dense copies' own strides
+  auto dense = [&](long &ld, long &s1, long &s2, long rows, long cols) {
+    long m2 = s2 ? g.n2 : 1;
+    ld = cols;
+    s2 = s2 ? rows * cols : 0;
+    s1 = s1 ? m2 * rows * cols : 0;
+  };
+  dense(g.lda, g.aS1, g.aS2, aR, aC);
+  dense(g.ldb, g.bS1, g.bS2, bR, bC);
+  Prim &p = matmul_for(dt::bf16, g, alpha, beta);
+  run(p, a_bf16.data(), b_bf16.data(), C + cOff);
   GUARD_END
 }
 
@@ -240,7 +314,7 @@ napi_value impl_of(napi_env env, napi_callback_info info) {
   long M = (long)a.num(3), N = (long)a.num(4), K = (long)a.num(5);
   if (!a.ok) return nullptr;
   GUARD_BEGIN
-  Prim &p = matmul_for(bf ? dt::bf16 : dt::f32, tA, tB, M, N, K, tA ? M : K, tB ? K : N, N, 1.f, 0.f);
+  Prim &p = matmul_for(bf ? dt::bf16 : dt::f32, Geom{tA, tB, M, N, K, tA ? M : K, tB ? K : N, N}, 1.f, 0.f);
   napi_value s;
   napi_create_string_utf8(env, p.impl.c_str(), NAPI_AUTO_LENGTH, &s);
   return s;
@@ -303,7 +377,7 @@ napi_value set_threads(napi_env env, napi_callback_info info) {
 extern "C" void gelora_dnnl_register(napi_env env, napi_value exports) {
   napi_property_descriptor d[] = {
 #define FN(name, fn) {name, nullptr, fn, nullptr, nullptr, nullptr, napi_enumerable, nullptr}
-      FN("gemmBf16", gemm_bf16), FN("gemmDnnl", gemm_f32), FN("f32ToBf16", f32_to_bf16),
+      FN("gemmBf16", gemm_bf16), FN("gemmDnnl", gemm_f32), FN("gemmBatchedBf16", gemm_batched_bf16), FN("f32ToBf16", f32_to_bf16),
       FN("dnnlImpl", impl_of), FN("dnnlInfo", info_of), FN("dnnlSetThreads", set_threads),
 #undef FN
   };

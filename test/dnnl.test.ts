@@ -98,6 +98,29 @@ test('bf16 gemm = float32 gemm of the bf16-rounded inputs (transposes, odd sizes
   }
 });
 
+test('batched bf16 gemm addresses heads in place like gemmBatched (attention layouts, a broadcast operand)', { skip: noBf16 }, () => {
+  const d = dnnlAddon()!, rng = new Rng(13);
+  const B = 3, T = 19, H = 4, dh = 8, w = H * dh;
+  const q = new Float32Array(B * T * w), k = new Float32Array(B * T * w), C0 = new Float32Array(B * H * T * T);
+  rng.fillNormal(q);
+  rng.fillNormal(k);
+  rng.fillNormal(C0);
+  const r = (x: Float32Array): Float64Array => Float64Array.from(fromBf16(toBf16(x)));
+  const cases: { tB: boolean; N: number; K: number; ldb: number; bS1: number; bS2: number; alpha: number; beta: number }[] = [
+    { tB: true, N: T, K: dh, ldb: w, bS1: T * w, bS2: dh, alpha: 0.35, beta: 0 }, // scores = q k^T per (batch, head)
+    { tB: false, N: T, K: dh, ldb: T, bS1: 0, bS2: 0, alpha: 1, beta: 1 }, // one shared [dh, T] matrix for all
+  ];
+  for (const c of cases) {
+    const C = C0.slice(), want = Float64Array.from(C0), scale = Float64Array.from(C0, Math.abs);
+    const args = [0, w, T * w, dh] as const; // A: q, head h of batch b at b*T*w + h*dh
+    d.gemmBatchedBf16(false, c.tB, T, c.N, c.K, c.alpha, q, ...args, k, 0, c.ldb, c.bS1, c.bS2, c.beta, C, 0, T, H * T * T, T * T, B, H);
+    jsKernels.gemmBatched(false, c.tB, T, c.N, c.K, c.alpha, r(q), ...args, r(k), 0, c.ldb, c.bS1, c.bS2, c.beta, want, 0, T, H * T * T, T * T, B, H);
+    jsKernels.gemmBatched(false, c.tB, T, c.N, c.K, Math.abs(c.alpha), Float64Array.from(r(q), Math.abs), ...args,
+      Float64Array.from(r(k), Math.abs), 0, c.ldb, c.bS1, c.bS2, Math.abs(c.beta), scale, 0, T, H * T * T, T * T, B, H);
+    assertClose(C, want, scale, `batched ${JSON.stringify(c)}`);
+  }
+});
+
 test('bf16 gemm with beta 0 ignores what C held (NaN included), as sgemm does', { skip: noBf16 }, () => {
   const d = dnnlAddon()!, rng = new Rng(5);
   const A = new Float32Array(6 * 4), B = new Float32Array(4 * 3);

@@ -18,6 +18,15 @@ export interface DnnlAddon {
   gemmBf16(tA: boolean, tB: boolean, M: number, N: number, K: number, alpha: number,
     A: Float32Array | Uint16Array, aOff: number, lda: number, B: Uint16Array, bOff: number, ldb: number,
     beta: number, C: Float32Array, cOff: number, ldc: number): void;
+  /**
+   * The Kernels interface's gemmBatched with both inputs rounded to bf16 (activation x activation,
+   * e.g. attention's QK^T and PV, as torch.autocast runs them) and the whole batch as one primitive.
+   */
+  gemmBatchedBf16(tA: boolean, tB: boolean, M: number, N: number, K: number, alpha: number,
+    A: Float32Array, aOff: number, lda: number, aS1: number, aS2: number,
+    B: Float32Array, bOff: number, ldb: number, bS1: number, bS2: number,
+    beta: number, C: Float32Array, cOff: number, ldc: number, cS1: number, cS2: number,
+    n1: number, n2: number): void;
   /** The Kernels interface's float32 gemm, run by oneDNN instead of OpenBLAS (for measurement). */
   gemmDnnl(tA: boolean, tB: boolean, M: number, N: number, K: number, alpha: number,
     A: Float32Array, aOff: number, lda: number, B: Float32Array, bOff: number, ldb: number,
