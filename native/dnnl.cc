@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <algorithm>
 #include <array>
 #include <map>
 #include <string>
@@ -143,15 +144,19 @@ Prim &matmul_for(dt in, const Geom &g, float alpha, float beta) {
   memory::dims sb = g.tB ? memory::dims{1, g.ldb} : memory::dims{g.ldb, 1};
   memory::dims sc{g.ldc, 1};
   memory::dims da{g.M, g.K}, db{g.K, g.N}, dc{g.M, g.N};
-  if (g.n1 * g.n2 > 1) {
-    // oneDNN broadcasts a batch dimension of size 1, so a zero stride becomes a size-1 dimension
-    auto lead = [](memory::dims &d, memory::dims &st, long n1, long s1, long n2, long s2) {
-      d.insert(d.begin(), {s1 ? n1 : 1, s2 ? n2 : 1});
-      st.insert(st.begin(), {s1 ? s1 : 0, s2 ? s2 : 0});
-    };
-    lead(da, sa, g.n1, g.aS1, g.n2, g.aS2);
-    lead(db, sb, g.n1, g.bS1, g.n2, g.bS2);
-    lead(dc, sc, g.n1, g.cS1, g.n2, g.cS2);
+  // batch levels of size 1 are dropped (a size-1 dimension's stride would tie with another's and
+  // make oneDNN fall back to its reference code); a broadcast operand (stride 0) gets a size-1
+  // dimension whose stride is its matrix's extent
+  auto lead = [](memory::dims &d, memory::dims &st, long n, long s) {
+    long extent = std::max(d[0] * st[0], d[1] * st[1]);
+    d.insert(d.begin(), s ? n : 1);
+    st.insert(st.begin(), s ? s : extent);
+  };
+  for (auto [n, s_a, s_b, s_c] : {std::array<long, 4>{g.n2, g.aS2, g.bS2, g.cS2}, std::array<long, 4>{g.n1, g.aS1, g.bS1, g.cS1}}) {
+    if (n == 1) continue;
+    lead(da, sa, n, s_a);
+    lead(db, sb, n, s_b);
+    lead(dc, sc, n, s_c);
   }
   memory::desc a(da, in, sa), b(db, in, sb), c(dc, dt::f32, sc);
   dnnl::primitive_attr attr;
