@@ -15,10 +15,17 @@ static napi_value blas_info(napi_env env, napi_callback_info info) {
   return s;
 }
 
+#ifdef GELORA_DNNL
+extern void gelora_dnnl_register(napi_env env, napi_value exports);  // dnnl.cc: bf16/oneDNN matmuls
+#endif
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_define_properties(env, exports, sizeof KERNEL_TABLE / sizeof KERNEL_TABLE[0], KERNEL_TABLE);
   napi_property_descriptor extra[] = {{"blasInfo", NULL, blas_info, NULL, NULL, NULL, napi_enumerable, NULL}};
   napi_define_properties(env, exports, 1, extra);
+#ifdef GELORA_DNNL
+  gelora_dnnl_register(env, exports);
+#endif
   return exports;
 }
 

@@ -1,10 +1,22 @@
 {
+  "variables": {
+    "dnnl%": "<!(node -p \"!process.env.GELORA_NO_DNNL && require('fs').existsSync('/usr/include/oneapi/dnnl/dnnl.hpp') ? 1 : 0\")"
+  },
   "targets": [
     {
       "target_name": "gelora",
       "sources": ["addon.c", "kernels.c"],
       "cflags": ["-O3", "-march=native", "-fno-math-errno", "-fno-trapping-math", "-Wall", "-Wno-unused-function"],
-      "libraries": ["-lopenblas", "-lm"]
+      "libraries": ["-lopenblas", "-lm"],
+      "conditions": [
+        ["dnnl==1", {
+          "sources": ["dnnl.cc"],
+          "defines": ["GELORA_DNNL"],
+          "cflags_cc!": ["-fno-exceptions", "-fno-rtti"],
+          "cflags_cc": ["-std=c++17", "-fexceptions"],
+          "libraries": ["-ldnnl", "-lgomp"]
+        }]
+      ]
     }
   ]
 }

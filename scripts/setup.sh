@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Sets gelora up on a Debian machine with Node 20: installs the system packages it lacks (OpenBLAS
-# headers, a C toolchain for the native addon), then the npm packages, the addon and the build.
+# headers, oneDNN for bf16 matrix products on AMX/AVX512-BF16, a C/C++ toolchain for the native
+# addon), then the npm packages, the addon and the build.
 # Idempotent: a second run installs nothing new.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 missing=()
-for pkg in libopenblas-dev build-essential python3; do
+for pkg in libopenblas-dev libdnnl-dev build-essential python3; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
 done
 if [ ${#missing[@]} -gt 0 ]; then

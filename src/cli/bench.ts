@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { forwardBench } from '../../bench/forward.js';
 import { loraStepBench } from '../../bench/lora-step.js';
 import { matmulBench } from '../../bench/matmul.js';
+import { matmulBf16Bench } from '../../bench/matmul-bf16.js';
 import { trainBench } from '../../bench/train.js';
 import { twonnBench } from '../../bench/twonn.js';
 import { blasInfo } from '../engine/backend.js';
@@ -45,5 +46,11 @@ export function registerBench(program: Command): void {
     .option('--repeats <n>', 'timed repeats per shape', positiveInt, 10)
     .action((o: { repeats: number }) => {
       console.log(JSON.stringify({ ...matmulBench(o.repeats), blas: blasInfo() }));
+    });
+  bench.command('matmul-bf16')
+    .description('GFLOP/s of a BERT-base step\'s frozen-weight products: fp32 OpenBLAS, fp32 oneDNN, bf16 oneDNN')
+    .option('--repeats <n>', 'timed repeats per shape', positiveInt, 10)
+    .action((o: { repeats: number }) => {
+      console.log(JSON.stringify({ ...matmulBf16Bench(o.repeats), blas: blasInfo() }));
     });
 }

@@ -59,6 +59,10 @@ export function loadNative(): { kernels: Kernels; addon: NativeAddon; path: stri
     const core = openblasCoretype(cpuFlags());
     if (core) process.env.OPENBLAS_CORETYPE = core;
   }
+  // oneDNN (native/dnnl.cc) runs on libgomp, whose threads by default spin for a while after each
+  // product and so take the cores from OpenBLAS's next call (measured: OpenBLAS right after oneDNN
+  // 224-240 GFLOP/s vs 417-423 alone; with PASSIVE 417-419); read when the addon loads
+  if (!process.env.OMP_WAIT_POLICY) process.env.OMP_WAIT_POLICY = 'PASSIVE';
   const errors: string[] = [];
   for (const path of addonPaths()) {
     if (!existsSync(path)) { errors.push(`${path}: not built`); continue; }
