@@ -55,7 +55,7 @@ struct Args {
   }
   void fail(const char *msg) {
     if (!ok) return;
-    char text[128];
+    char text[192];
     snprintf(text, sizeof text, "gelora dnnl: %s", msg);
     napi_throw_type_error(env, nullptr, text);
     ok = false;
@@ -74,7 +74,26 @@ struct Args {
       fail(msg);
       return nullptr;
     }
+    lens[i] = len;
     return data;
+  }
+  size_t lens[24] = {0};
+  // A matrix of rows x cols at leading dimension ld from offset off, in n1 x n2 problems at strides
+  // s1, s2, must lie inside argument i: a wrong offset is an error, never a read or write out of bounds.
+  void extent(size_t i, const char *name, long off, long rows, long cols, long ld, long n1 = 1, long s1 = 0, long n2 = 1, long s2 = 0) {
+    if (!ok || rows == 0 || cols == 0 || n1 == 0 || n2 == 0) return;
+    if (off < 0 || ld < cols || s1 < 0 || s2 < 0) { fail_arg(name, "has a negative offset or stride, or a leading dimension below its columns"); return; }
+    long last = off + (n1 - 1) * s1 + (n2 - 1) * s2 + (rows - 1) * ld + cols;
+    if (last > static_cast<long>(lens[i])) {
+      char msg[128];
+      snprintf(msg, sizeof msg, "argument %s has %zu values, but its offsets, strides and sizes reach %ld", name, lens[i], last);
+      fail(msg);
+    }
+  }
+  void fail_arg(const char *name, const char *what) {
+    char msg[128];
+    snprintf(msg, sizeof msg, "argument %s %s", name, what);
+    fail(msg);
   }
   float *f32(size_t i) { return static_cast<float *>(typed(i, napi_float32_array, "Float32Array")); }
   uint16_t *u16(size_t i) { return static_cast<uint16_t *>(typed(i, napi_uint16_array, "Uint16Array")); }
@@ -214,6 +233,9 @@ napi_value gemm_bf16(napi_env env, napi_callback_info info) {
   uint16_t *B = a.u16(9); long bOff = (long)a.num(10), ldb = (long)a.num(11);
   float beta = (float)a.num(12);
   float *C = a.f32(13); long cOff = (long)a.num(14), ldc = (long)a.num(15);
+  a.extent(6, "A", aOff, tA ? K : M, tA ? M : K, lda);
+  a.extent(9, "B", bOff, tB ? N : K, tB ? K : N, ldb);
+  a.extent(13, "C", cOff, M, N, ldc);
   if (!a.ok) return nullptr;
   if (M == 0 || N == 0) return nullptr;
   GUARD_BEGIN
@@ -240,6 +262,9 @@ napi_value gemm_f32(napi_env env, napi_callback_info info) {
   float *B = a.f32(9); long bOff = (long)a.num(10), ldb = (long)a.num(11);
   float beta = (float)a.num(12);
   float *C = a.f32(13); long cOff = (long)a.num(14), ldc = (long)a.num(15);
+  a.extent(6, "A", aOff, tA ? K : M, tA ? M : K, lda);
+  a.extent(9, "B", bOff, tB ? N : K, tB ? K : N, ldb);
+  a.extent(13, "C", cOff, M, N, ldc);
   if (!a.ok) return nullptr;
   if (M == 0 || N == 0) return nullptr;
   GUARD_BEGIN
@@ -277,6 +302,9 @@ napi_value gemm_batched_bf16(napi_env env, napi_callback_info info) {
   float *C = a.f32(17); long cOff = (long)a.num(18); g.ldc = (long)a.num(19);
   g.cS1 = (long)a.num(20), g.cS2 = (long)a.num(21);
   g.n1 = (long)a.num(22), g.n2 = (long)a.num(23);
+  a.extent(6, "A", aOff, g.tA ? g.K : g.M, g.tA ? g.M : g.K, g.lda, g.n1, g.aS1, g.n2, g.aS2);
+  a.extent(11, "B", bOff, g.tB ? g.N : g.K, g.tB ? g.K : g.N, g.ldb, g.n1, g.bS1, g.n2, g.bS2);
+  a.extent(17, "C", cOff, g.M, g.N, g.ldc, g.n1, g.cS1, g.n2, g.cS2);
   if (!a.ok) return nullptr;
   if (g.M == 0 || g.N == 0 || g.n1 == 0 || g.n2 == 0) return nullptr;
   if ((g.cS1 == 0 && g.n1 > 1) || (g.cS2 == 0 && g.n2 > 1)) {
@@ -306,6 +334,8 @@ napi_value f32_to_bf16(napi_env env, napi_callback_info info) {
   Args a(env, info, 5);
   uint16_t *dst = a.u16(0); long dOff = (long)a.num(1);
   float *src = a.f32(2); long sOff = (long)a.num(3), n = (long)a.num(4);
+  a.extent(0, "dst", dOff, 1, n, n);
+  a.extent(2, "src", sOff, 1, n, n);
   if (!a.ok) return nullptr;
   to_bf16(dst + dOff, src + sOff, 1, n, n);
   return nullptr;

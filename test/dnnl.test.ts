@@ -168,3 +168,17 @@ test('runtime dispatch: without bf16 units (DNNL_MAX_CPU_ISA=AVX2) auto picks fp
   assert.equal(resolvePrecision('fp32'), 'fp32');
   assert.equal(resolvePrecision('auto'), support.available ? 'bf16' : 'fp32');
 });
+
+test('the oneDNN kernels check lengths and offsets: a wrong offset is an error, not a read out of bounds', { skip: !bf16Available().available && 'no oneDNN bf16' }, () => {
+  const d = dnnlAddon()!;
+  const A = new Float32Array(6), B = new Uint16Array(6), C = new Float32Array(4);
+  // 2x3 @ 3x2 fits exactly; one more offset on any operand does not
+  d.gemmBf16(false, false, 2, 2, 3, 1, A, 0, 3, B, 0, 2, 0, C, 0, 2);
+  assert.throws(() => d.gemmBf16(false, false, 2, 2, 3, 1, A, 1, 3, B, 0, 2, 0, C, 0, 2), /argument A has 6 values, but .* reach 7/);
+  assert.throws(() => d.gemmBf16(false, false, 2, 2, 3, 1, A, 0, 3, B, 1, 2, 0, C, 0, 2), /argument B/);
+  assert.throws(() => d.gemmBf16(false, false, 2, 2, 3, 1, A, 0, 3, B, 0, 2, 0, C, 1, 2), /argument C/);
+  assert.throws(() => d.gemmDnnl(false, false, 2, 2, 3, 1, A, -1, 3, new Float32Array(6), 0, 2, 0, C, 0, 2), /negative offset/);
+  assert.throws(() => d.f32ToBf16(new Uint16Array(3), 1, new Float32Array(3), 0, 3), /argument dst/);
+  assert.throws(() => d.gemmBatchedBf16(false, false, 2, 2, 3, 1, new Float32Array(12), 0, 3, 6, 0, new Float32Array(6), 0, 2, 0, 0,
+    0, new Float32Array(8), 0, 2, 4, 0, 3, 1), /argument A has 12 values/);
+});

@@ -5,6 +5,7 @@ import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { nativeAvailable, useBackend } from '../src/engine/backend.js';
 import { jsKernels } from '../src/engine/backends/js.js';
+import { DNNL_FUNCTIONS } from '../src/engine/backends/dnnl.js';
 import { generateGlue, generateHeader } from '../src/engine/kernel-glue.js';
 import { KERNEL_SPEC } from '../src/engine/kernel-spec.js';
 import { BinaryOp } from '../src/engine/kernels.js';
@@ -29,9 +30,13 @@ describe('kernel signatures declared once', () => {
     }
   });
 
-  it('the addon exports exactly the spec\'s kernels (and blasInfo)', { skip: !HAS_NATIVE }, () => {
+  it('the addon exports exactly the spec\'s kernels (and blasInfo, and the oneDNN functions when built with it)', { skip: !HAS_NATIVE }, () => {
     const k = useBackend('native');
-    assert.deepEqual(Object.keys(k).filter((n) => n !== 'name').sort(), Object.keys(KERNEL_SPEC).sort());
+    const dnnl = new Set<string>(DNNL_FUNCTIONS);
+    const names = Object.keys(k).filter((n) => n !== 'name');
+    const extension = names.filter((n) => dnnl.has(n));
+    assert.ok(extension.length === 0 || extension.length === dnnl.size, `oneDNN functions half there: ${extension.join(', ')}`);
+    assert.deepEqual(names.filter((n) => !dnnl.has(n)).sort(), Object.keys(KERNEL_SPEC).sort());
   });
 });
 

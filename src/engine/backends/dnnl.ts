@@ -39,6 +39,9 @@ export interface DnnlAddon {
   dnnlSetThreads(n: number): void;
 }
 
+/** The names of the oneDNN functions, which the addon exports beside the kernel spec's when built with oneDNN. */
+export const DNNL_FUNCTIONS: readonly (keyof DnnlAddon)[] = ['gemmBf16', 'gemmBatchedBf16', 'gemmDnnl', 'f32ToBf16', 'dnnlImpl', 'dnnlInfo', 'dnnlSetThreads'];
+
 export interface Bf16Support {
   /** bf16 products run on matrix units here (AMX or AVX512-BF16): what `--precision auto` asks. */
   available: boolean;
