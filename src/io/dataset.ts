@@ -3,10 +3,10 @@
  * the line and the fix: missing columns (with the columns that exist and the flag that maps them),
  * empty files, empty texts, files that are not UTF-8.
  */
-import { existsSync, readFileSync } from 'node:fs';
 import { extname } from 'node:path';
 import { parse } from 'csv-parse/sync';
 import { asyncBufferFromFile, parquetReadObjects } from 'hyparquet';
+import { checkFile, readText } from './files.js';
 
 export interface Example {
   text: string;
@@ -28,21 +28,11 @@ export interface ColumnOptions {
   requireLabel?: boolean;
 }
 
+const TASK_DIR_HINT = 'give the CSV, TSV, JSONL, parquet or text file inside it';
+
+/** A task file's text (checked: a regular, readable UTF-8 file; see io/files.ts). */
 export function readUtf8(file: string): string {
-  if (!existsSync(file)) throw new Error(`${file}: no such file`);
-  const bytes = readFileSync(file);
-  try {
-    return new TextDecoder('utf-8', { fatal: true }).decode(bytes).replace(/^\uFEFF/, '');
-  } catch {
-    let bad = 0;
-    const d = new TextDecoder('utf-8', { fatal: true });
-    for (let lo = 0, hi = bytes.length; lo < hi;) { // first undecodable prefix length, by bisection
-      const mid = (lo + hi + 1) >> 1;
-      try { d.decode(bytes.subarray(0, mid)); lo = mid; bad = mid; } catch { hi = mid - 1; }
-    }
-    const line = bytes.subarray(0, bad).toString('latin1').split('\n').length;
-    throw new Error(`${file}:${line}: not UTF-8 text (first bad byte at offset ${bad}); convert it, e.g. iconv -f latin1 -t utf-8`);
-  }
+  return readText(file, { dirHint: TASK_DIR_HINT });
 }
 
 function pickColumn(cols: string[], wanted: string | undefined, fallbacks: string[]): string | undefined {
@@ -56,7 +46,7 @@ const cell = (v: unknown): string => (v === null || v === undefined ? '' : typeo
 
 /** Rows of a Hugging Face datasets parquet file (line = row number, 1-based). */
 async function readParquet(file: string): Promise<Rows> {
-  if (!existsSync(file)) throw new Error(`${file}: no such file`);
+  checkFile(file, { dirHint: TASK_DIR_HINT });
   let objects: Record<string, unknown>[];
   try {
     objects = (await parquetReadObjects({ file: await asyncBufferFromFile(file) })) as Record<string, unknown>[];
