@@ -176,3 +176,14 @@ describe('absurd sizes in file headers are refused before allocating', () => {
     assert.throws(() => readPoints(f), /huge\.npy: invalid shape \(2\.5, 3\)/);
   });
 });
+
+describe('parquet decoding is bounded', () => {
+  it('a damaged page header that sends the decoder round forever is stopped and named', { timeout: 20_000 }, async () => {
+    // two flipped bytes of a 6-row file written by hyparquet-writer (found by test/fuzz.test.ts);
+    // hyparquet 1.33 loops on it synchronously, so this used to hang gelora
+    const f = new URL('../../test/data/parquet/damaged-page-loop.parquet', import.meta.url).pathname;
+    const t0 = Date.now();
+    await assert.rejects(readExamples(f, { parquet: { timeoutMs: 1000 } }), /damaged-page-loop\.parquet: decoding the parquet file did not finish in 1\.0 s; a damaged page can make the decoder loop, so re-export it/);
+    assert.ok(Date.now() - t0 < 10_000);
+  });
+});
