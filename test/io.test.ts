@@ -1,16 +1,21 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { readPoints } from '../src/io/points.js';
+import { readExamples } from '../src/io/dataset.js';
+import { checkFile, readJsonObject, readText } from '../src/io/files.js';
+import { TextTokenizer } from '../src/io/tokenizer.js';
+import { readConfig } from '../src/models/registry.js';
 import { Checkpoint, SafetensorsFile, encodeSafetensors, floatToBf16, floatToHalf, halfToFloat, writeSafetensors } from '../src/io/safetensors.js';
 
 const tmp = (): string => mkdtempSync(join(tmpdir(), 'gelora-io-'));
 
-function npy(rows: number[][], descr: '<f4' | '<f8', fortran = false): Buffer {
+function npy(rows: number[][], descr: '<f4' | '<f8', fortran = false, shape?: string): Buffer {
   const n = rows.length, d = rows[0].length;
-  let header = `{'descr': '${descr}', 'fortran_order': ${fortran ? 'True' : 'False'}, 'shape': (${n}, ${d}), }`;
+  let header = `{'descr': '${descr}', 'fortran_order': ${fortran ? 'True' : 'False'}, 'shape': ${shape ?? `(${n}, ${d})`}, }`;
   header += ' '.repeat(64 - ((10 + header.length + 1) % 64)) + '\n';
   const pre = Buffer.alloc(10);
   pre[0] = 0x93; pre.write('NUMPY', 1, 'latin1'); pre[6] = 1; pre[7] = 0; pre.writeUInt16LE(header.length, 8);
@@ -102,5 +107,83 @@ describe('safetensors', () => {
     assert.deepEqual([c.read('a').data[0], c.read('b').data[0]], [1, 2]);
     c.close();
     assert.throws(() => new Checkpoint(tmp()), /no model\.safetensors or model\.safetensors\.index\.json/);
+  });
+});
+
+describe('user files are checked before they are opened', () => {
+  // every reader of a user file goes through io/files.ts; a FIFO used to hang the process (open blocks
+  // until a writer appears), a directory gave a bare EISDIR
+  const dir = tmp();
+  const esc = (x: string): string => x.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  const cases: [string, (f: string) => unknown, RegExp][] = [
+    ['.txt', (f) => readText(f), /give the path of the file inside it/],
+    ['.csv', (f) => readExamples(f), /give the CSV, TSV, JSONL, parquet or text file inside it/],
+    ['.parquet', (f) => readExamples(f), /give the CSV, TSV, JSONL, parquet or text file inside it/],
+    ['.npy', (f) => readPoints(f), /give the path of the file inside it/],
+    ['.safetensors', (f) => new SafetensorsFile(f), /give the \.safetensors file inside it/],
+    ['.json', (f) => readJsonObject(f), /give the path of the file inside it/],
+  ];
+  it('a directory, a FIFO, a missing file: the file named with the fix, whatever reads it', { timeout: 10_000 }, async () => {
+    for (const [ext, read, hint] of cases) {
+      const folder = join(dir, `folder${ext}`), fifo = join(dir, `pipe${ext}`);
+      mkdirSync(folder);
+      execFileSync('mkfifo', [fifo]);
+      await assert.rejects(async () => read(folder), (e: Error) => e instanceof Error && new RegExp(`^${esc(folder)}: is a directory, not a file`).test(e.message) && hint.test(e.message));
+      await assert.rejects(async () => read(fifo), (e: Error) => e instanceof Error && new RegExp(`^${esc(fifo)}: is a named pipe \\(FIFO\\), not a regular file; .*save the stream to a file first`).test(e.message));
+      await assert.rejects(async () => read(join(dir, `none${ext}`)), new RegExp(`none${esc(ext)}: no such file`));
+    }
+  });
+  it('checked configs of model folders: config.json and tokenizer.json as directories', () => {
+    const m = tmp();
+    mkdirSync(join(m, 'config.json'));
+    assert.throws(() => readConfig(m), /config\.json: (is a directory, not a file|not a regular file)/);
+    mkdirSync(join(m, 'tokenizer.json'));
+    assert.throws(() => TextTokenizer.fromDir(m), /tokenizer\.json: is a directory, not a file/);
+  });
+  it('a file too large to read whole, and one not readable, are refused before reading', () => {
+    const f = join(dir, 'big.txt');
+    writeFileSync(f, 'x'.repeat(2048));
+    assert.throws(() => readText(f, { maxBytes: 1024 }), /big\.txt: 0\.002 MiB, more than the 0\.001 MiB gelora reads whole; split it/);
+    assert.equal(checkFile(f).size, 2048);
+    assert.throws(() => readJsonObject(f), /big\.txt: not valid JSON/);
+    writeFileSync(f, '[1]');
+    assert.throws(() => readJsonObject(f), /big\.txt: not a JSON object \(expected \{\.\.\.\}, got an array\)/);
+    if (process.getuid?.() !== 0) { // root reads anything
+      chmodSync(f, 0o000);
+      assert.throws(() => readText(f), /big\.txt: permission denied \(make it readable: chmod \+r\)/);
+    }
+  });
+});
+
+describe('absurd sizes in file headers are refused before allocating', () => {
+  const hdr = (h: object, data = 16): Buffer => { const j = Buffer.from(JSON.stringify(h)); const l = Buffer.alloc(8); l.writeBigUInt64LE(BigInt(j.length)); return Buffer.concat([l, j, Buffer.alloc(data)]); };
+  it('safetensors: a dimension past 2^31 - 1 (even with a zero beside it) or an uncountable product', () => {
+    const f = join(tmp(), 'huge.safetensors');
+    for (const shape of [[0, 2 ** 40], [2 ** 31, 0], [0, 1e300]]) {
+      writeFileSync(f, hdr({ w: { dtype: 'F32', shape, data_offsets: [0, 0] } }));
+      assert.throws(() => new SafetensorsFile(f), /huge\.safetensors: tensor "w" has a dimension of \d.* more than 2147483647 \(the file is damaged/);
+    }
+    writeFileSync(f, hdr({ w: { dtype: 'F32', shape: [2 ** 30, 2 ** 30, 2 ** 30], data_offsets: [0, 16] } }));
+    assert.throws(() => new SafetensorsFile(f), /huge\.safetensors: tensor "w" has \[1073741824,1073741824,1073741824\]: more elements than can be counted exactly/);
+    writeFileSync(f, hdr({ w: { dtype: 'F32', shape: [2 ** 20, 2 ** 20], data_offsets: [0, 2 ** 42] } }));
+    assert.throws(() => new SafetensorsFile(f), /huge\.safetensors: tensor "w" ends at byte 4398046511104 past the 16-byte data section/);
+  });
+  it('.npy: a shape larger than the file is "truncated", not "Invalid typed array length"', () => {
+    const f = join(tmp(), 'huge.npy');
+    writeFileSync(f, npy([[1, 2, 3], [4, 5, 6]], '<f4', false, '(1000000000000, 3)'));
+    assert.throws(() => readPoints(f), /huge\.npy: truncated: 24 data bytes, \(1000000000000, 3\) <f4 needs 12000000000000/);
+    writeFileSync(f, npy([[1, 2, 3], [4, 5, 6]], '<f4', false, '(2.5, 3)'));
+    assert.throws(() => readPoints(f), /huge\.npy: invalid shape \(2\.5, 3\)/);
+  });
+});
+
+describe('parquet decoding is bounded', () => {
+  it('a damaged page header that sends the decoder round forever is stopped and named', { timeout: 20_000 }, async () => {
+    // two flipped bytes of a 6-row file written by hyparquet-writer (found by test/fuzz.test.ts);
+    // hyparquet 1.33 loops on it synchronously, so this used to hang gelora
+    const f = new URL('../../test/data/parquet/damaged-page-loop.parquet', import.meta.url).pathname;
+    const t0 = Date.now();
+    await assert.rejects(readExamples(f, { parquet: { timeoutMs: 1000 } }), /damaged-page-loop\.parquet: decoding the parquet file did not finish in 1\.0 s; a damaged page can make the decoder loop, so re-export it/);
+    assert.ok(Date.now() - t0 < 10_000);
   });
 });

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { describe, it } from 'node:test';
 import { TextTokenizer } from '../src/io/tokenizer.js';
@@ -41,5 +42,27 @@ describe('tokenizers from local files', () => {
   });
   it('a folder without tokenizer files says what to add', () => {
     assert.throws(() => TextTokenizer.fromDir(mkdtempSync(tmpdir() + '/tok-')), /no tokenizer\.json or vocab\.txt/);
+  });
+  it('a damaged tokenizer.json is named with the fix: no model, no vocabulary, unknown components, not JSON', () => {
+    const good = JSON.parse(readFileSync(DIR + 'bpe/tokenizer.json', 'utf8')) as Record<string, unknown>;
+    const cases: [Record<string, unknown> | string, RegExp][] = [
+      [{ ...good, model: undefined }, /has no "model" \(the vocabulary and its WordPiece\/BPE\/Unigram type\)/],
+      [{ ...good, model: null }, /has no "model"/],
+      [{ ...good, model: { type: 'BPE' } }, /"model" has no "vocab"/],
+      [{ ...good, model: { ...(good.model as object), type: 'Frob' } }, /model type "Frob" is not supported \(WordPiece, BPE, Unigram\)/],
+      [{ ...good, normalizer: { type: 'Frobnicate' } }, /not a tokenizer @huggingface\/tokenizers can load \(Unknown Normalizer type: Frobnicate\)/],
+      [{ ...good, pre_tokenizer: { type: 'Frobnicate' } }, /Unknown PreTokenizer type: Frobnicate/],
+      [{ ...good, added_tokens: 5 }, /"added_tokens" is not a list/],
+      ['{"model": ', /not valid JSON/],
+      ['[]', /not a JSON object/],
+    ];
+    for (const [json, re] of cases) {
+      const dir = mkdtempSync(tmpdir() + '/tok-');
+      writeFileSync(join(dir, 'tokenizer.json'), typeof json === 'string' ? json : JSON.stringify(json));
+      assert.throws(() => TextTokenizer.fromDir(dir), (e: Error) => e.message.startsWith(join(dir, 'tokenizer.json') + ': ') && re.test(e.message), JSON.stringify(json).slice(0, 80));
+    }
+    const dir = mkdtempSync(tmpdir() + '/tok-');
+    writeFileSync(join(dir, 'tokenizer.json'), JSON.stringify({ ...good, normalizer: { type: 'Frobnicate' } }));
+    assert.throws(() => TextTokenizer.fromDir(dir), /re-save it with transformers' tokenizer\.save_pretrained\(\), or remove it so that vocab\.txt is used/);
   });
 });

@@ -9,6 +9,7 @@ import { Rng } from '../src/engine/random.js';
 import { readPoints } from '../src/io/points.js';
 import { HAS_NATIVE } from './gradcheck.js';
 import { gaussian, sphere, swissRoll } from '../src/id/synthetic.js';
+import { geloraRanks } from '../src/gelora/allocate.js';
 
 const DATA = new URL('../../test/data/twonn/', import.meta.url).pathname;
 interface Expected { file: string; 'fit_discard_0.1': number; ml: number; wprior_a2_b5: number }
@@ -104,6 +105,31 @@ describe('robustness', () => {
     assert.throws(() => estimateId({ data: new Float64Array(12), n: 4, dim: 3 }), /at least 3 distinct points; got 1 \(3 duplicates removed\)/);
   });
 
+  it('the estimate does not depend on the units: points scaled by 1e-25, 1e-22, 1e20, 1e200 (both backends)', () => {
+    // before rescaling: 4.08 against 4.46 at 1e-25 (float32 squared distances underflow), "ratio NaN" at 1e20 and 1e200
+    const p = gaussian(800, 5, 32, 21);
+    for (const backend of HAS_NATIVE ? (['js', 'native'] as const) : (['js'] as const)) {
+      useBackend(backend);
+      for (const method of ['fit', 'ml', 'bayes'] as const) {
+        const ref = estimateId(p, { method });
+        for (const s of [1e-25, 1e-22, 1e20, 1e200]) {
+          const est = estimateId({ ...p, data: Float64Array.from(p.data, (x) => x * s) }, { method });
+          assert.ok(rel(est.id, ref.id) < 1e-9, `${backend} ${method} x${s}: ${est.id} vs ${ref.id}`);
+          assert.ok(rel(est.scale, ref.scale * s) < 1e-9, `${backend} ${method} x${s}: scale ${est.scale} vs ${ref.scale * s}`);
+        }
+      }
+    }
+    useBackend('js');
+  });
+
+  it('rescaling is by powers of two: distances of ordinary data are the unscaled ones bit for bit', () => {
+    const p = gaussian(300, 4, 16, 22);
+    const a = twoNearest(p), b = twoNearest({ ...p, data: Float64Array.from(p.data, (x) => x * 2 ** 40) });
+    assert.deepEqual(Array.from(b.i1), Array.from(a.i1));
+    assert.deepEqual(Array.from(b.r1), Array.from(a.r1, (r) => r * 2 ** 40));
+    assert.deepEqual(Array.from(b.r2), Array.from(a.r2, (r) => r * 2 ** 40));
+  });
+
   it('dedupe keeps first occurrences', () => {
     const p = { data: Float32Array.from([1, 2, 3, 4, 1, 2, 5, 6, 3, 4]), n: 5, dim: 2 };
     const d = dedupe(p);
@@ -186,6 +212,22 @@ describe('points from hidden states', () => {
   });
   it('an all-padding sequence is an error', () => {
     assert.throws(() => poolPlan([0, 0, 0], [0, 0, 0], 1, 3, { mode: 'mean' }), /no tokens/);
+  });
+  it('a layer of identical points (or of 2 distinct ones) gets d = 0, marked collapsed; the rule then gives block 1 ceil(d_1) + 1', () => {
+    // --pooling cls at layer 0: every input has the same [CLS] embedding, by construction
+    const same = { data: new Float32Array(50 * 16).fill(0.5), n: 50, dim: 16 };
+    const two = { data: Float32Array.from({ length: 50 * 16 }, (_, i) => (Math.floor(i / 16) % 2 ? 1 : -1)), n: 50, dim: 16 };
+    const rich = gaussian(50, 3, 16, 3);
+    const prof = idProfile([same, rich, two], { bootstrap: 20 });
+    assert.deepEqual([prof[0].id, prof[0].error, prof[0].low, prof[0].high, prof[0].collapsed, prof[0].duplicates], [0, 0, 0, 0, true, 49]);
+    assert.match(prof[0].note!, /only 1 distinct value: a finite set of points, dimension 0/);
+    assert.deepEqual([prof[2].id, prof[2].collapsed, prof[2].duplicates], [0, true, 48]);
+    assert.equal(prof[1].collapsed, undefined);
+    assert.ok(prof[1].id > 1);
+    assert.deepEqual(geloraRanks(prof), [Math.ceil(prof[1].id) + 1, 1]);
+    // too few points in all is a sample too small, still an error
+    assert.throws(() => idProfile([{ data: new Float32Array(4), n: 2, dim: 2 }]), /at least 3 distinct points/);
+    assert.throws(() => idProfile([{ data: Float32Array.of(1, NaN, 0, 0, 1, 1), n: 3, dim: 2 }]), /layer 0: value NaN at point 0, coordinate 1/);
   });
   it('a profile gives every layer an estimate and an interval around it', () => {
     const prof = idProfile([gaussian(400, 2, 16, 1), gaussian(400, 6, 16, 2)], { bootstrap: 50 });

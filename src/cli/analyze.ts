@@ -31,6 +31,7 @@ function printTable(profile: LayerEstimate[], ranks: number[]): void {
     rows.push(`${String(p.layer).padStart(5)} ${p.id.toFixed(3).padStart(9)} ${p.error.toFixed(3).padStart(8)}   [${p.low.toFixed(2)}, ${p.high.toFixed(2)}]`.padEnd(46) +
       (i > 0 ? `${String(i).padStart(5)} ${String(ranks[i - 1]).padStart(5)}` : ''));
   });
+  for (const p of profile) if (p.note) rows.push(`note: ${p.note}`);
   console.log(rows.join('\n'));
 }
 

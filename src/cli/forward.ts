@@ -1,5 +1,5 @@
 /** `gelora forward`: every hidden state and the logits of a Hugging Face checkpoint, written as safetensors. */
-import { readFileSync } from 'node:fs';
+import { readText } from '../io/files.js';
 import type { Command } from 'commander';
 import { readInputsJson } from '../io/inputs.js';
 import { writeSafetensors } from '../io/safetensors.js';
@@ -38,7 +38,7 @@ export function registerForward(program: Command): void {
         x = readInputsJson(o.inputs, { vocabSize: Number.isInteger(vocab) && vocab > 0 ? vocab : undefined });
       }
       else {
-        const texts = o.text ?? readFileSync(o.textFile!, 'utf8').split(/\r?\n/).filter((l) => l.trim().length > 0);
+        const texts = o.text ?? readText(o.textFile!).split(/\r?\n/).filter((l) => l.trim().length > 0);
         if (texts.length === 0) throw new Error(`${o.textFile}: no text lines`);
         if (o.pair && o.pair.length !== texts.length) throw new Error(`${o.pair.length} --pair texts for ${texts.length} texts`);
         const tok = TextTokenizer.fromDir(o.model, Number(model.config.pad_token_id ?? 0));

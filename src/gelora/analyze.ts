@@ -10,7 +10,7 @@ import { idProfile, LayerPoints, poolPlan, type LayerEstimate, type Pooling } fr
 import { sampleWithoutReplacement, type IdMethod } from '../id/twonn.js';
 import { padBatch, type TextTokenizer } from '../io/tokenizer.js';
 import type { AdaptedModule } from '../lora/adapter.js';
-import { readFileSync } from 'node:fs';
+import { readText } from '../io/files.js';
 import { allLinearTargets, defaultLoraConfig, isTarget, loraConfigForType, taskHeadParams, type LoraConfig } from '../lora/config.js';
 import { createModel } from '../models/load.js';
 import type { Model } from '../models/model.js';
@@ -75,7 +75,7 @@ export function blockModules(model: Model, targets?: string[] | string | null): 
 /** Block modules from "name [in out]" lines (e.g. dumped from PyTorch's named_modules()); lines outside a numbered block are skipped. */
 export function readModuleList(file: string): BlockModule[] {
   const mods: BlockModule[] = [];
-  readFileSync(file, 'utf8').split(/\r?\n/).forEach((line, i) => {
+  readText(file).split(/\r?\n/).forEach((line, i) => {
     const parts = line.trim().split(/\s+/).filter(Boolean);
     if (parts.length === 0 || parts[0].startsWith('#')) return;
     const m = COMMON_BLOCK_PATTERN.exec(parts[0]);

@@ -4,7 +4,8 @@
  * Distances come from blocked matrix products (|x|^2 + |y|^2 - 2 x.y, an OpenBLAS sgemm per block of
  * rows), so memory is O(block x N), never O(N^2). The squared-norm trick loses digits when points sit
  * far from the origin, so the points are centred first (in float64), and the few best candidates
- * of every point are re-measured exactly in float64 before the two nearest are chosen.
+ * of every point are re-measured exactly in float64 before the two nearest are chosen. The centred
+ * points are also rescaled to unit size (see centre), so the result does not depend on the data's units.
  */
 import { kernels } from '../engine/backend.js';
 
@@ -39,15 +40,37 @@ export function checkPoints(p: Points, what = 'points'): void {
   }
 }
 
-/** Subtracts the mean (computed in float64); returns float64 and float32 copies. */
-function centre(p: Points): { c64: Float64Array; c32: Float32Array } {
+/** The power of two nearest to x > 0: dividing by it is exact in binary floating point. */
+const pow2Near = (x: number): number => 2 ** Math.round(Math.log2(x));
+
+/**
+ * Centred points in units where the largest coordinate is about 1, as float64 and float32, and that
+ * unit. Distances then do not depend on the units of the data: squared distances of points at 1e-25
+ * underflow float32 (and 1e-22 lose most of their digits to subnormals), at 1e20 they overflow it
+ * and at 1e200 float64 too ("ratio NaN"). Both divisions are by powers of two, so for data in the
+ * ordinary range every product, candidate and distance is the unscaled one times a power of two,
+ * bit for bit: mu is unchanged and the distances are scaled back exactly.
+ */
+function centre(p: Points): { c64: Float64Array; c32: Float32Array; unit: number } {
   const { n, dim, data } = p;
+  let maxAbs = 0;
+  for (let i = 0; i < data.length; i++) maxAbs = Math.max(maxAbs, Math.abs(data[i]));
+  // first near the largest value, so that the sum for the mean cannot overflow (n values of 1e307)
+  const s1 = maxAbs > 0 ? pow2Near(maxAbs) : 1;
   const mean = new Float64Array(dim);
-  for (let i = 0; i < n; i++) for (let j = 0; j < dim; j++) mean[j] += data[i * dim + j];
+  for (let i = 0; i < n; i++) for (let j = 0; j < dim; j++) mean[j] += data[i * dim + j] / s1;
   for (let j = 0; j < dim; j++) mean[j] /= n;
   const c64 = new Float64Array(n * dim);
-  for (let i = 0; i < n; i++) for (let j = 0; j < dim; j++) c64[i * dim + j] = data[i * dim + j] - mean[j];
-  return { c64, c32: Float32Array.from(c64) };
+  let maxC = 0;
+  for (let i = 0; i < n; i++) for (let j = 0; j < dim; j++) {
+    const v = data[i * dim + j] / s1 - mean[j];
+    c64[i * dim + j] = v;
+    maxC = Math.max(maxC, Math.abs(v));
+  }
+  // then near the spread, so that points far from the origin (1e6 + unit noise) get O(1) coordinates too
+  const s2 = maxC > 0 ? pow2Near(maxC) : 1;
+  if (s2 !== 1) for (let i = 0; i < c64.length; i++) c64[i] /= s2;
+  return { c64, c32: Float32Array.from(c64), unit: s1 * s2 };
 }
 
 export function twoNearest(p: Points, o: KnnOptions = {}): TwoNeighbours {
@@ -55,7 +78,7 @@ export function twoNearest(p: Points, o: KnnOptions = {}): TwoNeighbours {
   if (n < 3) throw new Error(`two nearest neighbours need at least 3 distinct points, got ${n}`);
   const k = Math.min(o.candidates ?? 4, n - 1);
   const block = Math.max(1, Math.min(n, o.blockRows ?? Math.floor((1 << 23) / n)));
-  const { c64, c32 } = centre(p);
+  const { c64, c32, unit } = centre(p);
   const sq = new Float32Array(n);
   for (let i = 0; i < n; i++) {
     let s = 0;
@@ -79,7 +102,7 @@ export function twoNearest(p: Points, o: KnnOptions = {}): TwoNeighbours {
         if (d < b1 || (d === b1 && j < j1)) { b2 = b1; j2 = j1; b1 = d; j1 = j; }
         else if (d < b2 || (d === b2 && j < j2)) { b2 = d; j2 = j; }
       }
-      r1[i] = Math.sqrt(b1); r2[i] = Math.sqrt(b2); i1[i] = j1; i2[i] = j2;
+      r1[i] = Math.sqrt(b1) * unit; r2[i] = Math.sqrt(b2) * unit; i1[i] = j1; i2[i] = j2;
     }
     o.onProgress?.(s + rows, n);
   }

@@ -8,7 +8,7 @@
  * Special tokens ([CLS], [SEP], <s>, ...) can be excluded from mean and tokens.
  */
 import { Rng } from '../engine/random.js';
-import type { Points } from './knn.js';
+import { checkPoints, dedupe, type Points } from './knn.js';
 import { bootstrapId, idFromMus, neighbourRatios, type IdOptions } from './twonn.js';
 
 export type Pooling = 'mean' | 'cls' | 'last' | 'tokens';
@@ -87,11 +87,38 @@ export interface LayerEstimate {
   n: number;
   duplicates: number;
   scale: number;
+  /**
+   * Present (true) when the layer's states collapse to fewer than 3 distinct points: id, error, low,
+   * high and scale are then 0 (see idProfile), and `note` says why.
+   */
+  collapsed?: true;
+  note?: string;
 }
 
-/** d_0 .. d_L with error bars: the estimate on all points, a bootstrap over their ratios for the interval. */
+/**
+ * d_0 .. d_L with error bars: the estimate on all points, a bootstrap over their ratios for the interval.
+ *
+ * A layer whose states take fewer than 3 distinct values (all the same [CLS] state at layer 0 under
+ * --pooling cls: the embedding of the first token does not depend on the text, by construction) has
+ * no TwoNN estimate, but it has a dimension: a finite set of points is 0-dimensional. Such a layer
+ * gets d = 0 exactly (error 0, interval [0, 0]) and is marked `collapsed`, rather than failing the
+ * whole analysis or being skipped. Under the GeLoRA rule r_i = max(ceil(d_i - d_{i-1}), 0) + offset
+ * that is what a point should give: the block after it gets rank ceil(d_i) + offset, everything its
+ * output spans being new, and a collapsed layer after a rich one gets the offset alone. Skipping the
+ * layer instead would leave r_1 without a d_0, or silently pair d_1 with d_{-1}.
+ * Too few points in all (n < 3) is still an error: that is a sample too small, not a collapsed layer.
+ */
 export function idProfile(layers: Points[], o: IdOptions & { bootstrap?: number; seed?: number; onLayer?: (l: number) => void } = {}): LayerEstimate[] {
-  return layers.map((p, layer) => {
+  return layers.map((p, layer): LayerEstimate => {
+    checkPoints(p, `layer ${layer}`);
+    const distinct = p.n >= 3 ? dedupe(p).points.n : p.n;
+    if (p.n >= 3 && distinct < 3) {
+      o.onLayer?.(layer);
+      return {
+        layer, id: 0, error: 0, low: 0, high: 0, n: p.n, duplicates: p.n - distinct, scale: 0, collapsed: true,
+        note: `the ${p.n} states of layer ${layer} take only ${distinct} distinct value${distinct === 1 ? '' : 's'}: a finite set of points, dimension 0 (TwoNN needs 3 distinct points)`,
+      };
+    }
     const r = neighbourRatios(p, o);
     const est = idFromMus(r.mus, o);
     const B = o.bootstrap ?? 100;

@@ -3,10 +3,10 @@
  * the line and the fix: missing columns (with the columns that exist and the flag that maps them),
  * empty files, empty texts, files that are not UTF-8.
  */
-import { existsSync, readFileSync } from 'node:fs';
 import { extname } from 'node:path';
 import { parse } from 'csv-parse/sync';
-import { asyncBufferFromFile, parquetReadObjects } from 'hyparquet';
+import { readText } from './files.js';
+import { readParquetObjects, type ParquetOptions } from './parquet.js';
 
 export interface Example {
   text: string;
@@ -28,21 +28,11 @@ export interface ColumnOptions {
   requireLabel?: boolean;
 }
 
+const TASK_DIR_HINT = 'give the CSV, TSV, JSONL, parquet or text file inside it';
+
+/** A task file's text (checked: a regular, readable UTF-8 file; see io/files.ts). */
 export function readUtf8(file: string): string {
-  if (!existsSync(file)) throw new Error(`${file}: no such file`);
-  const bytes = readFileSync(file);
-  try {
-    return new TextDecoder('utf-8', { fatal: true }).decode(bytes).replace(/^\uFEFF/, '');
-  } catch {
-    let bad = 0;
-    const d = new TextDecoder('utf-8', { fatal: true });
-    for (let lo = 0, hi = bytes.length; lo < hi;) { // first undecodable prefix length, by bisection
-      const mid = (lo + hi + 1) >> 1;
-      try { d.decode(bytes.subarray(0, mid)); lo = mid; bad = mid; } catch { hi = mid - 1; }
-    }
-    const line = bytes.subarray(0, bad).toString('latin1').split('\n').length;
-    throw new Error(`${file}:${line}: not UTF-8 text (first bad byte at offset ${bad}); convert it, e.g. iconv -f latin1 -t utf-8`);
-  }
+  return readText(file, { dirHint: TASK_DIR_HINT });
 }
 
 function pickColumn(cols: string[], wanted: string | undefined, fallbacks: string[]): string | undefined {
@@ -55,22 +45,16 @@ type Rows = { rows: Record<string, string>[]; lines: number[]; columns: string[]
 const cell = (v: unknown): string => (v === null || v === undefined ? '' : typeof v === 'string' ? v : typeof v === 'bigint' ? v.toString() : typeof v === 'object' ? JSON.stringify(v, (_, x) => (typeof x === 'bigint' ? x.toString() : x)) : String(v));
 
 /** Rows of a Hugging Face datasets parquet file (line = row number, 1-based). */
-async function readParquet(file: string): Promise<Rows> {
-  if (!existsSync(file)) throw new Error(`${file}: no such file`);
-  let objects: Record<string, unknown>[];
-  try {
-    objects = (await parquetReadObjects({ file: await asyncBufferFromFile(file) })) as Record<string, unknown>[];
-  } catch (e) {
-    throw new Error(`${file}: not a readable parquet file (${(e as Error).message})`);
-  }
+async function readParquet(file: string, o: ParquetOptions): Promise<Rows> {
+  const objects = await readParquetObjects(file, { ...o, dirHint: TASK_DIR_HINT });
   if (objects.length === 0) throw new Error(`${file}: the file has no rows`);
   const columns = Object.keys(objects[0]);
   return { rows: objects.map((o) => Object.fromEntries(Object.entries(o).map(([k, v]) => [k, cell(v)]))), lines: objects.map((_, i) => i + 1), columns };
 }
 
 /** Rows as objects of strings from CSV/TSV (header line), JSONL, parquet or plain text ({text}). */
-export async function readRows(file: string, o: { header?: boolean } = {}): Promise<Rows> {
-  if (extname(file).toLowerCase() === '.parquet') return readParquet(file);
+export async function readRows(file: string, o: { header?: boolean; parquet?: ParquetOptions } = {}): Promise<Rows> {
+  if (extname(file).toLowerCase() === '.parquet') return readParquet(file, o.parquet ?? {});
   const text = readUtf8(file), ext = extname(file).toLowerCase();
   if (text.trim().length === 0) throw new Error(`${file}: the file is empty`);
   if (ext === '.jsonl' || ext === '.json') {
@@ -112,8 +96,8 @@ export async function readRows(file: string, o: { header?: boolean } = {}): Prom
   return { rows: records, lines: info, columns };
 }
 
-export async function readExamples(file: string, o: ColumnOptions & { header?: boolean } = {}): Promise<{ examples: Example[]; columns: string[]; textCol: string; pairCol?: string; labelCol?: string }> {
-  const { rows, lines, columns } = await readRows(file, { header: o.header });
+export async function readExamples(file: string, o: ColumnOptions & { header?: boolean; parquet?: ParquetOptions } = {}): Promise<{ examples: Example[]; columns: string[]; textCol: string; pairCol?: string; labelCol?: string }> {
+  const { rows, lines, columns } = await readRows(file, { header: o.header, parquet: o.parquet });
   if (rows.length === 0) throw new Error(`${file}: no rows (only a header?)`);
   const textCol = pickColumn(columns, o.textCol, ['text', 'sentence', 'sentence1', 'question', 'question1']);
   if (!textCol || !columns.includes(textCol)) {

@@ -1,5 +1,5 @@
 /** inputs.json as in the transformers fixtures: input_ids, attention_mask, optional token_type_ids ([B][T]). */
-import { readFileSync } from 'node:fs';
+import { readText } from './files.js';
 import type { ModelInputs } from '../models/model.js';
 
 export interface InputLimits {
@@ -17,7 +17,7 @@ export interface InputLimits {
 export function readInputsJson(file: string, limits: InputLimits = {}): ModelInputs {
   let j: Record<string, unknown>;
   try {
-    j = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
+    j = JSON.parse(readText(file)) as Record<string, unknown>;
   } catch (e) {
     throw new Error(`${file}: not valid JSON (${(e as Error).message})`);
   }

@@ -3,21 +3,20 @@
  * optional header), NumPy .npy (float32/float64, C or Fortran order), or a 2-D tensor of a
  * safetensors file written as FILE.safetensors:TENSOR.
  */
-import { existsSync, readFileSync } from 'node:fs';
 import type { Points } from '../id/knn.js';
+import { checkFile, readBytes, readText } from './files.js';
 import { SafetensorsFile } from './safetensors.js';
 
 export function readPoints(spec: string): Points {
   const m = /^(.*\.safetensors):(.+)$/.exec(spec);
   if (m) return readSafetensorsPoints(m[1], m[2]);
-  if (!existsSync(spec)) throw new Error(`${spec}: no such file`);
+  checkFile(spec);
   if (spec.endsWith('.safetensors')) throw new Error(`${spec}: name the tensor as ${spec}:TENSOR_NAME`);
   if (spec.endsWith('.npy')) return readNpy(spec);
   return readTextMatrix(spec);
 }
 
 function readSafetensorsPoints(file: string, name: string): Points {
-  if (!existsSync(file)) throw new Error(`${file}: no such file`);
   const f = new SafetensorsFile(file);
   try {
     const t = f.read(name);
@@ -30,7 +29,7 @@ function readSafetensorsPoints(file: string, name: string): Points {
 
 /** Numeric rows separated by commas, tabs or spaces; a first line that is not numeric is a header. */
 export function readTextMatrix(file: string): Points {
-  const text = readFileSync(file, 'utf8');
+  const text = readText(file);
   const lines = text.split(/\r?\n/);
   const rows: number[][] = [];
   let dim = -1, first = true;
@@ -56,7 +55,7 @@ export function readTextMatrix(file: string): Points {
 }
 
 export function readNpy(file: string): Points {
-  const b = readFileSync(file);
+  const b = readBytes(file);
   if (b.length < 10 || b[0] !== 0x93 || b.toString('latin1', 1, 6) !== 'NUMPY') throw new Error(`${file}: not a .npy file (bad magic)`);
   const major = b[6];
   const hlen = major === 1 ? b.readUInt16LE(8) : b.readUInt32LE(8);
@@ -67,13 +66,13 @@ export function readNpy(file: string): Points {
   const shape = /'shape':\s*\(([^)]*)\)/.exec(header)?.[1].split(',').map((s) => s.trim()).filter(Boolean).map(Number);
   if (!descr || !shape) throw new Error(`${file}: unreadable .npy header ${header.trim()}`);
   if (shape.length !== 2) throw new Error(`${file}: array of shape (${shape.join(', ')}); points need a 2-D array (N, D)`);
+  if (!shape.every((d) => Number.isSafeInteger(d) && d >= 0)) throw new Error(`${file}: invalid shape (${shape.join(', ')}) in the .npy header`);
+  if (descr !== '<f4' && descr !== '<f8') throw new Error(`${file}: dtype ${descr} is not supported (save float32 or float64, little-endian)`);
   const [n, dim] = shape, off = start + hlen, count = n * dim;
-  let data: Float32Array | Float64Array;
-  if (descr === '<f4') data = new Float32Array(count);
-  else if (descr === '<f8') data = new Float64Array(count);
-  else throw new Error(`${file}: dtype ${descr} is not supported (save float32 or float64, little-endian)`);
-  const bytes = count * data.BYTES_PER_ELEMENT;
-  if (b.length - off < bytes) throw new Error(`${file}: truncated: ${b.length - off} data bytes, (${n}, ${dim}) ${descr} needs ${bytes}`);
+  // sizes from the header are checked against the file before anything is allocated
+  const bytes = count * (descr === '<f4' ? 4 : 8);
+  if (off > b.length || b.length - off < bytes) throw new Error(`${file}: truncated: ${Math.max(0, b.length - off)} data bytes, (${n}, ${dim}) ${descr} needs ${bytes}`);
+  let data: Float32Array | Float64Array = descr === '<f4' ? new Float32Array(count) : new Float64Array(count);
   new Uint8Array(data.buffer).set(b.subarray(off, off + bytes));
   if (fortran) {
     const c = new (data instanceof Float64Array ? Float64Array : Float32Array)(count);

@@ -4,16 +4,19 @@
  * checkpoint never needs twice its size in memory. F32, F16, BF16 and F64 decode to float32 (so do
  * integer and bool tensors, exact below 2^24). Sharded checkpoints go through their index file.
  */
-import { closeSync, existsSync, fstatSync, openSync, readSync } from 'node:fs';
+import { closeSync, existsSync, readSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { writeFileAtomic } from './atomic.js';
 import { readShardIndex } from './shards.js';
+import { openForRead } from './files.js';
 
 export type Dtype = 'F64' | 'F32' | 'F16' | 'BF16' | 'I64' | 'I32' | 'I16' | 'I8' | 'U8' | 'BOOL';
 const DTYPE_SIZE: Record<Dtype, number> = { F64: 8, F32: 4, F16: 2, BF16: 2, I64: 8, I32: 4, I16: 2, I8: 1, U8: 1, BOOL: 1 };
 /** safetensors' Dtype enum order, used to order tensors in a written file as the Rust writer does */
 const DTYPE_RANK: Record<Dtype, number> = { BOOL: 0, U8: 1, I8: 2, I16: 4, F16: 6, BF16: 7, I32: 8, F32: 10, F64: 11, I64: 12 };
 const MAX_HEADER = 100 * 1024 * 1024;
+/** largest dimension a tensor may have (int32 indexing) */
+const MAX_DIM = 2 ** 31 - 1;
 
 export interface TensorInfo { dtype: Dtype; shape: number[]; begin: number; end: number }
 
@@ -32,9 +35,10 @@ export class SafetensorsFile {
   private fd: number;
 
   constructor(readonly path: string) {
-    this.fd = openSync(path, 'r');
+    const opened = openForRead(path, { dirHint: 'give the .safetensors file inside it (or the folder to a command that takes a model folder)' });
+    this.fd = opened.fd;
     try {
-      const size = fstatSync(this.fd).size;
+      const size = opened.size;
       const fail = (what: string): never => { throw new SafetensorsError(path, `${what} (the file is damaged or not a safetensors file; re-download or re-save it)`); };
       if (size < 8) fail(`only ${size} bytes, too short for the 8-byte header length`);
       const lenBuf = Buffer.alloc(8);
@@ -65,6 +69,13 @@ export class SafetensorsFile {
         if (typeof dtype !== 'string' || !(dtype in DTYPE_SIZE)) fail(`tensor "${name}" has unsupported dtype ${JSON.stringify(t.dtype)} (supported: ${Object.keys(DTYPE_SIZE).join(', ')})`);
         const shape = t.shape as number[];
         if (!Array.isArray(shape) || shape.some((d) => !Number.isInteger(d) || d < 0)) fail(`tensor "${name}" has an invalid shape ${JSON.stringify(t.shape)}`);
+        // A dimension past 2^31 - 1 (or a product past 2^53, where doubles stop counting exactly) cannot
+        // be a real tensor here: typed arrays and the models' index arithmetic are 32-bit. Even with a
+        // zero elsewhere in the shape (numel 0, so the byte check below passes) it would reach the
+        // model code as an "Invalid typed array length".
+        const big = shape.find((d) => d > MAX_DIM);
+        if (big !== undefined) fail(`tensor "${name}" has a dimension of ${big} in shape ${JSON.stringify(shape)}, more than ${MAX_DIM}`);
+        if (shape.reduce((a, b) => a * b, 1) > Number.MAX_SAFE_INTEGER) fail(`tensor "${name}" has ${JSON.stringify(shape)}: more elements than can be counted exactly`);
         const off = t.data_offsets as number[];
         if (!Array.isArray(off) || off.length !== 2 || !off.every((x) => Number.isInteger(x) && x >= 0) || off[1] < off[0]) {
           fail(`tensor "${name}" has invalid data_offsets ${JSON.stringify(t.data_offsets)}`);

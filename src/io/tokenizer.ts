@@ -5,11 +5,12 @@
  * default "longest_first" (drop from the longer text until the pair fits), then the tokenizer's own
  * post-processor adds the special tokens and token types; batches are right-padded with the pad id.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { Tokenizer } from '@huggingface/tokenizers';
 import type { ModelInputs } from '../models/model.js';
 import { alignOffsets, byteLevelDecoder, tokenSurface } from './offsets.js';
+import { readJsonObject, readText } from './files.js';
 
 interface PostProcessor { post_process(a: string[], b?: string[] | null, addSpecial?: boolean): { tokens: string[]; token_type_ids?: number[] } }
 
@@ -43,10 +44,10 @@ export class TextTokenizer {
   /** Loads tokenizer.json (+ tokenizer_config.json) or, failing that, vocab.txt from a model folder. */
   static fromDir(dir: string, padFallback = 0): TextTokenizer {
     const cfgFile = join(dir, 'tokenizer_config.json');
-    const config = existsSync(cfgFile) ? readJson(cfgFile) : {};
+    const config = existsSync(cfgFile) ? readJsonObject(cfgFile) : {};
     const json = join(dir, 'tokenizer.json'), vocab = join(dir, 'vocab.txt');
-    if (existsSync(json)) return new TextTokenizer(new Tokenizer(readJson(json), config), config, json, padFallback);
-    if (existsSync(vocab)) return new TextTokenizer(new Tokenizer(wordPieceFromVocab(vocab, config), config), config, vocab, padFallback);
+    if (existsSync(json)) return new TextTokenizer(buildTokenizer(readJsonObject(json), config, json), config, json, padFallback);
+    if (existsSync(vocab)) return new TextTokenizer(buildTokenizer(wordPieceFromVocab(vocab, config), config, vocab), config, vocab, padFallback);
     throw new Error(`${dir}: no tokenizer.json or vocab.txt (copy the tokenizer files of the checkpoint into the model folder)`);
   }
 
@@ -121,17 +122,31 @@ export function padBatch(ids: number[][], typeIds: number[][] | null, padId: num
   return { inputIds, attentionMask: mask, tokenTypeIds: types, batch: B, seq: T };
 }
 
-function readJson(file: string): Record<string, unknown> {
+const MODEL_KINDS = ['WordPiece', 'BPE', 'Unigram'];
+const RESAVE = "re-save it with transformers' tokenizer.save_pretrained(), or remove it so that vocab.txt is used";
+
+/**
+ * The library's Tokenizer, with its errors named: a tokenizer.json without "model" fails inside it as
+ * "Cannot read properties of undefined", an unknown normaliser as "Unknown Normalizer type", neither
+ * naming the file.
+ */
+function buildTokenizer(json: Record<string, unknown>, config: Record<string, unknown>, file: string): Tokenizer {
+  const model = json.model as { type?: unknown; vocab?: unknown } | null | undefined;
+  if (!model || typeof model !== 'object' || Array.isArray(model)) throw new Error(`${file}: has no "model" (the vocabulary and its WordPiece/BPE/Unigram type); ${RESAVE}`);
+  if (typeof model.vocab !== 'object' || model.vocab === null) throw new Error(`${file}: "model" has no "vocab"; ${RESAVE}`);
+  // with a vocab, the library guesses a model for any other type (transformers.js' legacy fallback): refuse that guess
+  if (model.type !== undefined && !MODEL_KINDS.includes(model.type as string)) throw new Error(`${file}: model type ${JSON.stringify(model.type)} is not supported (${MODEL_KINDS.join(', ')}); ${RESAVE}`);
+  if (json.added_tokens !== undefined && !Array.isArray(json.added_tokens)) throw new Error(`${file}: "added_tokens" is not a list; ${RESAVE}`);
   try {
-    return JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
+    return new Tokenizer(json, config);
   } catch (e) {
-    throw new Error(`${file}: not valid JSON (${(e as Error).message})`);
+    throw new Error(`${file}: not a tokenizer @huggingface/tokenizers can load (${(e as Error).message}); ${RESAVE}`);
   }
 }
 
 /** The tokenizer.json that transformers' BertTokenizerFast builds from a vocab.txt. */
 export function wordPieceFromVocab(file: string, config: Record<string, unknown>): Record<string, unknown> {
-  const words = readFileSync(file, 'utf8').split(/\r?\n/);
+  const words = readText(file).split(/\r?\n/);
   if (words.length && words[words.length - 1] === '') words.pop();
   return wordPieceTokenizerJson(words, config, file);
 }

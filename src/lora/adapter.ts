@@ -10,7 +10,8 @@
  * predictions in PEFT, whose own random initialisation of those weights would differ. Every tensor read
  * is checked finite.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
+import { readText } from '../io/files.js';
 import { join } from 'node:path';
 import { writeJsonAtomic } from '../io/atomic.js';
 import { SafetensorsFile, writeSafetensors, type TensorToWrite } from '../io/safetensors.js';
@@ -133,7 +134,7 @@ export function loadAdapter(model: Model, dir: string): LoraModel {
   if (!existsSync(wFile)) throw new Error(`${dir}: no ${ADAPTER_WEIGHTS_FILE}${existsSync(join(dir, ADAPTER_PICKLE_FILE)) ? ` (only ${ADAPTER_PICKLE_FILE}: re-save with safe_serialization=True)` : ''}`);
   let j: Record<string, unknown>;
   try {
-    j = JSON.parse(readFileSync(cfgFile, 'utf8')) as Record<string, unknown>;
+    j = JSON.parse(readText(cfgFile)) as Record<string, unknown>;
   } catch (e) {
     throw new Error(`${cfgFile}: not valid JSON (${(e as Error).message})`);
   }

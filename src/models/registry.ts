@@ -4,7 +4,8 @@
  * --model-type` takes module names from it, and the LoRA config its default targets. Adding a family:
  * see CONTRIBUTING.md (one file exporting a ModelFamily, one line in FAMILIES).
  */
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
+import { readText } from '../io/files.js';
 import { totalmem } from 'node:os';
 import { join } from 'node:path';
 import { BERT_FAMILY, ROBERTA_FAMILY } from './bert.js';
@@ -107,7 +108,7 @@ export function readConfig(dir: string): HfConfig {
   if (!statSync(file).isFile()) throw new Error(`${file}: not a regular file (a Hugging Face model folder has config.json, model.safetensors and tokenizer.json)`);
   let c: unknown;
   try {
-    c = JSON.parse(readFileSync(file, 'utf8'));
+    c = JSON.parse(readText(file));
   } catch (e) {
     throw new Error(`${file}: not valid JSON (${(e as Error).message})`);
   }

@@ -4,7 +4,8 @@
  *  - gelora: the per-block ranks of a GeLoRA allocation on the same modules; PEFT adapter
  *  - full:   every weight trained; a complete Hugging Face model folder
  */
-import { copyFileSync, existsSync, readFileSync } from 'node:fs';
+import { copyFileSync, existsSync } from 'node:fs';
+import { readJsonObject } from '../io/files.js';
 import { join } from 'node:path';
 import type { Tensor } from '../engine/tensor.js';
 import { blockModules, allocationConfig, type Allocation } from '../gelora/analyze.js';
@@ -113,7 +114,7 @@ export function writeTaskInfo(dir: string, saved: SavedInfo): void {
 
 export function readTaskInfo(dir: string): { name: string; kind: 'classification' | 'regression'; labels: string[]; metric: string } | null {
   const f = join(dir, 'gelora_task.json');
-  return existsSync(f) ? (JSON.parse(readFileSync(f, 'utf8')) as { name: string; kind: 'classification' | 'regression'; labels: string[]; metric: string }) : null;
+  return existsSync(f) ? (readJsonObject(f) as unknown as { name: string; kind: 'classification' | 'regression'; labels: string[]; metric: string }) : null;
 }
 
 /** A Hugging Face model folder: config.json (labels updated), model.safetensors, tokenizer files; written as a whole. */

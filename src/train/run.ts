@@ -2,7 +2,8 @@
  * `gelora train` and `gelora eval` as library functions: one training run from its options, and the
  * evaluation of a saved adapter or fully fine-tuned model on dev data.
  */
-import { readFileSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
+import { readJsonObject } from '../io/files.js';
 import { join } from 'node:path';
 import { allocate, analyzeTask, fixedTrainableParams, type Allocation, type BlockModule } from '../gelora/analyze.js';
 import { allocationFromRanks, checkBudgetFits, checkRanksFit, targetBlockModules } from '../gelora/ranks.js';
@@ -44,7 +45,7 @@ async function geloraAllocation(model: Model, tok: TextTokenizer, task: Task, mo
     return allocationFromRanks(r, modules, allocOpts);
   }
   if (o.geloraDir) {
-    const g = JSON.parse(readFileSync(join(o.geloraDir, 'gelora.json'), 'utf8')) as { profile: { id: number; low: number; high: number }[]; rule: { offset: number; error_aware: boolean } };
+    const g = readJsonObject(join(o.geloraDir, 'gelora.json')) as unknown as { profile: { id: number; low: number; high: number }[]; rule: { offset: number; error_aware: boolean } };
     if (g.profile.length !== model.numLayers + 1) throw new Error(`${o.geloraDir}/gelora.json has ${g.profile.length - 1} blocks, the model ${model.numLayers}`);
     const alloc = allocate(g.profile, modules, { ...allocOpts, offset: g.rule.offset, errorAware: g.rule.error_aware });
     checkRanksFit(alloc.ranks, modules, `${o.geloraDir}/gelora.json: rank`);
