@@ -1,12 +1,13 @@
 {
   "variables": {
-    "dnnl%": "<!(node -p \"!process.env.GELORA_NO_DNNL && require('fs').existsSync('/usr/include/oneapi/dnnl/dnnl.hpp') ? 1 : 0\")"
+    "dnnl%": "<!(node -p \"!process.env.GELORA_NO_DNNL && require('fs').existsSync('/usr/include/oneapi/dnnl/dnnl.hpp') ? 1 : 0\")",
+    "march%": "<!(node -p \"process.env.GELORA_PORTABLE ? 'x86-64-v2' : 'native'\")"
   },
   "targets": [
     {
       "target_name": "gelora",
       "sources": ["addon.c", "kernels.c"],
-      "cflags": ["-O3", "-march=native", "-fno-math-errno", "-fno-trapping-math", "-Wall", "-Wno-unused-function"],
+      "cflags": ["-O3", "-march=<(march)", "-fno-math-errno", "-fno-trapping-math", "-Wall", "-Wno-unused-function"],
       "libraries": ["-lopenblas", "-lm"],
       "conditions": [
         ["dnnl==1", {

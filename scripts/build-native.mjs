@@ -30,12 +30,18 @@ const [cmd, args] = gyp ? [process.execPath, [gyp]] : ['npx', ['--no-install', '
 // where they are installed, rather than letting node-gyp download them
 const nodeDir = join(dirname(process.execPath), '..');
 const headers = !process.env.npm_config_nodedir && existsSync(join(nodeDir, 'include', 'node', 'node_api.h')) ? [`--nodedir=${nodeDir}`] : [];
-const r = spawnSync(cmd, [...args, 'rebuild', ...headers, '--directory', join(root, 'native')], { stdio: 'inherit' });
-if (r.status !== 0) {
+const build = (env) => spawnSync(cmd, [...args, 'rebuild', ...headers, '--directory', join(root, 'native')], { stdio: 'inherit', env: { ...process.env, ...env } }).status;
+if (prebuild) {
+  // the binary the package ships must run on any x86-64 machine with Debian's libopenblas0: no
+  // -march=native (an AVX-512 build dies with SIGILL on an AVX2-only CPU) and no oneDNN link
+  if (build({ GELORA_PORTABLE: '1', GELORA_NO_DNNL: '1' }) !== 0) { console.warn('gelora: the portable prebuilt addon did not build'); process.exit(1); }
+  copyPrebuild();
+}
+if (build({}) !== 0) {
   console.warn('gelora: building the native backend failed; gelora will use the slower js backend');
   process.exit(strict ? 1 : 0);
 }
-if (prebuild) copyPrebuild();
+
 
 function copyPrebuild() {
   const dir = join(root, 'prebuilds', `${process.platform}-${process.arch}`);
