@@ -234,8 +234,8 @@ class DecoderLayer {
     if (cache) {
       // keys and values of earlier steps (already rotated) go in front; the cache keeps unpooled copies
       if (cache.k && cache.v) { k = op.concat([cache.k, k], 1); v = op.concat([cache.v, v], 1); }
-      cache.k = new Tensor(Float32Array.from(k.data), k.shape);
-      cache.v = new Tensor(Float32Array.from(v.data), v.shape);
+      cache.k = new Tensor(k.toFloat32(), k.shape);
+      cache.v = new Tensor(v.toFloat32(), v.shape);
     }
     const w = this.spec.window;
     const bias = w !== null && w < c.Tk ? windowBias(c, w, this.heads) : null;
@@ -271,7 +271,7 @@ class DecoderLayer {
 function windowBias(c: ForwardContext, window: number, heads: number): Tensor {
   let t = c.windowBias.get(window);
   if (t && t.shape[1] === heads) return t;
-  const { B, T, Tk } = c, past = Tk - T, data = new Float32Array(B * heads * T * Tk), m = c.mask.data;
+  const { B, T, Tk } = c, past = Tk - T, data = new Float32Array(B * heads * T * Tk), m = c.mask.toFloat32();
   for (let b = 0; b < B; b++) for (let r = 0; r < T; r++) {
     const i = past + r, row = new Float32Array(Tk).fill(F32_MIN);
     for (let j = Math.max(0, i - window + 1); j <= i; j++) if (m[b * Tk + j] === 0) row[j] = 0;

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { Rng } from '../engine/random.js';
 import { Checkpoint } from '../io/safetensors.js';
 import type { HfConfig, Model, Task } from './model.js';
-import { ModelSizeError } from './modules.js';
+import { ModelSizeError, fillNormal, transpose } from './modules.js';
 import { familyFor, readConfig, validateConfig } from './registry.js';
 
 export interface LoadOptions {
@@ -89,9 +89,9 @@ function fillFromCheckpoint(model: Model, ckpt: Checkpoint, seed: number, newHea
     const src = candidates(name).find((n) => available.has(n));
     if (!src) {
       const tiedTo = model.params.tied.get(name);
-      if (tiedTo) { t.data = model.params.get(tiedTo).data; continue; }
+      if (tiedTo) { t.tie(model.params.get(tiedTo)); continue; }
       if (isHead(model, name)) {
-        if (name.endsWith('.bias')) t.data.fill(0); else rng.fillNormal(t.data, std);
+        if (name.endsWith('.bias')) t.fill(0); else fillNormal(t, rng, std);
         initialised.push(name);
         model.params.initialised.add(name);
       } else missing.push(name);
@@ -103,7 +103,7 @@ function fillFromCheckpoint(model: Model, ckpt: Checkpoint, seed: number, newHea
     const want = transposed ? [...t.shape].reverse() : [...t.shape];
     if (info.shape.length !== want.length || info.shape.some((d, i) => d !== want[i])) {
       if (newHead && isHead(model, name)) { // a head for another number of labels: start a new one
-        if (name.endsWith('.bias')) t.data.fill(0); else rng.fillNormal(t.data, std);
+        if (name.endsWith('.bias')) t.fill(0); else fillNormal(t, rng, std);
         initialised.push(name);
         model.params.initialised.add(name);
         continue;
@@ -112,14 +112,10 @@ function fillFromCheckpoint(model: Model, ckpt: Checkpoint, seed: number, newHea
       continue;
     }
     const { data } = ckpt.read(src);
-    if (transposed) {
-      const [rows, cols] = info.shape; // stored [in, out]; ours [out, in]
-      const d = t.data;
-      for (let i = 0; i < rows; i++) for (let j = 0; j < cols; j++) d[j * rows + i] = data[i * cols + j];
-    } else t.data = data;
-    for (let i = 0; i < t.size; i++) {
-      if (!Number.isFinite(t.data[i])) throw new Error(`${info.file}: tensor ${src} holds a non-finite value (${t.data[i]}) at index ${i}; the checkpoint is damaged`);
-    }
+    if (transposed) t.assign(transpose(data, info.shape[0], info.shape[1])); // stored [in, out]; ours [out, in]
+    else t.adopt(data);
+    const bad = t.firstNonFinite();
+    if (bad >= 0) throw new Error(`${info.file}: tensor ${src} holds a non-finite value (${t.toFloat32()[bad]}) at index ${bad}; the checkpoint is damaged`);
   }
   const unexpected = [...available].filter((n) => !used.has(n) && !BUFFERS.some((re) => re.test(n)));
   const unexpectedBackbone = unexpected.filter((n) => n.startsWith(pre) && !/\.pooler\./.test(n));
