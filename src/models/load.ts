@@ -22,6 +22,13 @@ export interface LoadOptions {
   seed?: number;
   /** the weights file inside the folder (default model.safetensors) */
   weightsFile?: string;
+  /**
+   * Keep weights the checkpoint stores as BF16/F16 in that dtype (half the memory) instead of
+   * widening them to float32: linear, matmul, embedding and the norms read them as the exact f32
+   * upcast, so outputs are identical. Such weights are frozen: training them (full fine-tuning,
+   * modules_to_save) or merging LoRA into them needs a load without this option. Off by default.
+   */
+  halfWeights?: boolean;
 }
 
 export interface LoadReport {
@@ -62,14 +69,14 @@ export function loadModel(dir: string, opts: LoadOptions = {}): { model: Model; 
   const model = createModel(config, opts, join(dir, 'config.json'));
   const ckpt = new Checkpoint(dir, opts.weightsFile);
   try {
-    const report = fillFromCheckpoint(model, ckpt, opts.seed ?? 0, opts.numLabels !== undefined);
+    const report = fillFromCheckpoint(model, ckpt, opts.seed ?? 0, opts.numLabels !== undefined, opts.halfWeights ?? false);
     return { model, report };
   } finally {
     ckpt.close();
   }
 }
 
-function fillFromCheckpoint(model: Model, ckpt: Checkpoint, seed: number, newHead: boolean): LoadReport {
+function fillFromCheckpoint(model: Model, ckpt: Checkpoint, seed: number, newHead: boolean, halfWeights: boolean): LoadReport {
   const available = new Set(ckpt.names());
   const used = new Set<string>();
   const missing: string[] = [], initialised: string[] = [], mismatched: string[] = [];
@@ -111,9 +118,15 @@ function fillFromCheckpoint(model: Model, ckpt: Checkpoint, seed: number, newHea
       mismatched.push(`${src}: [${info.shape}] in ${info.file}, but config.json implies [${want}]`);
       continue;
     }
-    const { data } = ckpt.read(src);
-    if (transposed) t.assign(transpose(data, info.shape[0], info.shape[1])); // stored [in, out]; ours [out, in]
-    else t.adopt(data);
+    if (halfWeights && (info.dtype === 'BF16' || info.dtype === 'F16')) {
+      const bytes = ckpt.readBytes(src), bits = new Uint16Array(t.size);
+      new Uint8Array(bits.buffer).set(bytes); // little-endian, as decode() reads F32
+      t.adoptHalf(transposed ? transpose(bits, info.shape[0], info.shape[1], new Uint16Array(t.size)) : bits, info.dtype === 'BF16' ? 'bf16' : 'f16');
+    } else {
+      const { data } = ckpt.read(src);
+      if (transposed) t.assign(transpose(data, info.shape[0], info.shape[1])); // stored [in, out]; ours [out, in]
+      else t.adopt(data);
+    }
     const bad = t.firstNonFinite();
     if (bad >= 0) throw new Error(`${info.file}: tensor ${src} holds a non-finite value (${t.toFloat32()[bad]}) at index ${bad}; the checkpoint is damaged`);
   }

@@ -136,8 +136,7 @@ export function fillNormal(t: Tensor, rng: Rng, std: number): void {
 }
 
 /** A row-major [rows, cols] matrix as [cols, rows] (GPT-2's Conv1D weights: checkpoints store them [in, out]). */
-export function transpose(d: ArrayLike<number>, rows: number, cols: number): Float32Array {
-  const t = new Float32Array(rows * cols);
+export function transpose<T extends Float32Array | Uint16Array = Float32Array>(d: ArrayLike<number>, rows: number, cols: number, t: T = new Float32Array(rows * cols) as T): T {
   for (let i = 0; i < rows; i++) for (let j = 0; j < cols; j++) t[j * rows + i] = d[i * cols + j];
   return t;
 }
