@@ -193,3 +193,54 @@ describe('no NaN passes silently: non-finite hidden states and logits name the l
     assert.throws(() => noGrad(() => scope(() => { model.forward(x); })), /hidden_states\.2 \(output of model\.layers\.1\)/);
   });
 });
+
+describe('halfWeights: BF16/F16 checkpoint weights kept as half, outputs identical to widening them', () => {
+  const HF_LLM = new URL('../../test/data/hf-llm/', import.meta.url).pathname;
+  const run = (dir: string, inputsDir: string, opts: Parameters<typeof loadModel>[1]) => {
+    const { model } = loadModel(dir, opts);
+    const x = fixtureInputs(inputsDir);
+    const out = noGrad(() => scope(() => {
+      const o = model.forward(x);
+      return { hidden: o.hiddenStates.map((h) => h.toFloat32()), logits: o.logits.toFloat32() };
+    }));
+    return { model, out };
+  };
+  const check = (dir: string, inputsDir: string, weightsFile: string | undefined, dtype: 'bf16' | 'f16', halfDtype: string): void => {
+    const base = run(dir, inputsDir, weightsFile ? { weightsFile } : {});
+    const half = run(dir, inputsDir, { ...(weightsFile ? { weightsFile } : {}), halfWeights: true });
+    assert.equal(half.out.hidden.length, base.out.hidden.length);
+    half.out.hidden.forEach((h, i) => assert.deepEqual(h, base.out.hidden[i], `hidden_states.${i} differs`));
+    assert.deepEqual(half.out.logits, base.out.logits, 'logits differ');
+    // every weight the checkpoint stores as half reports that dtype; without the option all are f32
+    const f = new SafetensorsFile(join(dir, weightsFile ?? 'model.safetensors'));
+    const stored = new Set(f.names().filter((n) => f.info(n).dtype === halfDtype));
+    f.close();
+    let n = 0;
+    for (const [name, t] of half.model.params.byName) {
+      assert.equal(base.model.params.get(name).dtype, 'f32', name);
+      if (stored.has(name) || stored.has(name.slice(half.model.backbonePrefix.length + 1))) { assert.equal(t.dtype, dtype, name); n++; }
+    }
+    assert.ok(n > 0 && n >= stored.size - 4, `${n} of ${stored.size} half tensors kept as ${dtype}`);
+  };
+  it('bert bf16', () => check(HF + 'bert', HF + 'bert', 'model.bf16.safetensors', 'bf16', 'BF16'));
+  it('bert f16', () => check(HF + 'bert', HF + 'bert', 'model.fp16.safetensors', 'f16', 'F16'));
+  for (const fam of ['llama3', 'qwen2', 'qwen3', 'mistral', 'phi3', 'gemma3']) {
+    it(`${fam} bf16`, () => check(`${HF_LLM}${fam}/bf16`, HF_LLM + fam, undefined, 'bf16', 'BF16'));
+  }
+  it('gpt2 bf16 (Conv1D weights transposed as 16-bit values)', () => {
+    const d = mkdtempSync(join(tmpdir(), 'gelora-half-'));
+    try {
+      copyFileSync(`${HF}gpt2/config.json`, join(d, 'config.json'));
+      const f = new SafetensorsFile(`${HF}gpt2/model.safetensors`);
+      const out: Record<string, TensorToWrite> = {};
+      for (const n of f.names()) out[n] = { shape: f.info(n).shape, data: f.read(n).data, dtype: f.info(n).dtype === 'F32' ? 'BF16' : undefined };
+      f.close();
+      writeSafetensors(join(d, 'model.safetensors'), out);
+      check(d, HF + 'gpt2', undefined, 'bf16', 'BF16');
+      const { model } = loadModel(d, { halfWeights: true });
+      assert.ok([...model.params.transposed].some((n) => model.params.get(n).dtype === 'bf16'), 'a transposed Conv1D weight kept as bf16');
+    } finally {
+      rmSync(d, { recursive: true, force: true });
+    }
+  });
+});

@@ -274,5 +274,12 @@ export class Checkpoint {
     return this.files.get(f)!.read(name);
   }
 
+  /** The raw little-endian bytes of a tensor (as stored: half weights kept as 16-bit values). */
+  readBytes(name: string): Buffer {
+    const f = this.where.get(name);
+    if (!f) throw new Error(`${this.dir}: checkpoint has no tensor ${name}`);
+    return this.files.get(f)!.readBytes(name);
+  }
+
   close(): void { for (const f of this.files.values()) f.close(); }
 }

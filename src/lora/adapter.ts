@@ -16,8 +16,9 @@ import { join } from 'node:path';
 import { writeJsonAtomic } from '../io/atomic.js';
 import { SafetensorsFile, writeSafetensors, type TensorToWrite } from '../io/safetensors.js';
 import type { Model } from '../models/model.js';
+import { transpose } from '../models/modules.js';
 import { Rng } from '../engine/random.js';
-import { parameter } from '../engine/tensor.js';
+import { parameter, type Tensor } from '../engine/tensor.js';
 import { defaultLoraConfig, defaultTargets, isTarget, savedModules, type InitLoraWeights, type LoraConfig } from './config.js';
 import { applyLoraConfig, modulesToSaveParams, type LoraModel } from './lora.js';
 import { ADAPTER_CONFIG_FILE, ADAPTER_PICKLE_FILE, ADAPTER_WEIGHTS_FILE, PEFT_PREFIX as PREFIX, peftConfigDefaults, taskHeadModules, withTaskHeads, withoutTaskHeads } from './peft.js';
@@ -85,21 +86,16 @@ export function adapterTensors(lm: LoraModel, withInitialised = true): Record<st
   const out: Record<string, TensorToWrite> = {};
   for (const m of lm.resolution.modules) {
     const l = m.linear.lora!;
-    out[`${PREFIX}${m.linear.name}.lora_A.weight`] = { shape: [...l.A.shape], data: Float32Array.from(l.A.data) };
-    out[`${PREFIX}${m.linear.name}.lora_B.weight`] = { shape: [...l.B.shape], data: Float32Array.from(l.B.data) };
+    out[`${PREFIX}${m.linear.name}.lora_A.weight`] = { shape: [...l.A.shape], data: l.A.toFloat32() };
+    out[`${PREFIX}${m.linear.name}.lora_B.weight`] = { shape: [...l.B.shape], data: l.B.toFloat32() };
   }
   for (const p of withInitialised ? savedParams(lm.model, lm.resolution.modulesToSave) : modulesToSaveParams(lm.model, lm.resolution.modulesToSave)) {
     const transposed = lm.model.params.transposed.has(p.name);
-    out[`${PREFIX}${p.name}`] = transposed ? { shape: [p.shape[1], p.shape[0]], data: transpose(p.data, p.shape[0], p.shape[1]) } : { shape: [...p.shape], data: Float32Array.from(p.data) };
+    out[`${PREFIX}${p.name}`] = transposed ? { shape: [p.shape[1], p.shape[0]], data: transpose(p.toFloat32(), p.shape[0], p.shape[1]) } : { shape: [...p.shape], data: p.toFloat32() };
   }
   return out;
 }
 
-function transpose(d: ArrayLike<number>, rows: number, cols: number): Float32Array {
-  const t = new Float32Array(rows * cols);
-  for (let i = 0; i < rows; i++) for (let j = 0; j < cols; j++) t[j * rows + i] = d[i * cols + j];
-  return t;
-}
 
 export function saveAdapter(dir: string, lm: LoraModel, baseModel: string | null): void {
   writeSafetensors(join(dir, ADAPTER_WEIGHTS_FILE), adapterTensors(lm), { format: 'pt' });
@@ -149,22 +145,23 @@ export function loadAdapter(model: Model, dir: string): LoraModel {
     if (missing.length || unexpected.length) {
       throw new Error(`${wFile} does not fit ${cfgFile} and this model:${missing.length ? ` missing ${missing.slice(0, 8).join(', ')}${missing.length > 8 ? ` (+${missing.length - 8})` : ''};` : ''}${unexpected.length ? ` unexpected ${unexpected.slice(0, 8).join(', ')}${unexpected.length > 8 ? ` (+${unexpected.length - 8})` : ''}` : ''}`);
     }
-    const byKey = new Map<string, Float32Array>();
+    const byKey = new Map<string, Tensor>();
     for (const m of lm.resolution.modules) {
-      byKey.set(`${PREFIX}${m.linear.name}.lora_A.weight`, m.linear.lora!.A.data as Float32Array);
-      byKey.set(`${PREFIX}${m.linear.name}.lora_B.weight`, m.linear.lora!.B.data as Float32Array);
+      byKey.set(`${PREFIX}${m.linear.name}.lora_A.weight`, m.linear.lora!.A);
+      byKey.set(`${PREFIX}${m.linear.name}.lora_B.weight`, m.linear.lora!.B);
     }
     for (const [key, want] of Object.entries(expected)) {
       const t = f.read(key);
       if (t.shape.length !== want.shape.length || t.shape.some((d, i) => d !== want.shape[i])) {
         throw new Error(`${wFile}: ${key} has shape [${t.shape}], the model needs [${want.shape}]`);
       }
-      checkFiniteTensor(t.data, key, wFile);
+      const values = t.data; // I/O boundary: the values read from the adapter file
+      checkFiniteTensor(values, key, wFile);
       const target = byKey.get(key);
-      if (target) target.set(t.data);
+      if (target) target.assign(values);
       else {
         const p = model.params.get(key.slice(PREFIX.length));
-        p.data.set(model.params.transposed.has(p.name) ? transpose(t.data, t.shape[0], t.shape[1]) : t.data);
+        p.assign(model.params.transposed.has(p.name) ? transpose(values, t.shape[0], t.shape[1]) : values);
         model.params.initialised.delete(p.name);
       }
     }
@@ -193,15 +190,15 @@ function loadAdaLora(model: Model, j: Record<string, unknown>, cfgFile: string, 
       const key = (part: string): string => `${PREFIX}${lin.name}.${part}`;
       if (!f.tensors.has(key('lora_A'))) throw new Error(`${wFile}: no ${key('lora_A')} for target module ${lin.name}`);
       const A = f.read(key('lora_A')), E = f.read(key('lora_E')), B = f.read(key('lora_B'));
-      for (const [part, t] of [['lora_A', A], ['lora_E', E], ['lora_B', B]] as const) checkFiniteTensor(t.data, key(part), wFile);
+      for (const [part, t] of [['lora_A', A], ['lora_E', E], ['lora_B', B]] as const) checkFiniteTensor(t.data, key(part), wFile); // I/O boundary: values read from the adapter file
       const r = A.shape[0];
       if (A.shape[1] !== lin.inFeatures || B.shape[0] !== lin.outFeatures || B.shape[1] !== r || E.shape[0] !== r) {
         throw new Error(`${wFile}: AdaLoRA tensors of ${lin.name} ([${A.shape}], [${E.shape}], [${B.shape}]) do not fit [${lin.outFeatures}, ${lin.inFeatures}]`);
       }
       if (r === 0) continue;
       lin.lora = {
-        A: parameter(A.data, [r, lin.inFeatures], true, `${lin.name}.lora_A`), B: parameter(B.data, [lin.outFeatures, r], true, `${lin.name}.lora_B`),
-        E: parameter(E.data, [r, 1], true, `${lin.name}.lora_E`), scale, dropout: 0, rng: new Rng(0),
+        A: parameter(A.data, [r, lin.inFeatures], true, `${lin.name}.lora_A`), B: parameter(B.data, [lin.outFeatures, r], true, `${lin.name}.lora_B`), // I/O boundary: the arrays read from the file become the parameters' storage
+        E: parameter(E.data, [r, 1], true, `${lin.name}.lora_E`), scale, dropout: 0, rng: new Rng(0), // I/O boundary: file array
       };
       modules.push({ linear: lin, r, alpha, scale });
     }
@@ -211,9 +208,9 @@ function loadAdaLora(model: Model, j: Record<string, unknown>, cfgFile: string, 
     for (const p of modulesToSaveParams(model, resolution.modulesToSave)) {
       const k = `${PREFIX}${p.name}`;
       if (!f.tensors.has(k)) throw new Error(`${wFile}: missing ${k}`);
-      const t = f.read(k).data;
+      const t = f.read(k).data; // I/O boundary: the values read from the adapter file
       checkFiniteTensor(t, k, wFile);
-      p.data.set(t);
+      p.assign(t);
       model.params.initialised.delete(p.name);
     }
     return { model, config: c, resolution, trainable: modules.flatMap((m) => [m.linear.lora!.A, m.linear.lora!.E!, m.linear.lora!.B]) };

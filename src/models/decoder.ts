@@ -9,7 +9,7 @@
  * GenericForSequenceClassification) through a bias-free `score` Linear.
  */
 import * as op from '../engine/ops.js';
-import { Tensor, blockScope } from '../engine/tensor.js';
+import { Tensor, blockScope, parameter, type Storage } from '../engine/tensor.js';
 import { ConfigReader, blockFromPath, lastTokenPositions, runBlocks, type HfConfig, type Model, type ModelFamily, type ModelInputs, type ModelOutput, type ModelType, type Task } from './model.js';
 import { Linear, ParamStore, additiveMask } from './modules.js';
 
@@ -136,11 +136,28 @@ export function layerWindows(config: HfConfig, layers: number, window: number | 
 
 class Norm {
   private static readonly ONE = new Tensor(Float32Array.of(1), [1]);
+  /** Gemma's 1 + w for a half (frozen) weight, with the storage it was computed from */
+  private halfPlusOne: { from: Storage; w: Tensor } | null = null;
   constructor(readonly weight: Tensor, readonly eps: number, readonly plusOne: boolean) {}
 
   /** x [..., C] -> rmsnorm(x) * w, or * (1 + w) for Gemma (the add keeps w trainable in full fine-tuning) */
   forward(x: Tensor): Tensor {
-    return op.rmsNorm(x, this.plusOne ? op.add(this.weight, Norm.ONE) : this.weight, this.eps);
+    return op.rmsNorm(x, this.plusOne ? this.onePlusWeight() : this.weight, this.eps);
+  }
+
+  /**
+   * add reads only f32: a bf16/f16 weight (loaded with halfWeights) is frozen, so 1 + w is widened once
+   * and kept while the weight keeps that storage; the sum rounded from double is the f32 add's result.
+   */
+  private onePlusWeight(): Tensor {
+    const w = this.weight;
+    if (w.dtype === 'f32' || w.dtype === 'f64') return op.add(w, Norm.ONE);
+    if (this.halfPlusOne?.from !== w.storage) {
+      const v = w.toFloat32();
+      for (let i = 0; i < v.length; i++) v[i] = v[i] + 1;
+      this.halfPlusOne = { from: w.storage, w: parameter(v, w.shape, false, `1 + ${w.name}`) };
+    }
+    return this.halfPlusOne.w;
   }
 
   static create(p: ParamStore, name: string, size: number, eps: number, plusOne: boolean): Norm {
@@ -234,8 +251,8 @@ class DecoderLayer {
     if (cache) {
       // keys and values of earlier steps (already rotated) go in front; the cache keeps unpooled copies
       if (cache.k && cache.v) { k = op.concat([cache.k, k], 1); v = op.concat([cache.v, v], 1); }
-      cache.k = new Tensor(Float32Array.from(k.data), k.shape);
-      cache.v = new Tensor(Float32Array.from(v.data), v.shape);
+      cache.k = new Tensor(k.toFloat32(), k.shape);
+      cache.v = new Tensor(v.toFloat32(), v.shape);
     }
     const w = this.spec.window;
     const bias = w !== null && w < c.Tk ? windowBias(c, w, this.heads) : null;
@@ -271,7 +288,7 @@ class DecoderLayer {
 function windowBias(c: ForwardContext, window: number, heads: number): Tensor {
   let t = c.windowBias.get(window);
   if (t && t.shape[1] === heads) return t;
-  const { B, T, Tk } = c, past = Tk - T, data = new Float32Array(B * heads * T * Tk), m = c.mask.data;
+  const { B, T, Tk } = c, past = Tk - T, data = new Float32Array(B * heads * T * Tk), m = c.mask.toFloat32();
   for (let b = 0; b < B; b++) for (let r = 0; r < T; r++) {
     const i = past + r, row = new Float32Array(Tk).fill(F32_MIN);
     for (let j = Math.max(0, i - window + 1); j <= i; j++) if (m[b * Tk + j] === 0) row[j] = 0;

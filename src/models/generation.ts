@@ -8,6 +8,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Rng } from '../engine/random.js';
+import { slice } from '../engine/ops.js';
 import { noGrad, scope } from '../engine/tensor.js';
 import type { DecoderModel } from './decoder.js';
 import type { HfConfig } from './model.js';
@@ -138,7 +139,7 @@ export function generate(model: DecoderModel, prompt: number[], o: SampleOptions
     while (tokens.length < o.maxNewTokens) {
       const row = scope(() => {
         const logits = model.step(next, cache);
-        return Float32Array.from(logits.data.subarray((next.length - 1) * V, next.length * V));
+        return slice(logits, 1, next.length - 1, next.length).toFloat32(); // the last position's [1, 1, V] row
       });
       if (tokens.length === 0) promptSeconds = (performance.now() - t0) / 1000;
       const id = pickToken(row, o, rng);

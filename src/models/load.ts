@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { Rng } from '../engine/random.js';
 import { Checkpoint } from '../io/safetensors.js';
 import type { HfConfig, Model, Task } from './model.js';
-import { ModelSizeError } from './modules.js';
+import { ModelSizeError, fillNormal, transpose } from './modules.js';
 import { familyFor, readConfig, validateConfig } from './registry.js';
 
 export interface LoadOptions {
@@ -22,6 +22,13 @@ export interface LoadOptions {
   seed?: number;
   /** the weights file inside the folder (default model.safetensors) */
   weightsFile?: string;
+  /**
+   * Keep weights the checkpoint stores as BF16/F16 in that dtype (half the memory) instead of
+   * widening them to float32: linear, matmul, embedding and the norms read them as the exact f32
+   * upcast, so outputs are identical. Such weights are frozen: training them (full fine-tuning,
+   * modules_to_save) or merging LoRA into them needs a load without this option. Off by default.
+   */
+  halfWeights?: boolean;
 }
 
 export interface LoadReport {
@@ -62,14 +69,14 @@ export function loadModel(dir: string, opts: LoadOptions = {}): { model: Model; 
   const model = createModel(config, opts, join(dir, 'config.json'));
   const ckpt = new Checkpoint(dir, opts.weightsFile);
   try {
-    const report = fillFromCheckpoint(model, ckpt, opts.seed ?? 0, opts.numLabels !== undefined);
+    const report = fillFromCheckpoint(model, ckpt, opts.seed ?? 0, opts.numLabels !== undefined, opts.halfWeights ?? false);
     return { model, report };
   } finally {
     ckpt.close();
   }
 }
 
-function fillFromCheckpoint(model: Model, ckpt: Checkpoint, seed: number, newHead: boolean): LoadReport {
+function fillFromCheckpoint(model: Model, ckpt: Checkpoint, seed: number, newHead: boolean, halfWeights: boolean): LoadReport {
   const available = new Set(ckpt.names());
   const used = new Set<string>();
   const missing: string[] = [], initialised: string[] = [], mismatched: string[] = [];
@@ -89,9 +96,9 @@ function fillFromCheckpoint(model: Model, ckpt: Checkpoint, seed: number, newHea
     const src = candidates(name).find((n) => available.has(n));
     if (!src) {
       const tiedTo = model.params.tied.get(name);
-      if (tiedTo) { t.data = model.params.get(tiedTo).data; continue; }
+      if (tiedTo) { t.tie(model.params.get(tiedTo)); continue; }
       if (isHead(model, name)) {
-        if (name.endsWith('.bias')) t.data.fill(0); else rng.fillNormal(t.data, std);
+        if (name.endsWith('.bias')) t.fill(0); else fillNormal(t, rng, std);
         initialised.push(name);
         model.params.initialised.add(name);
       } else missing.push(name);
@@ -103,7 +110,7 @@ function fillFromCheckpoint(model: Model, ckpt: Checkpoint, seed: number, newHea
     const want = transposed ? [...t.shape].reverse() : [...t.shape];
     if (info.shape.length !== want.length || info.shape.some((d, i) => d !== want[i])) {
       if (newHead && isHead(model, name)) { // a head for another number of labels: start a new one
-        if (name.endsWith('.bias')) t.data.fill(0); else rng.fillNormal(t.data, std);
+        if (name.endsWith('.bias')) t.fill(0); else fillNormal(t, rng, std);
         initialised.push(name);
         model.params.initialised.add(name);
         continue;
@@ -111,15 +118,17 @@ function fillFromCheckpoint(model: Model, ckpt: Checkpoint, seed: number, newHea
       mismatched.push(`${src}: [${info.shape}] in ${info.file}, but config.json implies [${want}]`);
       continue;
     }
-    const { data } = ckpt.read(src);
-    if (transposed) {
-      const [rows, cols] = info.shape; // stored [in, out]; ours [out, in]
-      const d = t.data;
-      for (let i = 0; i < rows; i++) for (let j = 0; j < cols; j++) d[j * rows + i] = data[i * cols + j];
-    } else t.data = data;
-    for (let i = 0; i < t.size; i++) {
-      if (!Number.isFinite(t.data[i])) throw new Error(`${info.file}: tensor ${src} holds a non-finite value (${t.data[i]}) at index ${i}; the checkpoint is damaged`);
+    if (halfWeights && (info.dtype === 'BF16' || info.dtype === 'F16')) {
+      const bytes = ckpt.readBytes(src), bits = new Uint16Array(t.size);
+      new Uint8Array(bits.buffer).set(bytes); // little-endian, as decode() reads F32
+      t.adoptHalf(transposed ? transpose(bits, info.shape[0], info.shape[1], new Uint16Array(t.size)) : bits, info.dtype === 'BF16' ? 'bf16' : 'f16');
+    } else {
+      const { data } = ckpt.read(src);
+      if (transposed) t.assign(transpose(data, info.shape[0], info.shape[1])); // stored [in, out]; ours [out, in]
+      else t.adopt(data);
     }
+    const bad = t.firstNonFinite();
+    if (bad >= 0) throw new Error(`${info.file}: tensor ${src} holds a non-finite value (${t.toFloat32()[bad]}) at index ${bad}; the checkpoint is damaged`);
   }
   const unexpected = [...available].filter((n) => !used.has(n) && !BUFFERS.some((re) => re.test(n)));
   const unexpectedBackbone = unexpected.filter((n) => n.startsWith(pre) && !/\.pooler\./.test(n));

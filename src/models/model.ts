@@ -161,30 +161,16 @@ export function lastTokenPositions(x: ModelInputs, padTokenId: number | null): I
   return pos;
 }
 
-/** True when every value is finite: NaN * 0 and Infinity * 0 are NaN, so one sum answers (four lanes for speed). */
-function allFinite(d: ArrayLike<number>): boolean {
-  let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-  const n4 = d.length & ~3;
-  for (let i = 0; i < n4; i += 4) { s0 += d[i] * 0; s1 += d[i + 1] * 0; s2 += d[i + 2] * 0; s3 += d[i + 3] * 0; }
-  for (let i = n4; i < d.length; i++) s0 += d[i] * 0;
-  return s0 + s1 + s2 + s3 === 0;
-}
-
 /**
  * A hidden state or logits that is not finite is an error naming where it appeared: finite weights can
  * still overflow float32 (values near 3e38 give inf, then NaN), and a NaN must not pass silently into
  * an intrinsic dimension, a prediction or a metric. One pass over the values.
  */
 export function checkFinite(t: Tensor, what: string): void {
-  const d = t.data; // I/O boundary: the values leave the model here
-  if (allFinite(d)) return;
-  for (let i = 0; i < d.length; i++) {
-    const v = d[i];
-    if (v - v !== 0) { // NaN or +-Infinity
-      const H = t.shape[t.shape.length - 1], row = Math.floor(i / H);
-      throw new Error(`${what} holds ${v} (row ${row}, feature ${i % H} of [${t.shape}]): the weights that feed it overflow float32 or are damaged (while training: the learning rate is too high)`);
-    }
-  }
+  const i = t.firstNonFinite();
+  if (i < 0) return;
+  const v = t.toFloat32()[i], H = t.shape[t.shape.length - 1], row = Math.floor(i / H);
+  throw new Error(`${what} holds ${v} (row ${row}, feature ${i % H} of [${t.shape}]): the weights that feed it overflow float32 or are damaged (while training: the learning rate is too high)`);
 }
 
 export interface BlockRunOptions {
@@ -218,7 +204,7 @@ export function runBlocks<B>(h0: Tensor, blocks: readonly B[], step: (block: B, 
   const label = (k: number): string => (k === 0 ? 'hidden_states.0 (the embedding output)'
     : k <= L ? `hidden_states.${k} (output of ${o.blockPrefix}.${k - 1})` : `hidden_states.${L} (after the final norm)`);
   const logits = o.head ? o.head(h) : h;
-  if (o.keepHidden || !allFinite(logits.data)) {
+  if (o.keepHidden || logits.firstNonFinite() >= 0) {
     states.forEach((t, k) => checkFinite(t, label(k)));
     if (o.head) checkFinite(logits, 'logits');
   }

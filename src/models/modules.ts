@@ -3,7 +3,6 @@
  * the module paths are the ones PEFT users write) and the Linear layer that LoRA attaches to.
  */
 import { totalmem } from 'node:os';
-import type { Buf } from '../engine/kernels.js';
 import * as op from '../engine/ops.js';
 import { Rng } from '../engine/random.js';
 import { Tensor, parameter } from '../engine/tensor.js';
@@ -122,12 +121,24 @@ export class LayerNorm {
 export function initWeights(params: ParamStore, seed: number, std = 0.02): void {
   const rng = new Rng(seed);
   for (const [name, t] of params.byName) {
-    const d: Buf = t.data;
     const isNorm = /(norm|ln_\w+)\.weight$/i.test(name);
-    if (isNorm) d.fill(1);
-    else if (name.endsWith('.bias') || t.ndim === 1) d.fill(0);
-    else rng.fillNormal(d, std);
+    if (isNorm) t.fill(1);
+    else if (name.endsWith('.bias') || t.ndim === 1) t.fill(0);
+    else fillNormal(t, rng, std);
   }
+}
+
+/** Sets t to normal(0, std) draws of rng: drawn in double and stored in t's precision, as filling its storage in place did. */
+export function fillNormal(t: Tensor, rng: Rng, std: number): void {
+  const d = new Float64Array(t.size);
+  rng.fillNormal(d, std);
+  t.assign(d);
+}
+
+/** A row-major [rows, cols] matrix as [cols, rows] (GPT-2's Conv1D weights: checkpoints store them [in, out]). */
+export function transpose<T extends Float32Array | Uint16Array = Float32Array>(d: ArrayLike<number>, rows: number, cols: number, t: T = new Float32Array(rows * cols) as T): T {
+  for (let i = 0; i < rows; i++) for (let j = 0; j < cols; j++) t[j * rows + i] = d[i * cols + j];
+  return t;
 }
 
 /** Additive attention mask [B, T] from a 0/1 attention mask: 0 where kept, float32 min where padded. */

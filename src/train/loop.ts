@@ -15,14 +15,13 @@ import { join } from 'node:path';
 import { add } from '../engine/ops.js';
 import type { Rng } from '../engine/random.js';
 import { backward, noGrad, scope, type Tensor } from '../engine/tensor.js';
-import type { Buf } from '../engine/kernels.js';
 import { removeStaleTemps, writeDirAtomic, writeJsonAtomic } from '../io/atomic.js';
 import { SafetensorsFile, writeSafetensors, type TensorToWrite } from '../io/safetensors.js';
 import type { TextTokenizer } from '../io/tokenizer.js';
 import type { Model } from '../models/model.js';
 import type { EvalResult, Objective } from './objective.js';
 import { sequenceObjective, type Encoded } from './objectives/sequence.js';
-import { AdamW } from './optim.js';
+import { AdamW, clipGradNorm } from './optim.js';
 import type { Task } from './task.js';
 
 export { epochBatches } from './batches.js';
@@ -107,7 +106,7 @@ export interface MethodState {
 }
 
 /** The trainable tensors and method state at the best evaluation. */
-interface BestState { params: Buf[]; method?: { tensors: Record<string, TensorToWrite>; json: unknown } }
+interface BestState { params: Float32Array[]; method?: { tensors: Record<string, TensorToWrite>; json: unknown } }
 
 interface Saved {
   step: number; epoch: number; batch: number; best: EvalRecord | null; bad: number; history: EvalRecord[]; optStep: number;
@@ -152,7 +151,7 @@ export function saveCheckpoint(dir: string, params: Tensor[], opt: AdamW, st: { 
   const name = `checkpoint-${st.step}`;
   const tensors: Record<string, TensorToWrite> = {};
   params.forEach((p, i) => {
-    tensors[`param.${p.name}`] = { shape: [...p.shape], data: Float32Array.from(p.data) };
+    tensors[`param.${p.name}`] = { shape: [...p.shape], data: p.toFloat32() };
     tensors[`adam_m.${p.name}`] = { shape: [...p.shape], data: Float32Array.from(opt.m[i]) };
     tensors[`adam_v.${p.name}`] = { shape: [...p.shape], data: Float32Array.from(opt.v[i]) };
     if (best) tensors[`best.param.${p.name}`] = { shape: [...p.shape], data: Float32Array.from(best.params[i]) };
@@ -216,25 +215,25 @@ export function loadCheckpoint<S extends { step: number; optStep: number; method
       if (!f.tensors.has(key)) throw new Error(`${ck}: checkpoint has no ${key}; ${why}`);
       const t = f.read(key);
       if (t.shape.join(',') !== shape.join(',')) throw new Error(`${ck}: ${key} has shape [${t.shape}], this run [${shape}]; it was written by a run with other trainable modules or ranks`);
-      return t.data;
+      return t.data; // I/O boundary: the values read from the checkpoint file
     };
     const other = 'it was written by a run with other trainable modules';
     params.forEach((p, i) => {
-      p.data.set(read(`param.${p.name}`, p.shape, other));
+      p.assign(read(`param.${p.name}`, p.shape, other));
       opt.m[i].set(read(`adam_m.${p.name}`, p.shape, other));
       opt.v[i].set(read(`adam_v.${p.name}`, p.shape, other));
     });
     const methodRead = (prefix: string) => (key: string): Float32Array => {
       if (!f.tensors.has(`${prefix}${key}`)) throw new Error(`${ck}: checkpoint has no ${prefix}${key}; it was written by a run of another method`);
-      return f.read(`${prefix}${key}`).data;
+      return f.read(`${prefix}${key}`).data; // I/O boundary: the values read from the checkpoint file
     };
     if (method) method.load(methodRead('method.'), raw.method);
     if (raw.hasBest) {
-      best = { params: params.map((p) => { const b = p.data.slice(); b.set(read(`best.param.${p.name}`, p.shape, other)); return b; }) };
+      best = { params: params.map((p) => read(`best.param.${p.name}`, p.shape, other)) };
       if (method) {
         // a method's state is read through its own load(); its save() then gives the tensors back
         const keys = f.names().filter((k) => k.startsWith('best.method.')).map((k) => k.slice('best.method.'.length));
-        best.method = { tensors: Object.fromEntries(keys.map((k) => { const t = f.read(`best.method.${k}`); return [k, { shape: [...t.shape], data: t.data }]; })), json: raw.bestMethod };
+        best.method = { tensors: Object.fromEntries(keys.map((k) => { const t = f.read(`best.method.${k}`); return [k, { shape: [...t.shape], data: t.data }]; })), json: raw.bestMethod }; // I/O boundary: arrays read from the checkpoint file
       }
     }
   } finally {
@@ -302,7 +301,7 @@ export function train(ctx: TrainContext): TrainResult {
   const lins = model.linears();
   let stopped = false, lastLoss = NaN;
   const keepBest = (): BestState => ({
-    params: ctx.params.map((p) => p.data.slice()),
+    params: ctx.params.map((p) => p.toFloat32()),
     method: ctx.hooks?.state ? (({ tensors, json }) => ({ tensors, json: JSON.parse(JSON.stringify(json ?? null)) as unknown }))(ctx.hooks.state.save()) : undefined,
   });
   /** epoch: completed epochs, fractional within one */
@@ -379,21 +378,13 @@ export function train(ctx: TrainContext): TrainResult {
 }
 
 function restoreBest(ctx: TrainContext, best: BestState): void {
-  ctx.params.forEach((p, i) => p.data.set(best.params[i]));
+  ctx.params.forEach((p, i) => p.assign(best.params[i]));
   if (ctx.hooks?.state && best.method) {
     const t = best.method.tensors;
     ctx.hooks.state.load((key) => {
       if (!t[key]) throw new Error(`best state has no method tensor ${key}`);
-      return Float32Array.from(t[key].data);
+      return Float32Array.from(t[key].data); // I/O boundary: a host copy of the saved TensorToWrite record (not a Tensor)
     }, best.method.json);
   }
 }
 
-/** Scales gradients so their global L2 norm is at most maxNorm (torch.nn.utils.clip_grad_norm_). */
-export function clipGradNorm(params: Tensor[], maxNorm: number): number {
-  let sq = 0;
-  for (const p of params) if (p.grad) for (let i = 0; i < p.grad.length; i++) sq += p.grad[i] * p.grad[i];
-  const norm = Math.sqrt(sq), coef = maxNorm / (norm + 1e-6);
-  if (coef < 1) for (const p of params) if (p.grad) for (let i = 0; i < p.grad.length; i++) p.grad[i] *= coef;
-  return norm;
-}

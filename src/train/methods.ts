@@ -22,6 +22,7 @@ import { sequenceConfigFields, sequenceTaskInfo } from './objectives/sequence.js
 import { ADALORA_DEFAULTS, AdaLoraModel } from '../lora/adalora.js';
 import { SoraModel } from '../lora/sora.js';
 import { adapterConfigFor } from '../lora/adapter.js';
+import { transpose } from '../models/modules.js';
 import type { Linear } from '../models/modules.js';
 
 export const METHODS = ['gelora', 'lora', 'adalora', 'sora', 'full'] as const;
@@ -128,10 +129,9 @@ function fillFullModel(dir: string, model: Model, baseModel: string, saved: Save
     if (model.params.tied.has(name)) continue;
     const p = model.params.get(name);
     if (model.params.transposed.has(name)) {
-      const [r, c] = p.shape, t = new Float32Array(p.size);
-      for (let i = 0; i < r; i++) for (let j = 0; j < c; j++) t[j * r + i] = p.data[i * c + j];
-      tensors[name] = { shape: [c, r], data: t };
-    } else tensors[name] = { shape: [...p.shape], data: Float32Array.from(p.data) };
+      const [r, c] = p.shape;
+      tensors[name] = { shape: [c, r], data: transpose(p.toFloat32(), r, c) };
+    } else tensors[name] = { shape: [...p.shape], data: p.toFloat32() };
   }
   writeSafetensors(join(dir, 'model.safetensors'), tensors, { format: 'pt' });
   writeJsonAtomic(join(dir, 'config.json'), { ...model.config, ...saved.config });
@@ -179,7 +179,7 @@ function prepareAdaptive(model: Model, method: 'adalora' | 'sora', targets: Line
       const lc = defaultLoraConfig(model, { lora_alpha: ratio, r: 1 });
       writeSafetensors(join(a, 'adapter_model.safetensors'), Object.fromEntries([
         ...exp.modules.flatMap((m) => [[`base_model.model.${m.name}.lora_A.weight`, { shape: [m.r, m.inF], data: m.A }], [`base_model.model.${m.name}.lora_B.weight`, { shape: [m.outF, m.r], data: m.B }]]),
-        ...head.map((p) => [`base_model.model.${p.name}`, { shape: [...p.shape], data: Float32Array.from(p.data) }]),
+        ...head.map((p) => [`base_model.model.${p.name}`, { shape: [...p.shape], data: p.toFloat32() }]),
       ]), { format: 'pt' });
       writeJsonAtomic(join(a, 'adapter_config.json'), adapterConfigFor(lc, exp.modules, o.baseModel));
       writeTaskInfo(a, savedOf(o));

@@ -74,7 +74,7 @@ export function mlmEval(model: BertForSequenceClassification, chunks: Int32Array
     noGrad(() => scope(() => {
       const logits = model.mlmLogits(model.encode(b.x, false)[0], b.positions);
       loss += crossEntropy(logits, b.labels).item() * b.labels.length;
-      const V = logits.shape[1], d = logits.data;
+      const V = logits.shape[1], d = logits.data; // I/O boundary: per-batch logits read in place for the argmax (toFloat32 would copy every batch)
       for (let r = 0; r < b.labels.length; r++) {
         let best = 0;
         for (let v = 1; v < V; v++) if (d[r * V + v] > d[r * V + best]) best = v;
@@ -136,7 +136,7 @@ export function saveMlmModel(dir: string, model: BertForSequenceClassification, 
   const tensors: Record<string, TensorToWrite> = {};
   for (const n of model.params.names()) {
     const p = model.params.get(n);
-    tensors[n] = { shape: [...p.shape], data: Float32Array.from(p.data), dtype: dtype === 'f16' ? 'F16' : 'F32' };
+    tensors[n] = { shape: [...p.shape], data: p.toFloat32(), dtype: dtype === 'f16' ? 'F16' : 'F32' };
   }
   writeSafetensors(join(dir, 'model.safetensors'), tensors, { format: 'pt' });
   writeJsonAtomic(join(dir, 'config.json'), { architectures: ['BertForMaskedLM'], model_type: 'bert', ...cfg, num_labels: undefined, attention_probs_dropout_prob: 0.1, hidden_dropout_prob: 0.1, initializer_range: 0.02, position_embedding_type: 'absolute', torch_dtype: dtype === 'f16' ? 'float16' : 'float32' });

@@ -37,7 +37,7 @@ export function predict(model: Model, task: Pick<Task, 'kind'>, enc: Encoded[], 
     noGrad(() => scope(() => {
       const logits = model.forward(x, { keepHidden: false }).logits;
       lossSum += taskLoss(task, logits, labels).item() * idx.length;
-      const C = logits.shape[1], d = logits.data;
+      const C = logits.shape[1], d = logits.data; // I/O boundary: per-batch logits read in place for the predictions (toFloat32 would copy every batch)
       idx.forEach((i, r) => {
         if (task.kind === 'regression') { pred[i] = d[r * C]; return; }
         let best = 0;
