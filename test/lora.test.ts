@@ -264,3 +264,22 @@ describe('damaged adapters are refused naming the tensor and the file', () => {
     });
   }
 });
+
+describe('AdaLoRA and SoRA adapters carry the head weights the loader initialised', () => {
+  for (const method of ['adalora', 'sora'] as const) {
+    it(`${method}: the pooler a checkpoint lacks is in modules_to_save and the adapter file`, async () => {
+      const { prepareMethod } = await import('../src/train/methods.js');
+      const base = withoutWeights('bert', /pooler/);
+      const { model } = loadModel(base, { seed: 1 });
+      const task = { name: 't', kind: 'classification' as const, labels: ['a', 'b'], train: [], dev: [], metric: 'accuracy' as const, source: {} };
+      const prepared = prepareMethod(model, method, { r: 2, alphaRatio: 2, seed: 0, baseModel: base, task, totalSteps: 10, lr: 1e-3, targets: null });
+      const out = mkdtempSync(join(tmpdir(), `gelora-${method}-`));
+      prepared.save(out);
+      const cfg = JSON.parse(readFileSync(join(out, 'adapter', 'adapter_config.json'), 'utf8')) as { modules_to_save: string[] };
+      assert.ok(cfg.modules_to_save.includes('bert.pooler.dense'), JSON.stringify(cfg.modules_to_save));
+      const f = new SafetensorsFile(join(out, 'adapter', 'adapter_model.safetensors'));
+      assert.ok(f.names().includes('base_model.model.bert.pooler.dense.weight'), f.names().join(', '));
+      f.close();
+    });
+  }
+});

@@ -14,6 +14,7 @@ import { fromArray, parameter, type Tensor } from '../engine/tensor.js';
 import { adaloraImportance } from '../engine/updates.js';
 import type { Model } from '../models/model.js';
 import type { Linear } from '../models/modules.js';
+import { PEFT_PREFIX } from './peft.js';
 import { writeJsonAtomic } from '../io/atomic.js';
 import { writeSafetensors, type TensorToWrite } from '../io/safetensors.js';
 import { join } from 'node:path';
@@ -201,12 +202,12 @@ export class AdaLoraModel {
         for (let i = 0; i < outF; i++) b[i * idx.length + n] = B[i * r + k];
         e[n] = E[k];
       });
-      tensors[`base_model.model.${l.name}.lora_A`] = { shape: [idx.length, inF], data: a };
-      tensors[`base_model.model.${l.name}.lora_B`] = { shape: [outF, idx.length], data: b };
-      tensors[`base_model.model.${l.name}.lora_E`] = { shape: [idx.length, 1], data: e };
+      tensors[`${PEFT_PREFIX}${l.name}.lora_A`] = { shape: [idx.length, inF], data: a };
+      tensors[`${PEFT_PREFIX}${l.name}.lora_B`] = { shape: [outF, idx.length], data: b };
+      tensors[`${PEFT_PREFIX}${l.name}.lora_E`] = { shape: [idx.length, 1], data: e };
       pattern[`${l.name}.lora_E`] = keep;
     }
-    for (const p of modulesToSave) tensors[`base_model.model.${p.name}`] = { shape: [...p.shape], data: p.toFloat32() };
+    for (const p of modulesToSave) tensors[`${PEFT_PREFIX}${p.name}`] = { shape: [...p.shape], data: p.toFloat32() };
     writeSafetensors(join(dir, 'adapter_model.safetensors'), tensors, { format: 'pt' });
     writeJsonAtomic(join(dir, 'adapter_config.json'), {
       ...fullConfig, peft_type: 'ADALORA', task_type: taskType, base_model_name_or_path: baseModel, r: this.config.init_r,

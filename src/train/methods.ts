@@ -11,9 +11,9 @@ import type { Tensor } from '../engine/tensor.js';
 import { blockModules, allocationConfig, type Allocation } from '../gelora/analyze.js';
 import { writeDirAtomic, writeJsonAtomic } from '../io/atomic.js';
 import { writeSafetensors, type TensorToWrite } from '../io/safetensors.js';
-import { saveAdapter } from '../lora/adapter.js';
 import { defaultLoraConfig, taskHeadParams } from '../lora/config.js';
-import { applyLoraConfig, countTrainable } from '../lora/lora.js';
+import { applyLoraConfig, countTrainable, modulesToSaveParams } from '../lora/lora.js';
+import { PEFT_PREFIX } from '../lora/peft.js';
 import type { Model } from '../models/model.js';
 import type { Task } from './task.js';
 import type { TrainContext } from './loop.js';
@@ -21,7 +21,7 @@ import type { Objective } from './objective.js';
 import { sequenceConfigFields, sequenceTaskInfo } from './objectives/sequence.js';
 import { ADALORA_DEFAULTS, AdaLoraModel } from '../lora/adalora.js';
 import { SoraModel } from '../lora/sora.js';
-import { adapterConfigFor } from '../lora/adapter.js';
+import { adapterConfigFor, initialisedHeadModules, saveAdapter } from '../lora/adapter.js';
 import { transpose } from '../models/modules.js';
 import type { Linear } from '../models/modules.js';
 
@@ -151,6 +151,10 @@ function prepareAdaptive(model: Model, method: 'adalora' | 'sora', targets: Line
   const head = taskHeadParams(model).map((n) => model.params.get(n));
   for (const p of head) p.requiresGrad = true;
   const headSize = head.reduce((s, p) => s + p.size, 0);
+  // head weights the loader initialised outside the trained head (a checkpoint without a pooler):
+  // saved with the adapter, as LoRA's are, so that the adapter folder alone reproduces predictions
+  const headModules = [...new Set(head.map((p) => p.name.slice(0, p.name.lastIndexOf('.'))))];
+  const extraSaved = initialisedHeadModules(model, headModules), saved = [...head, ...modulesToSaveParams(model, extraSaved)];
   if (method === 'adalora') {
     const cfg = { ...ADALORA_DEFAULTS, init_r: Math.round(1.5 * r), target_r: r, lora_alpha: ratio * r, lora_dropout: o.dropout ?? 0,
       tinit: Math.floor(0.1 * total), tfinal: Math.floor(0.2 * total), deltaT: 10, total_step: total };
@@ -162,7 +166,7 @@ function prepareAdaptive(model: Model, method: 'adalora' | 'sora', targets: Line
       hooks: { regularizer: () => ada.regularizer(), afterUpdate: (step) => { ada.updateAndAllocate(step); }, state: { save: () => ada.saveState(), load: (read, j) => ada.loadState(read, j) }, selectFrom: cfg.total_step - cfg.tfinal },
       save: (dir) => writeDirAtomic(join(dir, 'adapter'), (a) => {
         const lc = defaultLoraConfig(model);
-        ada.save(a, o.baseModel, head, lc.task_type, adapterConfigFor(lc, [], o.baseModel));
+        ada.save(a, o.baseModel, saved, lc.task_type, adapterConfigFor(lc, [], o.baseModel, extraSaved));
         writeTaskInfo(a, savedOf(o));
       }),
     };
@@ -178,10 +182,10 @@ function prepareAdaptive(model: Model, method: 'adalora' | 'sora', targets: Line
       const exp = sora.exportLora(ratio);
       const lc = defaultLoraConfig(model, { lora_alpha: ratio, r: 1 });
       writeSafetensors(join(a, 'adapter_model.safetensors'), Object.fromEntries([
-        ...exp.modules.flatMap((m) => [[`base_model.model.${m.name}.lora_A.weight`, { shape: [m.r, m.inF], data: m.A }], [`base_model.model.${m.name}.lora_B.weight`, { shape: [m.outF, m.r], data: m.B }]]),
-        ...head.map((p) => [`base_model.model.${p.name}`, { shape: [...p.shape], data: p.toFloat32() }]),
+        ...exp.modules.flatMap((m) => [[`${PEFT_PREFIX}${m.name}.lora_A.weight`, { shape: [m.r, m.inF], data: m.A }], [`${PEFT_PREFIX}${m.name}.lora_B.weight`, { shape: [m.outF, m.r], data: m.B }]]),
+        ...saved.map((p) => [`${PEFT_PREFIX}${p.name}`, { shape: [...p.shape], data: p.toFloat32() }]),
       ]), { format: 'pt' });
-      writeJsonAtomic(join(a, 'adapter_config.json'), adapterConfigFor(lc, exp.modules, o.baseModel));
+      writeJsonAtomic(join(a, 'adapter_config.json'), adapterConfigFor(lc, exp.modules, o.baseModel, extraSaved));
       writeTaskInfo(a, savedOf(o));
     }),
   };
