@@ -73,6 +73,12 @@ export class TextTokenizer {
     return { ids: this.idsOf(tokens), typeIds: types };
   }
 
+  /** Token ids of a text without special tokens or truncation (text a chat template rendered, a completion). */
+  encodePlain(text: string): number[] { return this.idsOf(this.tok.tokenize(text)); }
+
+  /** The id of one token of the vocabulary (a special token such as eos_token), or undefined. */
+  tokenId(token: string): number | undefined { return this.tok.token_to_id(token) ?? undefined; }
+
   private idsOf(tokens: string[]): number[] {
     const unk = (this.tok as unknown as { model: { unk_token_id?: number } }).model.unk_token_id;
     return tokens.map((t) => {

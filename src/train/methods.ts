@@ -53,13 +53,18 @@ export interface MethodOptions {
   targets?: string[] | null;
   seed?: number;
   baseModel: string;
-  task: Task;
+  /** the sequence task (its labels and metric are saved unless `saved` is given; objectives other than sequence tasks give `saved` alone) */
+  task?: Task;
   /** what the objective saves next to the weights (Objective.saved); default: the sequence task's labels and metric */
   saved?: SavedInfo;
 }
 
 type SavedInfo = NonNullable<Objective['saved']>;
-const savedOf = (o: MethodOptions): SavedInfo => o.saved ?? { info: sequenceTaskInfo(o.task), config: sequenceConfigFields(o.task) };
+const savedOf = (o: MethodOptions): SavedInfo => {
+  if (o.saved) return o.saved;
+  if (!o.task) throw new Error('prepareMethod: give the sequence task, or what the objective saves');
+  return { info: sequenceTaskInfo(o.task), config: sequenceConfigFields(o.task) };
+};
 
 /** What identifies a method's run for resume: a checkpoint written with other options is refused. */
 function methodFingerprint(method: Method, o: MethodOptions): Record<string, unknown> {
