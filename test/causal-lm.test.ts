@@ -2,7 +2,9 @@ import assert from 'node:assert/strict';
 import { copyFileSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
 import { describe, it } from 'node:test';
+import { parquetWriteBuffer } from 'hyparquet-writer';
 import { backward, scope } from '../src/engine/tensor.js';
 import { chatTemplate, conversationSegments, loadChatTemplate, readLmExamples, type LmExample } from '../src/io/chat.js';
 import type { Allocation } from '../src/gelora/analyze.js';
@@ -130,6 +132,27 @@ describe('causal-LM data: prompt/completion and chat messages', () => {
     await assert.rejects(readLmExamples(join(d, 'none.jsonl')), /needs "prompt" and "completion" columns, or a "messages" column \(the file has text, label\)/);
   });
 
+  it('parquet messages rows (lists of structs) read as conversations; rows are named by number', async () => {
+    const d = tmp('pq');
+    const msgs = (a: string, b: string) => [{ role: 'user', content: a }, { role: 'assistant', content: b }];
+    writeFileSync(join(d, 'm.parquet'), new Uint8Array(parquetWriteBuffer({ columnData: [{ name: 'messages', data: [msgs('w1', 'w2'), msgs('w3 w4', 'w5')] }] })));
+    const r = await readLmExamples(join(d, 'm.parquet'));
+    assert.equal(r.shape, 'messages');
+    assert.deepEqual(r.examples[1], { kind: 'messages', messages: msgs('w3 w4', 'w5'), where: `${join(d, 'm.parquet')} row 2` });
+  });
+
+  it('conversational prompt/completion: one conversation, loss on the completion only (few-shot answers in the prompt are context)', async () => {
+    const d = tmp('conv'), dir = modelFolder(), tok = TextTokenizer.fromDir(dir);
+    const prompt = [{ role: 'user', content: 'w1' }, { role: 'assistant', content: 'w2' }, { role: 'user', content: 'w3' }], completion = [{ role: 'assistant', content: 'w4' }];
+    writeFileSync(join(d, 'c.jsonl'), JSON.stringify({ prompt, completion }) + '\n' + JSON.stringify({ prompt, completion: 'w4' }) + '\n');
+    await assert.rejects(readLmExamples(join(d, 'c.jsonl')), /c\.jsonl:2: one of "prompt" and "completion" is a list of messages and the other is text/);
+    writeFileSync(join(d, 'c.jsonl'), JSON.stringify({ prompt, completion }) + '\n');
+    const { examples } = await readLmExamples(join(d, 'c.jsonl'));
+    assert.deepEqual(examples[0], { kind: 'messages', messages: [...prompt, ...completion], where: `${join(d, 'c.jsonl')}:1`, completionFrom: 3 });
+    const { encoded } = encodeLmExamples(examples, { tokenizer: tok, template: loadChatTemplate(dir), maxLength: 64, eosId: 2 });
+    assert.deepEqual(encoded[0].ids.filter((_, i) => encoded[0].labels[i] !== IGNORE_INDEX), [id('w4'), id('<|end|>')]);
+  });
+
   it('a chat template that fails names the template, the row and the message', () => {
     const t = chatTemplate("{% if messages[0].role != 'user' %}{{ raise_exception('Conversations must start with a user turn') }}{% endif %}x", 'my-template');
     assert.throws(() => conversationSegments(t, [{ role: 'assistant', content: 'w1' }], 'train.jsonl:7'),
@@ -247,3 +270,57 @@ function baseLoss(dev: LmEncoded[]): number {
 function geloraAllocation(model: Model, ranks: number[]): Allocation {
   return allocationFromRanks(ranks, targetBlockModules(model, undefined), { alphaRatio: 2 });
 }
+
+describe('gelora train / eval with causal-LM data (task type from the data shape)', () => {
+  const ROOT = new URL('../../', import.meta.url).pathname;
+  const gelora = (...args: string[]) => spawnSync(process.execPath, [ROOT + 'dist/src/cli/main.js', ...args], { encoding: 'utf8', cwd: ROOT });
+  const conv = (i: number): string => JSON.stringify({ messages: [{ role: 'user', content: `w${i % 20} w${(i + 1) % 20}` }, { role: 'assistant', content: `w${(i + 2) % 20} w${(i + 3) % 20}` }] });
+
+  it('messages rows: lora trains, warns about cut sequences, saves a CAUSAL_LM adapter; eval reads it back', () => {
+    const model = modelFolder(), d = tmp('cli');
+    writeFileSync(join(d, 'train.jsonl'), Array.from({ length: 16 }, (_, i) => conv(i)).join('\n') + '\n' + JSON.stringify({ messages: [{ role: 'user', content: 'w1 w2 w3 w4 w5 w6 w7 w8 w9 w10 w11 w12' }, { role: 'assistant', content: 'w1' }] }) + '\n');
+    writeFileSync(join(d, 'dev.jsonl'), Array.from({ length: 4 }, (_, i) => conv(i + 30)).join('\n') + '\n');
+    const out = join(d, 'run');
+    const r = gelora('train', '--model', model, '--method', 'lora', '--r', '2', '--train', join(d, 'train.jsonl'), '--dev', join(d, 'dev.jsonl'), '--out', out, '--epochs', '2', '--batch-size', '4', '--max-length', '12', '--lr', '1e-2');
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stderr, /warning: 1 of 21 examples \(1 train, 0 dev\) are longer than --max-length 12/);
+    const m = JSON.parse(readFileSync(join(out, 'metrics.json'), 'utf8')) as { kind: string; metric: string; best: { metrics: Record<string, number> } };
+    assert.equal(m.kind, 'causal-lm');
+    assert.equal(m.metric, 'token_accuracy');
+    assert.deepEqual(Object.keys(m.best.metrics).sort(), ['loss', 'perplexity', 'token_accuracy']);
+    const cfg = JSON.parse(readFileSync(join(out, 'adapter', 'adapter_config.json'), 'utf8')) as { task_type: string };
+    assert.equal(cfg.task_type, 'CAUSAL_LM');
+    const e = gelora('eval', '--model', model, '--adapter', join(out, 'adapter'), '--dev', join(d, 'dev.jsonl'), '--max-length', '12');
+    assert.equal(e.status, 0, e.stderr);
+    const ev = JSON.parse(e.stdout) as { metrics: Record<string, number>; dev_loss: number };
+    assert.ok(Math.abs(ev.dev_loss - m.best.metrics.loss) < 1e-4, `eval ${ev.dev_loss} vs train's best ${m.best.metrics.loss}`);
+  });
+
+  it('compare: gelora, lora, adalora, sora and full on prompt/completion rows, one seed, selected on token accuracy', () => {
+    const model = modelFolder(), d = tmp('cmp');
+    const row = (i: number): string => JSON.stringify({ prompt: `w${i % 20} w${(i + 3) % 20}`, completion: ` w${(i + 1) % 20} w${(i + 4) % 20}` });
+    writeFileSync(join(d, 'train.jsonl'), Array.from({ length: 24 }, (_, i) => row(i)).join('\n') + '\n');
+    writeFileSync(join(d, 'dev.jsonl'), Array.from({ length: 6 }, (_, i) => row(i + 40)).join('\n') + '\n');
+    const out = join(d, 'cmp');
+    const r = gelora('compare', '--model', model, '--methods', 'gelora,lora,adalora,sora,full', '--seeds', '1', '--train', join(d, 'train.jsonl'), '--dev', join(d, 'dev.jsonl'),
+      '--out', out, '--epochs', '1', '--batch-size', '8', '--max-length', '16', '--samples', '24', '--lr-for', 'full=1e-4');
+    assert.equal(r.status, 0, r.stderr);
+    const res = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')) as { metric: string; runs: { method: string; metrics: Record<string, number> }[] };
+    assert.equal(res.metric, 'token_accuracy');
+    assert.deepEqual(res.runs.map((x) => x.method), ['gelora', 'lora', 'adalora', 'sora', 'full']);
+    for (const run of res.runs) assert.ok(Number.isFinite(run.metrics.perplexity) && run.metrics.perplexity > 1, `${run.method}: perplexity ${run.metrics.perplexity}`);
+    for (const m of ['gelora', 'lora', 'adalora', 'sora']) {
+      const cfg = JSON.parse(readFileSync(join(out, 'runs', `${m}-seed0`, 'adapter', 'adapter_config.json'), 'utf8')) as { task_type: string };
+      assert.equal(cfg.task_type, 'CAUSAL_LM', m);
+    }
+    assert.ok(existsSync(join(out, 'runs', 'full-seed0', 'model', 'model.safetensors')));
+  });
+
+  it('a messages row without an assistant turn stops train before any work, naming the line', () => {
+    const model = modelFolder(), d = tmp('cli-bad');
+    writeFileSync(join(d, 'train.jsonl'), conv(1) + '\n' + JSON.stringify({ messages: [{ role: 'user', content: 'w1' }] }) + '\n');
+    const r = gelora('train', '--model', model, '--method', 'lora', '--train', join(d, 'train.jsonl'), '--out', join(d, 'run'));
+    assert.notEqual(r.status, 0);
+    assert.match(r.stderr, /train\.jsonl:2: the conversation has no assistant turn/);
+  });
+});

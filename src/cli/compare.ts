@@ -3,6 +3,7 @@ import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import { runCompare as runComparison, type ChildRun } from '../compare/compare.js';
+import { taskTypeOf } from '../train/run.js';
 import { METHODS, type Method } from '../train/methods.js';
 import { checkWritable, positiveInt } from './flags.js';
 import { progressBar } from './progress.js';
@@ -49,7 +50,7 @@ export async function runCompare(o: CompareCli): Promise<{ markdown: string; res
   const cli = fileURLToPath(new URL('./main.js', import.meta.url));
   return runComparison({
     model: o.model, out: o.out, methods: methods as Method[], seeds: o.seeds, lr: o.lr, lrFor: lrs, r: o.r, alphaRatio: o.alphaRatio,
-    budget: o.budget, budgetLikeRank: o.budgetLikeRank, samples: o.samples, maxLength: o.maxLength, targets: o.targets, task: taskOptions(o),
+    budget: o.budget, budgetLikeRank: o.budgetLikeRank, samples: o.samples, maxLength: o.maxLength, targets: o.targets, task: taskOptions(o), causalLm: (await taskTypeOf(o)) === 'causal-lm',
     log: (line) => process.stderr.write(`${line}\n`), progress: progressBar,
     runTrain: (run) => spawnSync(process.execPath, [cli, ...compareChildArgv(o, run)], { stdio: ['ignore', 'inherit', 'inherit'] }).status,
   });

@@ -13,7 +13,7 @@ import { METHODS, type Method } from '../train/methods.js';
 import type { TaskOptions } from '../train/task.js';
 import { fraction, nonNegative, nonNegInt, positive, positiveInt, sampleCount, seedInt, type FlagParser } from './flags.js';
 
-import type { DataOptions, TrainOptions, TuningOptions } from '../train/options.js';
+import { TASK_TYPES, type DataOptions, type TrainOptions, type TuningOptions } from '../train/options.js';
 
 /** The data flags shared by train, eval and compare (the library's DataOptions). */
 export type DataCli = DataOptions;
@@ -56,6 +56,8 @@ export const DATA_OPTIONS: Table<DataCli> = {
   dev: { flags: '--dev <file>', help: 'dev examples (default: a seeded 10% of --train)', compare: 'forward' },
   glue: { flags: '--glue <dir>', help: 'a GLUE data folder (with CoLA/, SST-2/, ... or the task files themselves)', compare: 'forward' },
   task: { flags: '--task <name>', help: 'GLUE task with --glue (CoLA, SST-2, MRPC, STS-B, QQP, MNLI, MNLI-mm, QNLI, RTE, WNLI); a run name otherwise', compare: 'forward' },
+  taskType: { flags: '--task-type <t>', help: 'seq-cls (a label per text) or causal-lm (prompt/completion or messages rows; the default when --train has those columns)', choices: TASK_TYPES, compare: 'forward' },
+  packing: { flags: '--packing', help: 'causal-lm: concatenate the examples and cut the stream into --max-length sequences', compare: 'forward' },
   textCol: { flags: '--text-col <name>', help: 'text column', compare: 'forward' },
   pairCol: { flags: '--pair-col <name>', help: 'second-text column', compare: 'forward' },
   labelCol: { flags: '--label-col <name>', help: 'label column', compare: 'forward' },

@@ -12,7 +12,9 @@ import { checkBudgetFits, checkRanksFit, targetBlockModules } from '../gelora/ra
 import { writeFileAtomic, writeJsonAtomic } from '../io/atomic.js';
 import { TextTokenizer } from '../io/tokenizer.js';
 import { adapterConfigFor } from '../lora/adapter.js';
+import { exampleText, loadChatTemplate, readLmData } from '../io/chat.js';
 import { loadModel } from '../models/load.js';
+import type { Model } from '../models/model.js';
 import { compareReportHtml, markdownTable, type SummaryRow } from '../report/compare.js';
 import { readLogCurves } from '../report/curves.js';
 import { profileSvg } from '../report/plots.js';
@@ -58,6 +60,8 @@ export interface CompareOptions {
   r: number;
   alphaRatio: number; budget?: number; budgetLikeRank?: number; samples: number; maxLength: number; targets?: string[];
   task: TaskOptions;
+  /** a causal-LM task (prompt/completion or messages data): token accuracy selects, the analysis reads whole examples */
+  causalLm?: boolean;
   /** runs one training; returns its exit status (0: done) */
   runTrain: (run: ChildRun) => number | null;
   /** progress lines (stderr in the CLI) */
@@ -66,14 +70,30 @@ export interface CompareOptions {
   progress?: (label: string) => { update(done: number, total: number): void; stop(): void };
 }
 
+/**
+ * What the comparison needs of its task: the name and selection metric, the texts the analysis
+ * reads, where the data came from, and the model with the task's head (a causal-LM task: the
+ * prompt + completion or the rendered conversation of each training example).
+ */
+async function compareTask(o: CompareOptions): Promise<{ task: { name: string; metric: string; train: { text: string; pair?: string }[]; source: Record<string, unknown> }; model: Model }> {
+  if (o.causalLm) {
+    if (!o.task.train) throw new Error('causal-lm: give --train FILE (JSONL or parquet with prompt/completion or messages)');
+    const { model } = loadModel(o.model, { task: 'causal-lm', seed: 0 });
+    const d = await readLmData({ train: o.task.train, dev: o.task.dev, maxTrain: o.task.maxTrain, maxDev: o.task.maxDev, seed: o.task.seed });
+    const template = loadChatTemplate(o.model);
+    return { task: { name: o.task.task ?? o.task.train, metric: 'token_accuracy', train: d.train.map((x) => ({ text: exampleText(x, template) })), source: d.source }, model };
+  }
+  const task = await loadTask(o.task);
+  const numLabels = task.kind === 'regression' ? 1 : task.labels.length;
+  return { task, model: loadModel(o.model, { numLabels, task: 'seq-cls', seed: 0 }).model };
+}
+
 /** The whole comparison: the analysis once, every run, the three outputs. */
 export async function runCompare(o: CompareOptions): Promise<{ markdown: string; resultsFile: string; reportFile: string }> {
   const log = o.log ?? (() => {});
   const methods = o.methods;
   if (o.budget !== undefined && o.budgetLikeRank !== undefined) throw new Error('give --budget or --budget-like-rank, not both');
-  const task = await loadTask(o.task);
-  const numLabels = task.kind === 'regression' ? 1 : task.labels.length;
-  const { model } = loadModel(o.model, { numLabels, task: 'seq-cls', seed: 0 });
+  const { task, model } = await compareTask(o);
   const modules = targetBlockModules(model, o.targets);
   const unit = modules.reduce((s, m) => s + m.inF! + m.outF!, 0), fixed = fixedTrainableParams(model);
   if (methods.includes('gelora')) checkBudgetFits(o, modules, fixed);

@@ -4,7 +4,9 @@
  * Data: JSONL or parquet rows in one of the two shapes TRL's SFTTrainer takes,
  *  - {prompt, completion}: strings; the loss is on the completion only;
  *  - {messages: [{role, content}, ...]}: a conversation rendered with the tokenizer's chat template;
- *    the loss is on the assistant turns only.
+ *    the loss is on the assistant turns only;
+ *  - conversational {prompt, completion} (both lists of messages): rendered as one conversation, the
+ *    loss on the completion's assistant turns only (a prompt's few-shot assistant turns are context).
  * Chat templates come from the model folder as transformers saves them (chat_template.jinja, or
  * "chat_template" in tokenizer_config.json: a string, or a list of {name, template} whose "default"
  * is used) and are rendered by @huggingface/jinja, the Jinja implementation made for them, with the
@@ -14,6 +16,8 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Template } from '@huggingface/jinja';
+import { Rng } from '../engine/random.js';
+import { sampleWithoutReplacement } from '../id/twonn.js';
 import { readRows } from './dataset.js';
 
 export interface ChatMessage { role: string; content: string }
@@ -21,7 +25,7 @@ export interface ChatMessage { role: string; content: string }
 /** One training example: a prompt and its completion, or a conversation. */
 export type LmExample =
   | { kind: 'prompt-completion'; prompt: string; completion: string; where: string }
-  | { kind: 'messages'; messages: ChatMessage[]; where: string };
+  | { kind: 'messages'; messages: ChatMessage[]; where: string; completionFrom?: number };
 
 export type LmShape = LmExample['kind'];
 
@@ -37,14 +41,14 @@ export async function dataColumns(file: string): Promise<string[]> {
   return (await readRows(file)).columns;
 }
 
-function messagesOf(cell: string, where: string): ChatMessage[] {
+function messagesOf(cell: string, where: string, col = 'messages'): ChatMessage[] {
   let v: unknown;
   try { v = JSON.parse(cell); } catch { v = undefined; }
-  if (!Array.isArray(v) || v.length === 0) throw new Error(`${where}: "messages" is not a non-empty list of {role, content}`);
+  if (!Array.isArray(v) || v.length === 0) throw new Error(`${where}: "${col}" is not a non-empty list of {role, content}`);
   return v.map((m: unknown, i) => {
     const o = m as Record<string, unknown> | null;
     if (!o || typeof o !== 'object' || typeof o.role !== 'string' || typeof o.content !== 'string') {
-      throw new Error(`${where}: messages[${i}] is not {role: string, content: string}`);
+      throw new Error(`${where}: ${col}[${i}] is not {role: string, content: string}`);
     }
     return { role: o.role, content: o.content };
   });
@@ -67,6 +71,13 @@ export async function readLmExamples(file: string): Promise<{ examples: LmExampl
       return { kind: 'messages', messages, where };
     }
     if (!r.completion) throw new Error(`${where}: empty "completion"; give every prompt a completion, or drop the line`);
+    const turns = (cell: string, col: string): ChatMessage[] | null => (cell.trimStart().startsWith('[') ? messagesOf(cell, where, col) : null);
+    const p = turns(r.prompt ?? '', 'prompt'), c = turns(r.completion, 'completion');
+    if ((p === null) !== (c === null)) throw new Error(`${where}: one of "prompt" and "completion" is a list of messages and the other is text; give both as text or both as messages`);
+    if (p && c) {
+      if (!c.some((m) => m.role === 'assistant')) throw new Error(`${where}: the completion has no assistant turn, so there is nothing to learn from it; add one or drop the line`);
+      return { kind: 'messages', messages: [...p, ...c], where, completionFrom: p.length };
+    }
     return { kind: 'prompt-completion', prompt: r.prompt ?? '', completion: r.completion, where };
   });
   if (examples.length === 0) throw new Error(`${file}: no examples`);
@@ -148,10 +159,11 @@ export interface Segment { text: string; train: boolean }
 /**
  * A conversation cut into rendered pieces: each assistant turn is the text between the render of the
  * conversation before it with the generation prompt and the render that includes it; everything else
- * is context. Templates whose renders of a conversation's beginnings are not beginnings of the whole
- * render (some drop earlier reasoning) are refused, naming the template.
+ * is context (so are assistant turns before completionFrom: a prompt's few-shot answers). Templates
+ * whose renders of a conversation's beginnings are not beginnings of the whole render (some drop
+ * earlier reasoning) are refused, naming the template.
  */
-export function conversationSegments(t: ChatTemplate, messages: ChatMessage[], where: string): Segment[] {
+export function conversationSegments(t: ChatTemplate, messages: ChatMessage[], where: string, completionFrom = 0): Segment[] {
   const full = t.render(messages, false, where);
   const out: Segment[] = [];
   let at = 0;
@@ -160,7 +172,7 @@ export function conversationSegments(t: ChatTemplate, messages: ChatMessage[], w
     return s.length;
   };
   messages.forEach((m, i) => {
-    if (m.role !== 'assistant') return;
+    if (m.role !== 'assistant' || i < completionFrom) return;
     const start = prefix(t.render(messages.slice(0, i), true, where), `the turns before message ${i} with the generation prompt`);
     const end = prefix(t.render(messages.slice(0, i + 1), false, where), `the turns up to message ${i}`);
     if (start > at) out.push({ text: full.slice(at, start), train: false });
@@ -169,4 +181,50 @@ export function conversationSegments(t: ChatTemplate, messages: ChatMessage[], w
   });
   if (at < full.length) out.push({ text: full.slice(at), train: false });
   return out;
+}
+
+export interface LmDataOptions {
+  train: string;
+  dev?: string;
+  /** dev fraction split off the training file when no dev file is given (default 0.1) */
+  devFraction?: number;
+  maxTrain?: number;
+  maxDev?: number;
+  seed?: number;
+}
+
+/** Seeded sample of at most max examples (all when max is unset or not smaller). */
+function cap<T>(xs: T[], max: number | undefined, rng: Rng): T[] {
+  return !max || xs.length <= max ? xs : Array.from(sampleWithoutReplacement(xs.length, max, rng), (i) => xs[i]);
+}
+
+/** Train and dev causal-LM examples: --dev, or a seeded split of --train; capped with seeded samples; where they came from. */
+export async function readLmData(o: LmDataOptions): Promise<{ train: LmExample[]; dev: LmExample[]; shape: LmShape; source: Record<string, unknown> }> {
+  const tr = await readLmExamples(o.train), rng = new Rng(o.seed ?? 0);
+  let train = tr.examples, dev: LmExample[];
+  const source: Record<string, unknown> = { train: o.train, train_rows: train.length, shape: tr.shape };
+  if (o.dev) {
+    dev = (await readLmExamples(o.dev)).examples;
+    source.dev = o.dev;
+  } else {
+    const frac = o.devFraction ?? 0.1, nDev = Math.max(1, Math.round(train.length * frac));
+    if (train.length - nDev < 1) throw new Error(`${o.train}: too few examples (${train.length}) to split off a dev set; give --dev FILE`);
+    const devIdx = new Set(sampleWithoutReplacement(train.length, nDev, rng));
+    dev = train.filter((_, i) => devIdx.has(i));
+    train = train.filter((_, i) => !devIdx.has(i));
+    source.dev = `${Math.round(frac * 100)}% of ${o.train} (seeded split)`;
+  }
+  const full = train.length;
+  train = cap(train, o.maxTrain, rng);
+  dev = cap(dev, o.maxDev, rng);
+  if (train.length < full) source.train_capped = `${train.length} of ${full} (seeded sample)`;
+  source.dev_rows = dev.length;
+  return { train, dev, shape: tr.shape, source };
+}
+
+/** The text of an example as one string (the analysis' input): prompt + completion, or the rendered conversation. */
+export function exampleText(x: LmExample, t: ChatTemplate | null): string {
+  if (x.kind === 'prompt-completion') return x.prompt + x.completion;
+  if (!t) throw new Error(`${x.where}: a messages row needs a chat template, and the model folder has none`);
+  return t.render(x.messages, false, x.where);
 }

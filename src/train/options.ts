@@ -7,8 +7,12 @@ import type { MetricName } from './metrics.js';
 import type { TaskOptions } from './task.js';
 import type { TrainConfig } from './loop.js';
 
+/** seq-cls: a label per text (classification, regression); causal-lm: prompt/completion or chat messages. */
+export const TASK_TYPES = ['seq-cls', 'causal-lm'] as const;
+export type TaskType = (typeof TASK_TYPES)[number];
+
 /** The data flags shared by train, eval and compare. */
-export interface DataOptions { train?: string; dev?: string; glue?: string; task?: string; textCol?: string; pairCol?: string; labelCol?: string; regression?: boolean; maxTrain?: number; maxDev?: number; metric?: MetricName; seed: number }
+export interface DataOptions { train?: string; dev?: string; glue?: string; task?: string; taskType?: TaskType; packing?: boolean; textCol?: string; pairCol?: string; labelCol?: string; regression?: boolean; maxTrain?: number; maxDev?: number; metric?: MetricName; seed: number }
 
 /** The training flags shared by train and compare. */
 export interface TuningOptions {

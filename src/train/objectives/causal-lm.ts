@@ -47,7 +47,7 @@ export function encodeLmExample(x: LmExample, o: LmEncodeOptions): { enc: LmEnco
   } else {
     if (!o.template) throw new Error(`${x.where}: a messages row needs a chat template, and the model folder has none (no chat_template in tokenizer_config.json, no chat_template.jinja); give prompt/completion rows or add the template`);
     // the template writes the special tokens itself (apply_chat_template tokenizes without adding any)
-    for (const s of conversationSegments(o.template, x.messages, x.where)) push(o.tokenizer.encodePlain(s.text), s.train);
+    for (const s of conversationSegments(o.template, x.messages, x.where, x.completionFrom)) push(o.tokenizer.encodePlain(s.text), s.train);
   }
   if (!labels.some((l) => l !== IGNORE_INDEX)) throw new Error(`${x.where}: the completion has no tokens`);
   const cut = ids.length > o.maxLength;
