@@ -70,12 +70,16 @@ export { saveAdapter, loadAdapter, adapterConfigFor, loraConfigFromJson, randomH
 // ---- training, evaluation, comparison
 
 /** One fine-tuning run (lora, gelora, adalora, sora, full) as `gelora train` does it; evaluation of a saved adapter. */
-export { runTraining, evaluateSaved, type EvaluateOptions, type Progress, type ProgressFactory } from './train/run.js';
-export type { TrainOptions, DataOptions, TuningOptions } from './train/options.js';
+export { runTraining, evaluateSaved, taskTypeOf, type EvaluateOptions, type EvalSummary, type Progress, type ProgressFactory } from './train/run.js';
+export { TASK_TYPES, type TrainOptions, type DataOptions, type TuningOptions, type TaskType } from './train/options.js';
 /** The training loop over an objective, with checkpoints and resume. */
 export { train, DEFAULT_TRAIN, type TrainConfig, type TrainResult } from './train/loop.js';
 /** What the loop optimises: batches, loss, dev evaluation, what is saved. */
 export type { Objective, EvalResult } from './train/objective.js';
+/** Causal-LM fine-tuning: -100 labels on the prompt and padding, transformers' shifted loss, packing, dev loss/perplexity/token accuracy. */
+export { causalLmObjective, causalLmLoss, encodeLmExamples, evaluateLm, lmBatch, packLm, shiftLabels, IGNORE_INDEX, type LmEncoded, type CausalLmOptions } from './train/objectives/causal-lm.js';
+/** Causal-LM data ({prompt, completion} or {messages}) and chat templates rendered by @huggingface/jinja. */
+export { readLmExamples, readLmData, loadChatTemplate, chatTemplate, conversationSegments, type ChatMessage, type ChatTemplate, type LmExample } from './io/chat.js';
 /** MLM pretraining through the same loop. */
 export { pretrain, type PretrainConfig } from './train/pretrain.js';
 /** Task metrics (accuracy, F1, MCC, Pearson, Spearman). */
