@@ -69,7 +69,7 @@ describe('causal-LM loss against the PEFT CAUSAL_LM golden (hf-llm/llama3/lora-c
   });
 });
 
-// a word-level tokenizer over the llama3 fixture's vocabulary range, with chat special tokens
+// a whole-word WordPiece tokenizer over the llama3 fixture's vocabulary range, with chat special tokens
 const SPECIALS = ['<pad>', '<s>', '</s>', '<unk>', '<|system|>', '<|user|>', '<|assistant|>', '<|end|>'];
 const WORDS = Array.from({ length: 60 }, (_, i) => `w${i}`);
 const TEMPLATE = "{{ bos_token }}{% for m in messages %}{{ '<|' + m.role + '|>\\n' + m.content + '<|end|>\\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|assistant|>\\n' }}{% endif %}";
@@ -87,7 +87,7 @@ function modelFolder(template: string | null = TEMPLATE): string {
       pair: [{ SpecialToken: { id: '<s>', type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }, { Sequence: { id: 'B', type_id: 1 } }],
       special_tokens: { '<s>': { id: '<s>', ids: [1], tokens: ['<s>'] } },
     },
-    model: { type: 'WordLevel', vocab, unk_token: '<unk>' },
+    model: { type: 'WordPiece', vocab, unk_token: '<unk>', continuing_subword_prefix: '##', max_input_chars_per_word: 100 },
   }));
   writeFileSync(join(dir, 'tokenizer_config.json'), JSON.stringify({ bos_token: '<s>', eos_token: '</s>', pad_token: '<pad>', ...(template ? { chat_template: template } : {}) }));
   return dir;
