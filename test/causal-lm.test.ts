@@ -249,6 +249,24 @@ describe('causal-LM training through the loop, every method', () => {
     });
   }
 
+  for (const family of ['qwen2', 'qwen3', 'mistral', 'phi3', 'gemma3']) {
+    it(`${family}: lora on every block Linear trains with the causal-LM objective and reloads to the same dev loss`, () => {
+      const dir = LLM + family, { model } = loadModel(dir, { seed: 0 });
+      assert.equal(model.task, 'causal-lm');
+      const dev = rows(4, 2), before = evaluateLm(model, dev, 0, 4).loss;
+      const prepared = prepareMethod(model, 'lora', { r: 2, baseModel: dir, seed: 0, saved: { info: { kind: 'causal-lm' } } });
+      const objective = causalLmObjective({ train: rows(8, 1), dev, padId: 0, batchSize: 4, seed: 0 });
+      train({ model, params: prepared.params, objective, config: { ...DEFAULT_TRAIN, epochs: 2, lr: 5e-3, warmupRatio: 0, batchSize: 4 }, outDir: tmp(family), hooks: prepared.hooks });
+      const want = evaluateLm(model, dev, 0, 4).loss;
+      assert.ok(Number.isFinite(want) && Math.abs(want - before) > 1e-6, `${family}: dev loss ${before} -> ${want}`);
+      const out = prepared.save(tmp(`${family}-save`));
+      assert.equal((JSON.parse(readFileSync(join(out, 'adapter_config.json'), 'utf8')) as { task_type: string }).task_type, 'CAUSAL_LM');
+      const { model: back } = loadModel(dir);
+      loadAdapter(back, out);
+      assert.ok(Math.abs(evaluateLm(back, dev, 0, 4).loss - want) < 1e-4);
+    });
+  }
+
   it('our CAUSAL_LM adapter keys have the layout of the PEFT fixture adapter', () => {
     const theirs = new SafetensorsFile(join(CASE, 'adapter/adapter_model.safetensors'));
     const { model } = loadModel(BASE);
