@@ -6,8 +6,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Option, type Command } from 'commander';
-import { DEMO_TASKS } from '../demo/data.js';
-import { EMBEDDED_MODEL, writeDemoTask } from '../demo/files.js';
+import { DEMO_TASK_NAMES, EMBEDDED_MODEL, writeDemoTask } from '../demo/files.js';
 import { runCompare, type CompareCli } from './compare.js';
 import { checkWritable, positive, positiveInt } from './flags.js';
 import { optionDefaults, TRAIN_OPTIONS } from './train-options.js';
@@ -17,7 +16,7 @@ interface DemoCli { task: string; model: string; out: string; methods: string; s
 export function registerDemo(program: Command): void {
   program.command('demo')
     .description('GeLoRA end to end on the embedded pretrained model: ID profile, ranks, GeLoRA vs uniform LoRA at the same budget, report.html')
-    .addOption(new Option('--task <name>', 'demo task').choices(Object.keys(DEMO_TASKS)).default('brown-genre'))
+    .addOption(new Option('--task <name>', 'demo task').choices(DEMO_TASK_NAMES).default('brown-genre'))
     .option('--model <dir>', 'model folder', EMBEDDED_MODEL)
     .option('--out <dir>', 'output folder', 'runs/demo')
     .option('--methods <list>', 'methods to compare', 'gelora,lora')
@@ -35,8 +34,8 @@ export function registerDemo(program: Command): void {
       // train's defaults, with the demo's own settings on top
       const opts: CompareCli = {
         ...(optionDefaults(TRAIN_OPTIONS) as unknown as CompareCli),
-        model: o.model, out: o.out, train: data.train, dev: data.dev, task: o.task, seed: 0, methods: o.methods, seeds: o.seeds,
-        epochs: o.epochs, batchSize: o.batchSize, lr: o.lr, schedule: 'linear', gradAccum: 1, evalEvery: 0, patience: 0, maxLength: 64, checkpointEvery: 50,
+        model: o.model, out: o.out, train: data.train, dev: data.dev, task: o.task, taskType: data.taskType, seed: 0, methods: o.methods, seeds: o.seeds,
+        epochs: o.epochs, batchSize: o.batchSize, lr: o.lr, schedule: 'linear', gradAccum: 1, evalEvery: 0, patience: 0, maxLength: data.taskType === 'qa' ? 128 : 64, checkpointEvery: 50,
         r: 8, alphaRatio: 2, loraDropout: 0.05, samples: 2000, maxTrain: o.maxTrain, lrFor: o.methods.includes('full') ? [`full=${o.fullLr}`] : undefined,
       };
       const r = await runCompare(opts);

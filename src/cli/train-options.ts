@@ -52,11 +52,13 @@ export const RUN_OPTIONS: Table<Pick<TrainCli, 'model' | 'method' | 'out' | 'res
 };
 
 export const DATA_OPTIONS: Table<DataCli> = {
+  badAnswers: { flags: '--bad-answers <what>', help: 'qa: an answer_start that does not point at its answer text: refuse the file, or skip the answer (a warning names the ids)', choices: ['refuse', 'skip'], compare: 'forward' },
+  docStride: { flags: '--doc-stride <n>', help: 'qa: context tokens shared by consecutive windows of --max-length tokens (default 128, or a third of the window when that is smaller)', parse: positiveInt, compare: 'forward' },
   train: { flags: '--train <file>', help: 'training examples: CSV/TSV/JSONL/parquet with text, optional text_pair, label', compare: 'forward' },
   dev: { flags: '--dev <file>', help: 'dev examples (default: a seeded 10% of --train)', compare: 'forward' },
   glue: { flags: '--glue <dir>', help: 'a GLUE data folder (with CoLA/, SST-2/, ... or the task files themselves)', compare: 'forward' },
   task: { flags: '--task <name>', help: 'GLUE task with --glue (CoLA, SST-2, MRPC, STS-B, QQP, MNLI, MNLI-mm, QNLI, RTE, WNLI); a run name otherwise', compare: 'forward' },
-  taskType: { flags: '--task-type <t>', help: 'seq-cls (a label per text) or causal-lm (prompt/completion or messages rows; the default when --train has those columns)', choices: TASK_TYPES, compare: 'forward' },
+  taskType: { flags: '--task-type <t>', help: 'seq-cls (a label per text), causal-lm (prompt/completion or messages rows; the default when --train has those columns) or qa (extractive QA on SQuAD v1.1/v2.0 JSON or the HF layout; the default when --train/--dev are SQuAD-shaped)', choices: TASK_TYPES, compare: 'forward' },
   packing: { flags: '--packing', help: 'causal-lm: concatenate the examples and cut the stream into --max-length sequences', compare: 'forward' },
   textCol: { flags: '--text-col <name>', help: 'text column', compare: 'forward' },
   pairCol: { flags: '--pair-col <name>', help: 'second-text column', compare: 'forward' },

@@ -21,6 +21,7 @@ import { profileSvg } from '../report/plots.js';
 import type { Method } from '../train/methods.js';
 import { meanStd } from '../train/metrics.js';
 import { loadTask, type TaskOptions } from '../train/task.js';
+import { loadQaTask, resolveTaskType } from '../train/objectives/qa.js';
 
 export type { SummaryRow } from '../report/compare.js';
 
@@ -83,6 +84,8 @@ async function compareTask(o: CompareOptions): Promise<{ task: { name: string; m
     const template = loadChatTemplate(o.model);
     return { task: { name: o.task.task ?? o.task.train, metric: 'token_accuracy', train: d.train.map((x) => ({ text: exampleText(x, template) })), source: d.source }, model };
   }
+  // extractive QA: the analysis reads (question, context) pairs, the model has its qa_outputs head
+  if (resolveTaskType(o.task) === 'qa') return { task: (await loadQaTask(o.task)).analysis, model: loadModel(o.model, { task: 'qa', seed: 0 }).model };
   const task = await loadTask(o.task);
   const numLabels = task.kind === 'regression' ? 1 : task.labels.length;
   return { task, model: loadModel(o.model, { numLabels, task: 'seq-cls', seed: 0 }).model };
@@ -156,7 +159,9 @@ export async function runCompare(o: CompareOptions): Promise<{ markdown: string;
   const first = JSON.parse(readFileSync(join(o.out, 'runs', `${runs[0].method}-seed${runs[0].seed}`, 'train_config.json'), 'utf8')) as { model: string; config: Record<string, unknown> };
   const results = { task: task.name, metric: task.metric, model: first.model, train_config: first.config, runs, summary, budget: budgetNote || null, data: task.source };
   writeJsonAtomic(join(o.out, 'results.json'), results);
-  const md = markdownTable(task.name, task.metric, summary) + (budgetNote ? `\nBudget: ${budgetNote}.\n` : '');
+  // QA: exact match next to F1 (the selection metric), as SQuAD results are reported
+  const emTable = !o.causalLm && resolveTaskType(o.task) === 'qa' ? `\n${markdownTable(`${task.name}: exact match`, 'exact', summarise(runs.map((r) => ({ ...r, metric_value: r.metrics.exact })), methods))}` : '';
+  const md = markdownTable(task.name, task.metric, summary) + emTable + (budgetNote ? `\nBudget: ${budgetNote}.\n` : '');
   writeFileAtomic(join(o.out, 'results.md'), md);
   const profile = existsSync(join(analysisDir, 'profile.svg')) ? readFileSync(join(analysisDir, 'profile.svg'), 'utf8') : '';
   const curves = Object.fromEntries(methods.map((m) => [m, runs.filter((r) => r.method === m).map((r) => ({ seed: r.seed, curves: readLogCurves(join(o.out, 'runs', `${m}-seed${r.seed}`, 'log.jsonl')) }))]));

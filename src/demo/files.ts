@@ -3,6 +3,10 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { writeFileAtomic } from '../io/atomic.js';
 import { DEMO_TASKS } from './data.js';
+import { writeWordnetQa } from './qa-data.js';
+
+/** Every demo task: the classification tasks of data.ts and the extractive-QA set of qa-data.ts. */
+export const DEMO_TASK_NAMES = [...Object.keys(DEMO_TASKS), 'wordnet-qa'];
 
 /** The embedded model folder (committed to the repository). */
 export const EMBEDDED_MODEL = fileURLToPath(new URL('../../../models/gelora-bert-6l', import.meta.url));
@@ -10,13 +14,17 @@ export const EMBEDDED_MODEL = fileURLToPath(new URL('../../../models/gelora-bert
 const csvCell = (s: string): string => (/[",\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s);
 
 /** Writes a demo task's train/dev split as CSV (text,label) and returns the paths. */
-export function writeDemoTask(name: string, dir: string): { train: string; dev: string; description: string } {
+export function writeDemoTask(name: string, dir: string): { train: string; dev: string; description: string; taskType: 'seq-cls' | 'qa' } {
+  if (name === 'wordnet-qa') {
+    const q = writeWordnetQa(dir);
+    return { train: q.train, dev: q.dev, taskType: 'qa', description: `wordnet-qa: extractive QA (SQuAD v2.0 format) on paragraphs of WordNet glosses, ${q.questions.train} train / ${q.questions.dev} dev questions; EM and F1 as the official SQuAD script` };
+  }
   const make = DEMO_TASKS[name];
-  if (!make) throw new Error(`unknown demo task "${name}" (${Object.keys(DEMO_TASKS).join(', ')})`);
+  if (!make) throw new Error(`unknown demo task "${name}" (${DEMO_TASK_NAMES.join(', ')})`);
   const t = make();
   const files = { train: join(dir, 'train.csv'), dev: join(dir, 'dev.csv') };
   for (const split of ['train', 'dev'] as const) {
     writeFileAtomic(files[split], ['text,label', ...t[split].map((x) => `${csvCell(x.text)},${csvCell(x.label)}`)].join('\n') + '\n');
   }
-  return { ...files, description: t.description };
+  return { ...files, description: t.description, taskType: 'seq-cls' };
 }

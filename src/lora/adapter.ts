@@ -111,7 +111,7 @@ export function loraConfigFromJson(model: Model, j: Record<string, unknown>, fil
   if (j.bias !== undefined && j.bias !== 'none') throw new Error(`${file}: bias "${String(j.bias)}" is not supported (only "none")`);
   if (j.layers_to_transform !== undefined && j.layers_to_transform !== null) throw new Error(`${file}: layers_to_transform is not supported; use rank_pattern`);
   const num = (k: string, d: number): number => (typeof j[k] === 'number' ? (j[k] as number) : d);
-  const task = j.task_type === 'CAUSAL_LM' ? 'CAUSAL_LM' : j.task_type === 'SEQ_CLS' ? 'SEQ_CLS' : null;
+  const task = j.task_type === 'CAUSAL_LM' || j.task_type === 'SEQ_CLS' || j.task_type === 'QUESTION_ANS' ? j.task_type : null;
   return defaultLoraConfig(model, {
     r: num('r', 8), lora_alpha: num('lora_alpha', 8), lora_dropout: num('lora_dropout', 0),
     target_modules: (j.target_modules as string[] | string | null) ?? null,
@@ -179,7 +179,7 @@ function loadAdaLora(model: Model, j: Record<string, unknown>, cfgFile: string, 
   const initR = Number(j.init_r), alpha = Number(j.lora_alpha);
   if (!(initR > 0)) throw new Error(`${cfgFile}: AdaLoRA config without init_r`);
   const targets = (j.target_modules as string[] | string | null) ?? defaultTargets(model);
-  const task = j.task_type === 'SEQ_CLS' ? 'SEQ_CLS' : j.task_type === 'CAUSAL_LM' ? 'CAUSAL_LM' : undefined;
+  const task = j.task_type === 'SEQ_CLS' || j.task_type === 'CAUSAL_LM' || j.task_type === 'QUESTION_ANS' ? j.task_type : undefined;
   const c = defaultLoraConfig(model, { target_modules: targets, ...(task ? { task_type: task } : {}) });
   const f = new SafetensorsFile(wFile);
   try {

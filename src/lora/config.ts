@@ -25,7 +25,7 @@ export function loraConfigForType(modelType: string | null, over: Partial<LoraCo
   const causal = task ? task === 'causal-lm' : Boolean(family?.decoder);
   return {
     ...LORA_DEFAULTS, rank_pattern: {}, alpha_pattern: {}, fan_in_fan_out: family?.fanInFanOut ?? false,
-    task_type: causal ? 'CAUSAL_LM' : 'SEQ_CLS', ...over,
+    task_type: causal ? 'CAUSAL_LM' : task === 'qa' ? 'QUESTION_ANS' : 'SEQ_CLS', ...over,
   };
 }
 
@@ -57,7 +57,7 @@ export function isTarget(name: string, targets: string[] | string): boolean {
 /** The module paths that target_modules "all-linear" selects (PEFT's _maybe_include_all_linear_layers). */
 export function allLinearTargets(model: Model): string[] {
   const names = model.linears().map((l) => l.name);
-  const exclude = model.task === 'causal-lm' ? LM_HEAD : TASK_HEAD_MODULES.SEQ_CLS.find((h) => names.includes(h)) ?? TASK_HEAD_MODULES.SEQ_CLS[0];
+  const exclude = model.task === 'causal-lm' ? LM_HEAD : model.task === 'qa' ? TASK_HEAD_MODULES.QUESTION_ANS[0] : TASK_HEAD_MODULES.SEQ_CLS.find((h) => names.includes(h)) ?? TASK_HEAD_MODULES.SEQ_CLS[0];
   return names.filter((n) => n !== exclude);
 }
 
@@ -121,7 +121,7 @@ export function defaultTargets(model: Model): string[] {
 
 /** Parameter names of the modules a task type trains in full by default (PEFT's task heads). */
 export function taskHeadParams(model: Model): string[] {
-  if (model.task !== 'seq-cls') return [];
-  const mods = savedModules(model, [...TASK_HEAD_MODULES.SEQ_CLS]);
+  if (model.task === 'causal-lm') return [];
+  const mods = savedModules(model, [...TASK_HEAD_MODULES[model.task === 'qa' ? 'QUESTION_ANS' : 'SEQ_CLS']]);
   return model.params.names().filter((n) => mods.some((m) => n.startsWith(`${m}.`)));
 }

@@ -97,7 +97,7 @@ export interface LoraConfig {
   /** Set to true if the layer to replace stores its weight as (fan_in, fan_out), as GPT-2's Conv1D. Default false. */
   fan_in_fan_out: boolean;
   /** The task type; decides which head modules PEFT trains in full. */
-  task_type: 'SEQ_CLS' | 'CAUSAL_LM';
+  task_type: 'SEQ_CLS' | 'CAUSAL_LM' | 'QUESTION_ANS';
 }
 
 /** PEFT's defaults for the fields above (task_type has none: it comes from the model). */

@@ -13,7 +13,8 @@ function concat(parts: Float32Array[]): Float32Array {
 
 /**
  * Forward in batches of `batchSize` rows, concatenated along the batch axis: hidden_states.0..L
- * ([B, T, H]) and logits, as `gelora forward` writes them. Rows keep the inputs' common length T.
+ * ([B, T, H]) and logits (a QA model: start_logits and end_logits [B, T], transformers' names), as
+ * `gelora forward` writes them. Rows keep the inputs' common length T.
  */
 export function forwardAll(model: Model, x: ModelInputs, batchSize: number): Record<string, TensorToWrite> {
   const out: Float32Array[][] = Array.from({ length: model.numLayers + 2 }, () => []);
@@ -33,6 +34,15 @@ export function forwardAll(model: Model, x: ModelInputs, batchSize: number): Rec
   }
   const tensors: Record<string, TensorToWrite> = {};
   for (let i = 0; i <= model.numLayers; i++) tensors[`hidden_states.${i}`] = { shape: [x.batch, x.seq, model.hiddenSize], data: concat(out[i]) };
-  tensors.logits = { shape: [x.batch, ...logitShape], data: concat(out[model.numLayers + 1]) };
+  const logits = concat(out[model.numLayers + 1]);
+  if (model.task === 'qa') {
+    // transformers' QuestionAnsweringModelOutput names: start_logits, end_logits [B, T] (the two columns of [B, T, 2])
+    const start = new Float32Array(x.batch * x.seq), end = new Float32Array(x.batch * x.seq);
+    for (let i = 0; i < start.length; i++) { start[i] = logits[2 * i]; end[i] = logits[2 * i + 1]; }
+    tensors.start_logits = { shape: [x.batch, x.seq], data: start };
+    tensors.end_logits = { shape: [x.batch, x.seq], data: end };
+    return tensors;
+  }
+  tensors.logits = { shape: [x.batch, ...logitShape], data: logits };
   return tensors;
 }

@@ -8,6 +8,7 @@ import * as op from '../engine/ops.js';
 import type { Tensor } from '../engine/tensor.js';
 import { ConfigReader, blockFromPath, runBlocks, type HfConfig, type Model, type ModelFamily, type ModelInputs, type ModelOutput } from './model.js';
 import { LayerNorm, Linear, ParamStore, additiveMask } from './modules.js';
+import { QA_HEAD, createQaHead, encoderTask } from './qa.js';
 
 export interface BertConfig {
   vocab_size: number;
@@ -72,7 +73,7 @@ export interface MlmHead { dense: Linear; norm: LayerNorm; bias: Tensor }
 
 export class BertForSequenceClassification implements Model {
   readonly type: 'bert' | 'roberta';
-  readonly task = 'seq-cls' as const;
+  readonly task: 'seq-cls' | 'qa';
   readonly params = new ParamStore();
   readonly wordEmb: Tensor; readonly posEmb: Tensor; readonly typeEmb: Tensor;
   readonly embNorm: LayerNorm;
@@ -90,11 +91,14 @@ export class BertForSequenceClassification implements Model {
   readonly defaultLoraTargets = [...BERT_FAMILY.loraTargets];
   /** present when built for masked-language-model pretraining (no pooler, no classifier) */
   readonly mlm: MlmHead | null = null;
+  /** present for question answering (BertForQuestionAnswering: no pooler, qa_outputs on every token) */
+  readonly qa: Linear | null = null;
   private readonly act: (t: Tensor) => Tensor;
 
-  constructor(readonly bert: BertConfig, type: 'bert' | 'roberta' = 'bert', config?: HfConfig, head: 'seq-cls' | 'mlm' = 'seq-cls') {
+  constructor(readonly bert: BertConfig, type: 'bert' | 'roberta' = 'bert', config?: HfConfig, head: 'seq-cls' | 'mlm' | 'qa' = 'seq-cls') {
     const c = bert, p = this.params, h = c.hidden_size, pre = type;
     this.type = type;
+    this.task = head === 'qa' ? 'qa' : 'seq-cls';
     this.config = config ?? { model_type: type, ...c };
     this.numLayers = c.num_hidden_layers;
     this.hiddenSize = h;
@@ -114,6 +118,10 @@ export class BertForSequenceClassification implements Model {
       };
       this.pooler = this.classifier = null as unknown as Linear;
       this.headModules = [];
+    } else if (head === 'qa') {
+      this.qa = createQaHead(p, h);
+      this.pooler = this.classifier = null as unknown as Linear;
+      this.headModules = [QA_HEAD];
     } else if (type === 'bert') {
       this.pooler = Linear.create(p, 'bert.pooler.dense', h, h);
       this.classifier = Linear.create(p, 'classifier', h, c.num_labels);
@@ -127,7 +135,7 @@ export class BertForSequenceClassification implements Model {
   }
 
   linears(): Linear[] {
-    const heads = this.mlm ? [this.mlm.dense] : [this.pooler, this.classifier];
+    const heads = this.mlm ? [this.mlm.dense] : this.qa ? [this.qa] : [this.pooler, this.classifier];
     return [...this.layers.flatMap((l) => l.linears()), ...heads];
   }
 
@@ -191,7 +199,7 @@ export class BertForSequenceClassification implements Model {
     const mask = additiveMask(x.attentionMask, x.batch, x.seq);
     return runBlocks(this.embed(x), this.layers, (layer, h) => layer.forward(h, mask, this.act), {
       keepHidden: keep, blockPrefix: `${this.backbonePrefix}.encoder.layer`,
-      head: (h) => this.classifier.forward(op.tanh(this.pooler.forward(op.reshape(op.slice(h, 1, 0, 1), [B, this.hiddenSize])))),
+      head: (h) => this.qa ? this.qa.forward(h) : this.classifier.forward(op.tanh(this.pooler.forward(op.reshape(op.slice(h, 1, 0, 1), [B, this.hiddenSize])))),
     });
   }
 }
@@ -206,14 +214,14 @@ const tinyBert = { vocab_size: 8, hidden_size: 8, num_hidden_layers: 1, num_atte
 /** BERT: pooler (bert.pooler) + classifier; PEFT targets query, value. */
 export const BERT_FAMILY: ModelFamily = {
   modelTypes: ['bert'], decoder: false, backbonePrefix: 'bert', blockPattern: ENCODER_LAYER,
-  headModules: { 'seq-cls': ['classifier'] }, loraTargets: ['query', 'value'], fanInFanOut: false,
+  headModules: { 'seq-cls': ['classifier'], qa: [QA_HEAD] }, loraTargets: ['query', 'value'], fanInFanOut: false,
   tinyConfig: { model_type: 'bert', ...tinyBert },
-  create: (c) => new BertForSequenceClassification(bertConfigFrom(c), 'bert', c),
+  create: (c, task) => new BertForSequenceClassification(bertConfigFrom(c), 'bert', c, encoderTask(c, task)),
 };
 
 /** RoBERTa: BERT's blocks, classifier.dense + classifier.out_proj head, no pooler. */
 export const ROBERTA_FAMILY: ModelFamily = {
   ...BERT_FAMILY, modelTypes: ['roberta'], backbonePrefix: 'roberta',
   tinyConfig: { model_type: 'roberta', ...tinyBert },
-  create: (c) => new BertForSequenceClassification(bertConfigFrom(c), 'roberta', c),
+  create: (c, task) => new BertForSequenceClassification(bertConfigFrom(c), 'roberta', c, encoderTask(c, task)),
 };

@@ -9,6 +9,7 @@ import * as op from '../engine/ops.js';
 import { Tensor } from '../engine/tensor.js';
 import { ConfigReader, blockFromPath, runBlocks, type HfConfig, type Model, type ModelFamily, type ModelInputs, type ModelOutput } from './model.js';
 import { LayerNorm, Linear, ParamStore, additiveMask } from './modules.js';
+import { QA_HEAD, createQaHead, encoderTask } from './qa.js';
 
 /** transformers' make_log_bucket_position, in float32 as torch computes it. */
 export function logBucketPosition(rel: number, bucketSize: number, maxPosition: number): number {
@@ -87,13 +88,13 @@ class DebertaLayer {
 
 export class DebertaV2ForSequenceClassification implements Model {
   readonly type = 'deberta-v2' as const;
-  readonly task = 'seq-cls' as const;
+  readonly task: 'seq-cls' | 'qa';
   readonly params = new ParamStore();
   readonly numLayers: number;
   readonly hiddenSize: number;
   readonly numLabels: number;
   readonly backbonePrefix = 'deberta';
-  readonly headModules = [...DEBERTA_V2_FAMILY.headModules['seq-cls']!];
+  readonly headModules: string[];
   readonly defaultLoraTargets = [...DEBERTA_V2_FAMILY.loraTargets];
   private readonly s: DebertaSettings;
   private readonly wordEmb: Tensor;
@@ -104,14 +105,17 @@ export class DebertaV2ForSequenceClassification implements Model {
   private readonly relEmb: Tensor | null = null;
   private readonly relNorm: LayerNorm | null = null;
   private readonly layers: DebertaLayer[];
-  private readonly pooler: Linear;
-  private readonly classifier: Linear;
+  private readonly pooler: Linear | null = null;
+  private readonly classifier: Linear | null = null;
+  /** DebertaV2ForQuestionAnswering's qa_outputs (no pooler/classifier then) */
+  private readonly qa: Linear | null = null;
   private readonly act: (t: Tensor) => Tensor;
   private readonly poolerAct: (t: Tensor) => Tensor;
   private readonly relCache = new Map<number, { c2p: Int32Array; p2c: Int32Array }>();
 
-  constructor(readonly config: HfConfig) {
+  constructor(readonly config: HfConfig, task: 'seq-cls' | 'qa' = 'seq-cls') {
     const r = new ConfigReader(config), p = this.params;
+    this.task = task;
     if (r.int('conv_kernel_size', 0) > 0) throw new Error('config.json: DeBERTa-v2 checkpoints with a convolution layer (conv_kernel_size > 0, e.g. deberta-v2-xlarge) are not supported; DeBERTa-v3 checkpoints are');
     const hidden = r.int('hidden_size'), heads = r.int('num_attention_heads');
     const headDim = r.int('attention_head_size', Math.floor(hidden / heads));
@@ -141,15 +145,21 @@ export class DebertaV2ForSequenceClassification implements Model {
       const normRel = String(config.norm_rel_ebd ?? 'none').toLowerCase().split('|').map((x) => x.trim());
       if (normRel.includes('layer_norm')) this.relNorm = LayerNorm.create(p, 'deberta.encoder.LayerNorm', hidden, this.s.eps);
     }
-    const poolerSize = r.int('pooler_hidden_size', hidden);
-    this.pooler = Linear.create(p, 'pooler.dense', hidden, poolerSize);
-    this.classifier = Linear.create(p, 'classifier', poolerSize, this.numLabels);
+    if (task === 'qa') {
+      this.qa = createQaHead(p, hidden);
+      this.headModules = [QA_HEAD];
+    } else {
+      const poolerSize = r.int('pooler_hidden_size', hidden);
+      this.pooler = Linear.create(p, 'pooler.dense', hidden, poolerSize);
+      this.classifier = Linear.create(p, 'classifier', poolerSize, this.numLabels);
+      this.headModules = [...DEBERTA_V2_FAMILY.headModules['seq-cls']!];
+    }
     this.act = op.activation(r.str('hidden_act', 'gelu'));
     this.poolerAct = op.activation(r.str('pooler_hidden_act', 'gelu'));
   }
 
   linears(): Linear[] {
-    return [...(this.embedProj ? [this.embedProj] : []), ...this.layers.flatMap((l) => l.linears()), this.pooler, this.classifier];
+    return [...(this.embedProj ? [this.embedProj] : []), ...this.layers.flatMap((l) => l.linears()), ...(this.qa ? [this.qa] : [this.pooler!, this.classifier!])];
   }
 
   blockOf(name: string): number | null { return blockFromPath(name, DEBERTA_V2_FAMILY.blockPattern); }
@@ -184,7 +194,7 @@ export class DebertaV2ForSequenceClassification implements Model {
     const idx = this.relIndices(T);
     return runBlocks(h0, this.layers, (layer, h) => layer.forward(h, mask, x.attentionMask, rel, idx.c2p, idx.p2c, this.act), {
       keepHidden: keep, blockPrefix: 'deberta.encoder.layer',
-      head: (h) => this.classifier.forward(this.poolerAct(this.pooler.forward(op.reshape(op.slice(h, 1, 0, 1), [B, this.hiddenSize])))),
+      head: (h) => this.qa ? this.qa.forward(h) : this.classifier!.forward(this.poolerAct(this.pooler!.forward(op.reshape(op.slice(h, 1, 0, 1), [B, this.hiddenSize])))),
     });
   }
 }
@@ -192,10 +202,10 @@ export class DebertaV2ForSequenceClassification implements Model {
 /** DeBERTa-v2/v3: ContextPooler (pooler) + classifier head; PEFT targets query_proj, value_proj. */
 export const DEBERTA_V2_FAMILY: ModelFamily = {
   modelTypes: ['deberta-v2'], decoder: false, backbonePrefix: 'deberta', blockPattern: /\.encoder\.layer\.(\d+)\./,
-  headModules: { 'seq-cls': ['pooler', 'classifier'] }, loraTargets: ['query_proj', 'value_proj'], fanInFanOut: false,
+  headModules: { 'seq-cls': ['pooler', 'classifier'], qa: [QA_HEAD] }, loraTargets: ['query_proj', 'value_proj'], fanInFanOut: false,
   tinyConfig: {
     model_type: 'deberta-v2', vocab_size: 8, hidden_size: 8, num_hidden_layers: 1, num_attention_heads: 2, intermediate_size: 8,
     relative_attention: true, pos_att_type: ['p2c', 'c2p'], share_att_key: true, position_buckets: 4,
   },
-  create: (c) => new DebertaV2ForSequenceClassification(c),
+  create: (c, task) => new DebertaV2ForSequenceClassification(c, encoderTask(c, task)),
 };

@@ -7,6 +7,7 @@ import * as op from '../engine/ops.js';
 import type { Tensor } from '../engine/tensor.js';
 import { ConfigReader, blockFromPath, runBlocks, type HfConfig, type Model, type ModelFamily, type ModelInputs, type ModelOutput } from './model.js';
 import { LayerNorm, Linear, ParamStore, additiveMask } from './modules.js';
+import { QA_HEAD, createQaHead, encoderTask } from './qa.js';
 
 const EPS = 1e-12; // hard-coded in transformers' DistilBERT
 
@@ -36,25 +37,27 @@ class DistilBertLayer {
 
 export class DistilBertForSequenceClassification implements Model {
   readonly type = 'distilbert' as const;
-  readonly task = 'seq-cls' as const;
+  readonly task: 'seq-cls' | 'qa';
   readonly params = new ParamStore();
   readonly numLayers: number;
   readonly hiddenSize: number;
   readonly numLabels: number;
   readonly backbonePrefix = 'distilbert';
-  readonly headModules = [...DISTILBERT_FAMILY.headModules['seq-cls']!];
+  readonly headModules: string[];
   readonly defaultLoraTargets = [...DISTILBERT_FAMILY.loraTargets];
   private readonly wordEmb: Tensor;
   private readonly posEmb: Tensor;
   private readonly embNorm: LayerNorm;
   private readonly layers: DistilBertLayer[];
-  private readonly preClassifier: Linear;
-  private readonly classifier: Linear;
+  private readonly preClassifier: Linear | null = null;
+  private readonly classifier: Linear | null = null;
+  /** DistilBertForQuestionAnswering's qa_outputs (no pre_classifier/classifier then) */
+  private readonly qa: Linear | null = null;
   private readonly act: (t: Tensor) => Tensor;
   private readonly maxPos: number;
   private readonly sinusoidal: boolean;
 
-  constructor(readonly config: HfConfig) {
+  constructor(readonly config: HfConfig, task: 'seq-cls' | 'qa' = 'seq-cls') {
     const r = new ConfigReader(config), p = this.params;
     const dim = r.int('dim'), heads = r.int('n_heads'), hidden = r.int('hidden_dim');
     this.numLayers = r.int('n_layers');
@@ -66,12 +69,19 @@ export class DistilBertForSequenceClassification implements Model {
     this.posEmb = p.add('distilbert.embeddings.position_embeddings.weight', [this.maxPos, dim]);
     this.embNorm = LayerNorm.create(p, 'distilbert.embeddings.LayerNorm', dim, EPS);
     this.layers = Array.from({ length: this.numLayers }, (_, i) => new DistilBertLayer(p, `distilbert.transformer.layer.${i}`, dim, hidden, heads));
-    this.preClassifier = Linear.create(p, 'pre_classifier', dim, dim);
-    this.classifier = Linear.create(p, 'classifier', dim, this.numLabels);
+    this.task = task;
+    if (task === 'qa') {
+      this.qa = createQaHead(p, dim);
+      this.headModules = [QA_HEAD];
+    } else {
+      this.preClassifier = Linear.create(p, 'pre_classifier', dim, dim);
+      this.classifier = Linear.create(p, 'classifier', dim, this.numLabels);
+      this.headModules = [...DISTILBERT_FAMILY.headModules['seq-cls']!];
+    }
     this.act = op.activation(r.str('activation', 'gelu'));
   }
 
-  linears(): Linear[] { return [...this.layers.flatMap((l) => l.linears()), this.preClassifier, this.classifier]; }
+  linears(): Linear[] { return [...this.layers.flatMap((l) => l.linears()), ...(this.qa ? [this.qa] : [this.preClassifier!, this.classifier!])]; }
 
   blockOf(name: string): number | null { return blockFromPath(name, DISTILBERT_FAMILY.blockPattern); }
 
@@ -84,7 +94,7 @@ export class DistilBertForSequenceClassification implements Model {
     const h0 = this.embNorm.forward(op.add(op.embedding(this.wordEmb, x.inputIds, [B, T]), op.embedding(this.posEmb, pos, [B, T])));
     return runBlocks(h0, this.layers, (layer, h) => layer.forward(h, mask, this.act), {
       keepHidden: keep, blockPrefix: 'distilbert.transformer.layer',
-      head: (h) => this.classifier.forward(op.relu(this.preClassifier.forward(op.reshape(op.slice(h, 1, 0, 1), [B, this.hiddenSize])))),
+      head: (h) => this.qa ? this.qa.forward(h) : this.classifier!.forward(op.relu(this.preClassifier!.forward(op.reshape(op.slice(h, 1, 0, 1), [B, this.hiddenSize])))),
     });
   }
 
@@ -95,7 +105,7 @@ export class DistilBertForSequenceClassification implements Model {
 /** DistilBERT: pre_classifier + classifier head; PEFT targets q_lin, v_lin. */
 export const DISTILBERT_FAMILY: ModelFamily = {
   modelTypes: ['distilbert'], decoder: false, backbonePrefix: 'distilbert', blockPattern: /\.transformer\.layer\.(\d+)\./,
-  headModules: { 'seq-cls': ['pre_classifier', 'classifier'] }, loraTargets: ['q_lin', 'v_lin'], fanInFanOut: false,
+  headModules: { 'seq-cls': ['pre_classifier', 'classifier'], qa: [QA_HEAD] }, loraTargets: ['q_lin', 'v_lin'], fanInFanOut: false,
   tinyConfig: { model_type: 'distilbert', vocab_size: 8, dim: 8, n_layers: 1, n_heads: 2, hidden_dim: 8 },
-  create: (c) => new DistilBertForSequenceClassification(c),
+  create: (c, task) => new DistilBertForSequenceClassification(c, encoderTask(c, task)),
 };

@@ -7,7 +7,8 @@ import type { Linear, ParamStore } from './modules.js';
 
 /** A config.json model_type (see MODEL_TYPES in registry.ts for the supported ones). */
 export type ModelType = string;
-export type Task = 'seq-cls' | 'causal-lm';
+/** seq-cls: [B, num_labels] logits; causal-lm: [B, T, vocab]; qa: [B, T, 2] start/end logits (models/qa.ts) */
+export type Task = 'seq-cls' | 'causal-lm' | 'qa';
 
 export interface ModelInputs {
   /** [batch, seq] token ids, row-major */

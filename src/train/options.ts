@@ -7,12 +7,17 @@ import type { MetricName } from './metrics.js';
 import type { TaskOptions } from './task.js';
 import type { TrainConfig } from './loop.js';
 
-/** seq-cls: a label per text (classification, regression); causal-lm: prompt/completion or chat messages. */
-export const TASK_TYPES = ['seq-cls', 'causal-lm'] as const;
+/** seq-cls: a label per text (classification, regression); causal-lm: prompt/completion or chat messages; qa: extractive QA (SQuAD). */
+export const TASK_TYPES = ['seq-cls', 'causal-lm', 'qa'] as const;
 export type TaskType = (typeof TASK_TYPES)[number];
 
 /** The data flags shared by train, eval and compare. */
-export interface DataOptions { train?: string; dev?: string; glue?: string; task?: string; taskType?: TaskType; packing?: boolean; textCol?: string; pairCol?: string; labelCol?: string; regression?: boolean; maxTrain?: number; maxDev?: number; metric?: MetricName; seed: number }
+export interface DataOptions {
+  /** qa: context tokens consecutive windows share */
+  docStride?: number;
+  /** qa: an answer_start that does not point at the answer text refuses the file (default) or leaves the answer out, naming the ids */
+  badAnswers?: 'refuse' | 'skip';
+  train?: string; dev?: string; glue?: string; task?: string; taskType?: TaskType; packing?: boolean; textCol?: string; pairCol?: string; labelCol?: string; regression?: boolean; maxTrain?: number; maxDev?: number; metric?: MetricName; seed: number }
 
 /** The training flags shared by train and compare. */
 export interface TuningOptions {
@@ -27,7 +32,7 @@ export interface TrainOptions extends DataOptions, TuningOptions { model: string
 
 /** The task-loading options of a run's data options. */
 export function taskOptions(o: DataOptions): TaskOptions {
-  return { train: o.train, dev: o.dev, glue: o.glue, task: o.task, textCol: o.textCol, pairCol: o.pairCol, labelCol: o.labelCol, regression: o.regression, maxTrain: o.maxTrain, maxDev: o.maxDev, metric: o.metric, seed: o.seed };
+  return { taskType: o.taskType, docStride: o.docStride, badAnswers: o.badAnswers, train: o.train, dev: o.dev, glue: o.glue, task: o.task, textCol: o.textCol, pairCol: o.pairCol, labelCol: o.labelCol, regression: o.regression, maxTrain: o.maxTrain, maxDev: o.maxDev, metric: o.metric, seed: o.seed };
 }
 
 /** Two flags that exclude each other (the same refusal for every command that has both). */

@@ -22,6 +22,8 @@ import { prepareMethod, readTaskInfo, type Prepared } from './methods.js';
 import { causalLmObjective, encodeLmExamples, evaluateLm, packLm, type LmEncoded, type LmEncodeOptions } from './objectives/causal-lm.js';
 import { refuseBoth, taskOptions, type DataOptions, type TaskType, type TrainOptions } from './options.js';
 import { loadTask, type Task } from './task.js';
+import { resolveTaskType } from './objectives/qa.js';
+import { evaluateSavedQa, runTrainingQa } from './run-qa.js';
 
 /** A progress display for long work (the CLI passes bars with ETA; the library default is silent). */
 export interface Progress { update(done: number, total: number, info?: string): void; stop(): void }
@@ -72,6 +74,7 @@ export async function runTraining(o: TrainOptions, hooks: { progress?: ProgressF
   const progress = hooks.progress ?? silent;
   refuseBoth(o as unknown as Record<string, unknown>, ['budget', '--budget'], ['budgetLikeRank', '--budget-like-rank']);
   checkWritable(o.out, '--out', 'dir');
+  if (resolveTaskType(o) === 'qa') return runTrainingQa(o, { checkTrainFlags, geloraAllocation, progress, warn: hooks.warn ?? stderrWarn });
   if ((await taskTypeOf(o)) === 'causal-lm') return runCausalLmTraining(o, progress, hooks.warn ?? stderrWarn);
   const task = await loadTask(taskOptions(o));
   const numLabels = task.kind === 'regression' ? 1 : task.labels.length;
@@ -212,6 +215,7 @@ export interface EvalSummary { task: string; metric: string; primary: number; me
 /** Dev metrics of a saved adapter (or fully fine-tuned model), in the label order it was trained with. */
 export async function evaluateSaved(o: EvaluateOptions, hooks: { warn?: (message: string) => void } = {}): Promise<EvalSummary> {
   if (o.out) checkWritable(o.out, '--out', 'file');
+  if (o.taskType !== 'causal-lm' && resolveTaskType(o, o.adapter ?? o.model) === 'qa') return evaluateSavedQa(o, hooks.warn ?? stderrWarn);
   const info = readTaskInfo(o.adapter ?? o.model);
   if (o.taskType === 'causal-lm' || (o.taskType === undefined && (info?.kind as string | undefined) === 'causal-lm')) return evaluateCausalLm(o, info, hooks.warn ?? stderrWarn);
   const task = await loadTask({ ...taskOptions(o), regression: o.regression ?? (info ? info.kind === 'regression' : undefined), metric: o.metric ?? (info?.metric as MetricName | undefined) });

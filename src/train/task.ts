@@ -58,6 +58,12 @@ export interface TaskOptions extends ColumnOptions {
   maxDev?: number;
   seed?: number;
   metric?: MetricName;
+  /** seq-cls, or qa (extractive QA: objectives/qa.ts loadQaTask); default: qa when the files are SQuAD-shaped */
+  taskType?: 'seq-cls' | 'causal-lm' | 'qa';
+  /** qa: context tokens consecutive windows share */
+  docStride?: number;
+  /** qa: an answer_start that does not point at the answer text refuses the file (default) or leaves the answer out */
+  badAnswers?: 'refuse' | 'skip';
 }
 
 const NUMBER = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
