@@ -8,7 +8,8 @@ import { Rng } from '../src/engine/random.js';
 import { backward, scope } from '../src/engine/tensor.js';
 import { defaultLoraConfig } from '../src/lora/config.js';
 import { applyLoraConfig } from '../src/lora/lora.js';
-import { BertForSequenceClassification, type EncoderInputs } from '../src/models/bert.js';
+import { BertForSequenceClassification } from '../src/models/bert.js';
+import type { ModelInputs } from '../src/models/model.js';
 import { initWeights } from '../src/models/modules.js';
 import { AdamW } from '../src/train/optim.js';
 import { benchConfigs, median, peakRssMb, pick, type LoraStepConfig } from './configs.js';
@@ -24,7 +25,7 @@ export function buildBenchModel(c: LoraStepConfig): BertForSequenceClassificatio
 }
 
 /** Inputs shaped as the PyTorch reference makes them: random ids, the first half of the batch half padded. */
-export function benchInputs(c: LoraStepConfig, seed = 0): { inputs: EncoderInputs; labels: Int32Array } {
+export function benchInputs(c: LoraStepConfig, seed = 0): { inputs: ModelInputs; labels: Int32Array } {
   const rng = new Rng(seed), n = c.batch * c.seq;
   const inputIds = new Int32Array(n), attentionMask = new Float32Array(n).fill(1), labels = new Int32Array(c.batch);
   for (let i = 0; i < n; i++) inputIds[i] = rng.int(c.vocab);

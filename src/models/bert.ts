@@ -167,7 +167,7 @@ export class BertForSequenceClassification implements Model {
     return pos;
   }
 
-  embed(x: EncoderInputs): Tensor {
+  embed(x: ModelInputs): Tensor {
     const { batch: B, seq: T } = x;
     // RoBERTa's table has one row: its tokenizers give every token type 0, whatever a pair template says
     const types = x.tokenTypeIds && this.bert.type_vocab_size > 1 ? x.tokenTypeIds : new Int32Array(B * T);
@@ -203,10 +203,6 @@ export class BertForSequenceClassification implements Model {
     });
   }
 }
-
-/** The inputs of an encoder (kept for the benchmark's imports). */
-export type EncoderInputs = ModelInputs;
-export type EncoderOutput = ModelOutput;
 
 const ENCODER_LAYER = /\.encoder\.layer\.(\d+)\./;
 const tinyBert = { vocab_size: 8, hidden_size: 8, num_hidden_layers: 1, num_attention_heads: 2, intermediate_size: 8 };

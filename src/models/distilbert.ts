@@ -55,7 +55,6 @@ export class DistilBertForSequenceClassification implements Model {
   private readonly qa: Linear | null = null;
   private readonly act: (t: Tensor) => Tensor;
   private readonly maxPos: number;
-  private readonly sinusoidal: boolean;
 
   constructor(readonly config: HfConfig, task: 'seq-cls' | 'qa' = 'seq-cls') {
     const r = new ConfigReader(config), p = this.params;
@@ -64,7 +63,7 @@ export class DistilBertForSequenceClassification implements Model {
     this.hiddenSize = dim;
     this.numLabels = r.numLabels();
     this.maxPos = r.int('max_position_embeddings', 512);
-    this.sinusoidal = r.bool('sinusoidal_pos_embds', false);
+    // sinusoidal_pos_embds: such checkpoints store the sinusoid table as position_embeddings, so loading fills it either way
     this.wordEmb = p.add('distilbert.embeddings.word_embeddings.weight', [r.int('vocab_size'), dim]);
     this.posEmb = p.add('distilbert.embeddings.position_embeddings.weight', [this.maxPos, dim]);
     this.embNorm = LayerNorm.create(p, 'distilbert.embeddings.LayerNorm', dim, EPS);
@@ -97,9 +96,6 @@ export class DistilBertForSequenceClassification implements Model {
       head: (h) => this.qa ? this.qa.forward(h) : this.classifier!.forward(op.relu(this.preClassifier!.forward(op.reshape(op.slice(h, 1, 0, 1), [B, this.hiddenSize])))),
     });
   }
-
-  /** Sinusoidal checkpoints store the table too, so loading fills it either way. */
-  get usesSinusoidalPositions(): boolean { return this.sinusoidal; }
 }
 
 /** DistilBERT: pre_classifier + classifier head; PEFT targets q_lin, v_lin. */
