@@ -219,7 +219,7 @@ describe('generation with a KV cache', () => {
       assert.equal(res.tokens.length, 8);
       assert.equal(res.stop, 'length');
       // the same sequence in one uncached pass: logits at positions 4..11 must agree, and greedy picks their argmax
-      const seq = [...prompt, ...res.tokens], T = seq.length, V = model.numLabels;
+      const seq = [...prompt, ...res.tokens], T = seq.length, V = model.outputSize;
       const full = noGrad(() => scope(() => model.forward({ inputIds: Int32Array.from(seq), attentionMask: new Float32Array(T).fill(1), batch: 1, seq: T }, { keepHidden: false }).logits.toFloat32()));
       const cache = model.newCache();
       const stepped = noGrad(() => scope(() => [model.step(Int32Array.from(prompt), cache).toFloat32(),

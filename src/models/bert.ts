@@ -85,7 +85,7 @@ export class BertForSequenceClassification implements Model {
   readonly config: HfConfig;
   readonly numLayers: number;
   readonly hiddenSize: number;
-  readonly numLabels: number;
+  readonly outputSize: number;
   readonly backbonePrefix: string;
   readonly headModules: string[];
   readonly defaultLoraTargets = [...BERT_FAMILY.loraTargets];
@@ -102,7 +102,7 @@ export class BertForSequenceClassification implements Model {
     this.config = config ?? { model_type: type, ...c };
     this.numLayers = c.num_hidden_layers;
     this.hiddenSize = h;
-    this.numLabels = c.num_labels;
+    this.outputSize = c.num_labels;
     this.backbonePrefix = pre;
     this.wordEmb = p.add(`${pre}.embeddings.word_embeddings.weight`, [c.vocab_size, h]);
     this.posEmb = p.add(`${pre}.embeddings.position_embeddings.weight`, [c.max_position_embeddings, h]);

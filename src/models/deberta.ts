@@ -92,7 +92,7 @@ export class DebertaV2ForSequenceClassification implements Model {
   readonly params = new ParamStore();
   readonly numLayers: number;
   readonly hiddenSize: number;
-  readonly numLabels: number;
+  readonly outputSize: number;
   readonly backbonePrefix = 'deberta';
   readonly headModules: string[];
   readonly defaultLoraTargets = [...DEBERTA_V2_FAMILY.loraTargets];
@@ -132,7 +132,7 @@ export class DebertaV2ForSequenceClassification implements Model {
     };
     this.numLayers = r.int('num_hidden_layers');
     this.hiddenSize = hidden;
-    this.numLabels = r.numLabels();
+    this.outputSize = r.numLabels();
     const embSize = r.int('embedding_size', hidden);
     this.wordEmb = p.add('deberta.embeddings.word_embeddings.weight', [r.int('vocab_size'), embSize]);
     if (r.bool('position_biased_input', true)) this.posEmb = p.add('deberta.embeddings.position_embeddings.weight', [maxPos, embSize]);
@@ -151,7 +151,7 @@ export class DebertaV2ForSequenceClassification implements Model {
     } else {
       const poolerSize = r.int('pooler_hidden_size', hidden);
       this.pooler = Linear.create(p, 'pooler.dense', hidden, poolerSize);
-      this.classifier = Linear.create(p, 'classifier', poolerSize, this.numLabels);
+      this.classifier = Linear.create(p, 'classifier', poolerSize, this.outputSize);
       this.headModules = [...DEBERTA_V2_FAMILY.headModules['seq-cls']!];
     }
     this.act = op.activation(r.str('hidden_act', 'gelu'));

@@ -10,7 +10,7 @@
  */
 import * as op from '../engine/ops.js';
 import { Tensor, blockScope, parameter, type Storage } from '../engine/tensor.js';
-import { ConfigReader, blockFromPath, lastTokenPositions, runBlocks, type HfConfig, type Model, type ModelFamily, type ModelInputs, type ModelOutput, type ModelType, type Task } from './model.js';
+import { ConfigReader, blockFromPath, lastTokenPositions, runBlocks, type HfConfig, type Model, type ModelFamily, type ModelInputs, type ModelOutput, type ModelType, type ModelTask } from './model.js';
 import { Linear, ParamStore, additiveMask } from './modules.js';
 
 /** torch.finfo(float32).min: what transformers' eager masks add where attention is not allowed */
@@ -311,11 +311,11 @@ const DECODER_BLOCKS = /\.layers\.(\d+)\./;
 /** A Llama-like decoder for causal LM or sequence classification, run from a DecoderSpec. */
 export class DecoderModel implements Model {
   readonly type: ModelType;
-  readonly task: Task;
+  readonly task: ModelTask;
   readonly params = new ParamStore();
   readonly numLayers: number;
   readonly hiddenSize: number;
-  readonly numLabels: number;
+  readonly outputSize: number;
   readonly backbonePrefix = 'model';
   readonly headModules: string[];
   readonly defaultLoraTargets: string[];
@@ -327,7 +327,7 @@ export class DecoderModel implements Model {
   private readonly padTokenId: number | null;
   private readonly ropeCache = new Map<RopeSpec, { T: number; cos: Float32Array; sin: Float32Array }>();
 
-  constructor(readonly config: HfConfig, readonly spec: DecoderSpec, task?: Task) {
+  constructor(readonly config: HfConfig, readonly spec: DecoderSpec, task?: ModelTask) {
     const { r, h, heads, kvHeads, headDim, layers } = commonShape(config), p = this.params;
     if (spec.layers.length !== layers) throw new Error(`config.json: ${spec.layers.length} layer specs for ${layers} layers`);
     if (heads % kvHeads !== 0) throw new Error(`config.json: num_attention_heads ${heads} is not a multiple of num_key_value_heads ${kvHeads}`);
@@ -337,7 +337,7 @@ export class DecoderModel implements Model {
     this.task = task ?? r.task(true);
     this.numLayers = layers;
     this.hiddenSize = h;
-    this.numLabels = this.task === 'seq-cls' ? r.numLabels() : r.int('vocab_size');
+    this.outputSize = this.task === 'seq-cls' ? r.numLabels() : r.int('vocab_size');
     this.padTokenId = config.pad_token_id === undefined || config.pad_token_id === null ? null : r.int('pad_token_id');
     this.defaultLoraTargets = spec.defaultLoraTargets;
     const eps = r.num('rms_norm_eps', 1e-6), act = op.activation(spec.act), inter = r.int('intermediate_size');
@@ -345,10 +345,10 @@ export class DecoderModel implements Model {
     this.layers = spec.layers.map((ls, i) => new DecoderLayer(p, `model.layers.${i}`, spec, ls, h, inter, heads, kvHeads, headDim, eps, act));
     this.norm = Norm.create(p, 'model.norm', h, eps, spec.normPlusOne);
     if (this.task === 'seq-cls') {
-      this.head = Linear.create(p, 'score', h, this.numLabels, false);
+      this.head = Linear.create(p, 'score', h, this.outputSize, false);
       this.headModules = ['score'];
     } else {
-      this.head = Linear.create(p, 'lm_head', h, this.numLabels, false);
+      this.head = Linear.create(p, 'lm_head', h, this.outputSize, false);
       if (r.bool('tie_word_embeddings', spec.tieDefault)) p.tied.set('lm_head.weight', 'model.embed_tokens.weight');
       this.headModules = [];
     }
@@ -414,7 +414,7 @@ export class DecoderModel implements Model {
  * score (sequence classification) and lm_head, and targets `loraTargets` by default
  * (TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING).
  */
-export function decoderFamily(modelType: string, loraTargets: string[], create: (c: HfConfig, task?: Task) => Model): ModelFamily {
+export function decoderFamily(modelType: string, loraTargets: string[], create: (c: HfConfig, task?: ModelTask) => Model): ModelFamily {
   return {
     modelTypes: [modelType], decoder: true, backbonePrefix: 'model', blockPattern: DECODER_BLOCKS,
     headModules: { 'seq-cls': ['score'], 'causal-lm': ['lm_head'] }, loraTargets, fanInFanOut: false,

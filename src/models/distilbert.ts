@@ -41,7 +41,7 @@ export class DistilBertForSequenceClassification implements Model {
   readonly params = new ParamStore();
   readonly numLayers: number;
   readonly hiddenSize: number;
-  readonly numLabels: number;
+  readonly outputSize: number;
   readonly backbonePrefix = 'distilbert';
   readonly headModules: string[];
   readonly defaultLoraTargets = [...DISTILBERT_FAMILY.loraTargets];
@@ -61,7 +61,7 @@ export class DistilBertForSequenceClassification implements Model {
     const dim = r.int('dim'), heads = r.int('n_heads'), hidden = r.int('hidden_dim');
     this.numLayers = r.int('n_layers');
     this.hiddenSize = dim;
-    this.numLabels = r.numLabels();
+    this.outputSize = r.numLabels();
     this.maxPos = r.int('max_position_embeddings', 512);
     // sinusoidal_pos_embds: such checkpoints store the sinusoid table as position_embeddings, so loading fills it either way
     this.wordEmb = p.add('distilbert.embeddings.word_embeddings.weight', [r.int('vocab_size'), dim]);
@@ -74,7 +74,7 @@ export class DistilBertForSequenceClassification implements Model {
       this.headModules = [QA_HEAD];
     } else {
       this.preClassifier = Linear.create(p, 'pre_classifier', dim, dim);
-      this.classifier = Linear.create(p, 'classifier', dim, this.numLabels);
+      this.classifier = Linear.create(p, 'classifier', dim, this.outputSize);
       this.headModules = [...DISTILBERT_FAMILY.headModules['seq-cls']!];
     }
     this.act = op.activation(r.str('activation', 'gelu'));

@@ -14,10 +14,10 @@
  * - final_logit_softcapping when set. attn_logit_softcapping (Gemma 2) is refused.
  */
 import { DecoderModel, commonShape, layerWindows, ropeFromParams, type RopeSpec, decoderFamily } from './decoder.js';
-import type { HfConfig, Task } from './model.js';
+import type { HfConfig, ModelTask } from './model.js';
 
 export class Gemma3Model extends DecoderModel {
-  constructor(config: HfConfig, task?: Task) {
+  constructor(config: HfConfig, task?: ModelTask) {
     const { r, h, headDim, layers } = commonShape(config);
     if (config.attn_logit_softcapping !== null && config.attn_logit_softcapping !== undefined) {
       throw new Error(`config.json: attn_logit_softcapping ${JSON.stringify(config.attn_logit_softcapping)} is not supported (Gemma 3 checkpoints leave it null)`);

@@ -131,7 +131,7 @@ export function generate(model: DecoderModel, prompt: number[], o: SampleOptions
   onToken?: (id: number) => void): GenerateResult {
   if (prompt.length === 0) throw new Error('generate: the prompt has no tokens');
   const rng = new Rng(o.seed ?? 0), eos = new Set(o.eosTokenIds), tokens: number[] = [];
-  const cache = model.newCache(), V = model.numLabels;
+  const cache = model.newCache(), V = model.outputSize;
   let stop: GenerateResult['stop'] = 'length', promptSeconds = 0;
   const t0 = performance.now();
   let next = Int32Array.from(prompt);

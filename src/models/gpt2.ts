@@ -6,7 +6,7 @@
  */
 import * as op from '../engine/ops.js';
 import type { Tensor } from '../engine/tensor.js';
-import { ConfigReader, blockFromPath, lastTokenPositions, runBlocks, type ModelFamily, type HfConfig, type Model, type ModelInputs, type ModelOutput, type Task } from './model.js';
+import { ConfigReader, blockFromPath, lastTokenPositions, runBlocks, type ModelFamily, type HfConfig, type Model, type ModelInputs, type ModelOutput, type ModelTask } from './model.js';
 import { LayerNorm, Linear, ParamStore, additiveMask } from './modules.js';
 
 class GPT2Block {
@@ -36,11 +36,11 @@ class GPT2Block {
 
 export class GPT2Model implements Model {
   readonly type = 'gpt2' as const;
-  readonly task: Task;
+  readonly task: ModelTask;
   readonly params = new ParamStore();
   readonly numLayers: number;
   readonly hiddenSize: number;
-  readonly numLabels: number;
+  readonly outputSize: number;
   readonly backbonePrefix = 'transformer';
   readonly headModules: string[];
   readonly defaultLoraTargets = [...GPT2_FAMILY.loraTargets];
@@ -52,13 +52,13 @@ export class GPT2Model implements Model {
   private readonly act: (t: Tensor) => Tensor;
   private readonly padTokenId: number | null;
 
-  constructor(readonly config: HfConfig, task?: Task) {
+  constructor(readonly config: HfConfig, task?: ModelTask) {
     const r = new ConfigReader(config), p = this.params;
     const h = r.int('n_embd'), heads = r.int('n_head'), inner = r.int('n_inner', 4 * h), eps = r.num('layer_norm_epsilon', 1e-5);
     this.task = task ?? r.task(true);
     this.numLayers = r.int('n_layer');
     this.hiddenSize = h;
-    this.numLabels = this.task === 'seq-cls' ? r.numLabels() : r.int('vocab_size');
+    this.outputSize = this.task === 'seq-cls' ? r.numLabels() : r.int('vocab_size');
     this.padTokenId = config.pad_token_id === undefined || config.pad_token_id === null ? null : r.int('pad_token_id');
     this.wte = p.add('transformer.wte.weight', [r.int('vocab_size'), h]);
     this.wpe = p.add('transformer.wpe.weight', [r.int('n_positions', 1024), h]);
@@ -70,10 +70,10 @@ export class GPT2Model implements Model {
     });
     this.lnF = LayerNorm.create(p, 'transformer.ln_f', h, eps);
     if (this.task === 'seq-cls') {
-      this.head = Linear.create(p, 'score', h, this.numLabels, false);
+      this.head = Linear.create(p, 'score', h, this.outputSize, false);
       this.headModules = ['score'];
     } else {
-      this.head = Linear.create(p, 'lm_head', h, this.numLabels, false);
+      this.head = Linear.create(p, 'lm_head', h, this.outputSize, false);
       if (r.bool('tie_word_embeddings', true)) p.tied.set('lm_head.weight', 'transformer.wte.weight');
       this.headModules = [];
     }

@@ -6,10 +6,10 @@
  * tie_word_embeddings (Llama 3.2 1B/3B tie the LM head to the embeddings).
  */
 import { DecoderModel, commonShape, ropeFromParams, ropeParams, decoderFamily } from './decoder.js';
-import type { HfConfig, Task } from './model.js';
+import type { HfConfig, ModelTask } from './model.js';
 
 export class LlamaModel extends DecoderModel {
-  constructor(config: HfConfig, task?: Task) {
+  constructor(config: HfConfig, task?: ModelTask) {
     const { r, headDim, layers } = commonShape(config);
     const bias = r.bool('attention_bias', false), rope = ropeFromParams(ropeParams(config), headDim);
     super(config, {

@@ -9,13 +9,13 @@
 import { join } from 'node:path';
 import { Rng } from '../engine/random.js';
 import { Checkpoint } from '../io/safetensors.js';
-import type { HfConfig, Model, Task } from './model.js';
+import type { HfConfig, Model, ModelTask } from './model.js';
 import { ModelSizeError, fillNormal, transpose } from './modules.js';
 import { familyFor, readConfig, validateConfig } from './registry.js';
 
 export interface LoadOptions {
   /** seq-cls or causal-lm for decoders (default: from config.architectures) */
-  task?: Task;
+  task?: ModelTask;
   /** overrides the config's number of labels (a new classification head) */
   numLabels?: number;
   /** seed for initialising missing head weights */

@@ -5,10 +5,10 @@
  * window only changes anything for sequences longer than it).
  */
 import { DecoderModel, commonShape, ropeFromParams, ropeParams, decoderFamily } from './decoder.js';
-import type { HfConfig, Task } from './model.js';
+import type { HfConfig, ModelTask } from './model.js';
 
 export class MistralModel extends DecoderModel {
-  constructor(config: HfConfig, task?: Task) {
+  constructor(config: HfConfig, task?: ModelTask) {
     const { r, headDim, layers } = commonShape(config);
     const rope = ropeFromParams(ropeParams(config), headDim);
     const window = config.sliding_window === null || config.sliding_window === undefined ? null : r.int('sliding_window');

@@ -7,8 +7,11 @@ import type { Linear, ParamStore } from './modules.js';
 
 /** A config.json model_type (see MODEL_TYPES in registry.ts for the supported ones). */
 export type ModelType = string;
-/** seq-cls: [B, num_labels] logits; causal-lm: [B, T, vocab]; qa: [B, T, 2] start/end logits (models/qa.ts) */
-export type Task = 'seq-cls' | 'causal-lm' | 'qa';
+/**
+ * What a model is built for (its head), not the training task (src/train/task.ts). seq-cls: [B,
+ * num_labels] logits; causal-lm: [B, T, vocab]; qa: [B, T, 2] start/end logits (models/qa.ts).
+ */
+export type ModelTask = 'seq-cls' | 'causal-lm' | 'qa';
 
 export interface ModelInputs {
   /** [batch, seq] token ids, row-major */
@@ -29,12 +32,13 @@ export interface ModelOutput {
 
 export interface Model {
   readonly type: ModelType;
-  readonly task: Task;
+  readonly task: ModelTask;
   readonly config: HfConfig;
   readonly params: ParamStore;
   readonly numLayers: number;
   readonly hiddenSize: number;
-  readonly numLabels: number;
+  /** the head's width: num_labels for sequence classification, 2 (start, end) for QA, vocab_size for a causal LM */
+  readonly outputSize: number;
   forward(x: ModelInputs, opts?: { keepHidden?: boolean }): ModelOutput;
   /** every Linear by module name, blocks first, heads last */
   linears(): Linear[];
@@ -62,7 +66,7 @@ export interface ModelFamily {
   /** the block container in module paths, the block index (0-based) as group 1: /\.encoder\.layer\.(\d+)\./ */
   readonly blockPattern: RegExp;
   /** module names of the task heads outside the backbone, per task */
-  readonly headModules: Readonly<Partial<Record<Task, readonly string[]>>>;
+  readonly headModules: Readonly<Partial<Record<ModelTask, readonly string[]>>>;
   /** target_modules PEFT picks for this model_type (TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING) */
   readonly loraTargets: readonly string[];
   /** weights stored (fan_in, fan_out), as GPT-2's Conv1D: PEFT's fan_in_fan_out */
@@ -70,7 +74,7 @@ export interface ModelFamily {
   /** the smallest valid config.json of the family: module names without a checkpoint (analyze --model-type) */
   readonly tinyConfig: HfConfig;
   /** builds the model (zero weights) from a validated config.json */
-  create(config: HfConfig, task?: Task): Model;
+  create(config: HfConfig, task?: ModelTask): Model;
 }
 
 /** config.json as transformers wrote it. */
@@ -134,7 +138,7 @@ export class ConfigReader {
   }
 
   /** seq-cls when the saved architecture is a *ForSequenceClassification, else causal-lm for decoders. */
-  task(decoder: boolean): Task {
+  task(decoder: boolean): ModelTask {
     const arch = Array.isArray(this.c.architectures) ? String(this.c.architectures[0] ?? '') : '';
     if (!decoder) return 'seq-cls';
     return arch.endsWith('ForSequenceClassification') ? 'seq-cls' : 'causal-lm';

@@ -8,10 +8,10 @@
  * supported yet and is refused by name.
  */
 import { DecoderModel, commonShape, ropeFromParams, ropeParams, decoderFamily } from './decoder.js';
-import type { HfConfig, Task } from './model.js';
+import type { HfConfig, ModelTask } from './model.js';
 
 export class Phi3Model extends DecoderModel {
-  constructor(config: HfConfig, task?: Task) {
+  constructor(config: HfConfig, task?: ModelTask) {
     const { r, headDim, layers } = commonShape(config);
     const rp = ropeParams(config);
     const partial = Number(rp.partial_rotary_factor ?? config.partial_rotary_factor ?? 1);

@@ -8,7 +8,7 @@
  */
 import * as op from '../engine/ops.js';
 import type { Tensor } from '../engine/tensor.js';
-import type { HfConfig, ModelOutput, Task } from './model.js';
+import type { HfConfig, ModelOutput, ModelTask } from './model.js';
 import { Linear, type ParamStore } from './modules.js';
 
 /** The head module's name, as transformers and PEFT's QUESTION_ANS modules_to_save name it. */
@@ -23,7 +23,7 @@ export function createQaHead(p: ParamStore, hidden: number): Linear {
  * An encoder's task: the one asked for (seq-cls or qa), else 'qa' when the saved architecture is a
  * *ForQuestionAnswering, else sequence classification.
  */
-export function encoderTask(config: HfConfig, requested?: Task): 'seq-cls' | 'qa' {
+export function encoderTask(config: HfConfig, requested?: ModelTask): 'seq-cls' | 'qa' {
   // causal-lm asked of an encoder: built as before (callers such as generate refuse it with their own message)
   if (requested === 'seq-cls' || requested === 'qa') return requested;
   const arch = Array.isArray(config.architectures) ? String(config.architectures[0] ?? '') : '';

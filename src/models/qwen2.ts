@@ -5,7 +5,7 @@
  * use_sliding_window and max_window_layers; sliding_window is null when use_sliding_window is false).
  */
 import { DecoderModel, commonShape, layerWindows, ropeFromParams, ropeParams, decoderFamily } from './decoder.js';
-import type { ConfigReader, HfConfig, Task } from './model.js';
+import type { ConfigReader, HfConfig, ModelTask } from './model.js';
 
 /** Sliding window per layer, Qwen2/Qwen3's way: layer_types, else sliding from max_window_layers on when use_sliding_window. */
 export function qwenLayerWindows(config: HfConfig, r: ConfigReader, layers: number): (number | null)[] {
@@ -16,7 +16,7 @@ export function qwenLayerWindows(config: HfConfig, r: ConfigReader, layers: numb
 }
 
 export class Qwen2Model extends DecoderModel {
-  constructor(config: HfConfig, task?: Task) {
+  constructor(config: HfConfig, task?: ModelTask) {
     const { r, headDim, layers } = commonShape(config);
     const rope = ropeFromParams(ropeParams(config), headDim);
     super(config, {

@@ -6,10 +6,10 @@
  */
 import { DecoderModel, commonShape, ropeFromParams, ropeParams, decoderFamily } from './decoder.js';
 import { qwenLayerWindows } from './qwen2.js';
-import type { HfConfig, Task } from './model.js';
+import type { HfConfig, ModelTask } from './model.js';
 
 export class Qwen3Model extends DecoderModel {
-  constructor(config: HfConfig, task?: Task) {
+  constructor(config: HfConfig, task?: ModelTask) {
     const { r, headDim, layers } = commonShape(config);
     const rope = ropeFromParams(ropeParams(config), headDim), bias = r.bool('attention_bias', false);
     super(config, {
