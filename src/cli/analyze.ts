@@ -1,8 +1,7 @@
 /** `gelora analyze`: intrinsic-dimension profile of a model on task inputs, and the GeLoRA ranks it gives. */
 import { join } from 'node:path';
 import { Option, type Command } from 'commander';
-import type { LayerEstimate, Pooling } from '../id/pooling.js';
-import { POOLINGS, idProfile } from '../id/pooling.js';
+import { POOLINGS, idProfile, type LayerEstimate, type Pooling } from '../id/pooling.js';
 import type { IdMethod } from '../id/twonn.js';
 import { writeFileAtomic, writeJsonAtomic } from '../io/atomic.js';
 import { readExamples } from '../io/dataset.js';

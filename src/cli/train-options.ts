@@ -6,8 +6,7 @@
  * per run, or refuse it. So a new train flag cannot be dropped on the way to compare's runs.
  */
 import { Option, type Command } from 'commander';
-import type { TrainConfig } from '../train/loop.js';
-import { DEFAULT_TRAIN } from '../train/loop.js';
+import { DEFAULT_TRAIN, type TrainConfig } from '../train/loop.js';
 import type { MetricName } from '../train/metrics.js';
 import { METHODS, type Method } from '../train/methods.js';
 import type { TaskOptions } from '../train/task.js';

@@ -22,8 +22,7 @@ import { sequenceConfigFields, sequenceTaskInfo } from './objectives/sequence.js
 import { ADALORA_DEFAULTS, AdaLoraModel } from '../lora/adalora.js';
 import { SoraModel } from '../lora/sora.js';
 import { adapterConfigFor, initialisedHeadModules, saveAdapter } from '../lora/adapter.js';
-import { transpose } from '../models/modules.js';
-import type { Linear } from '../models/modules.js';
+import { transpose, type Linear } from '../models/modules.js';
 
 export const METHODS = ['gelora', 'lora', 'adalora', 'sora', 'full'] as const;
 export type Method = (typeof METHODS)[number];

@@ -8,7 +8,7 @@
  * null answer against a threshold for v2.0) and scores exact match and F1 with the official scripts'
  * rules (qa/metric.ts), F1 primary; the dev loss is the windows' mean loss.
  */
-import { closeSync, existsSync, openSync, readSync, statSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
 import { noGrad, scope } from '../../engine/tensor.js';
 import type { TextTokenizer } from '../../io/tokenizer.js';
 import type { Model } from '../../models/model.js';
@@ -17,7 +17,6 @@ import { qaBatch, qaFeatures, type QaFeature } from '../../qa/features.js';
 import { squadEvaluate, type SquadScores } from '../../qa/metric.js';
 import { postprocessQa, type QaPredictions } from '../../qa/postprocess.js';
 import { join } from 'node:path';
-import { readFileSync } from 'node:fs';
 import { readSquad, type QaData, type QaExample } from '../../qa/squad.js';
 import { Rng } from '../../engine/random.js';
 import type { Task, TaskOptions } from '../task.js';
