@@ -11,6 +11,7 @@ import { applyLoraConfig } from '../src/lora/lora.js';
 import { BertForSequenceClassification } from '../src/models/bert.js';
 import type { ModelInputs } from '../src/models/model.js';
 import { initWeights } from '../src/models/modules.js';
+import { applyPrecision, type Precision, type PrecisionInfo } from '../src/engine/precision.js';
 import { AdamW } from '../src/train/optim.js';
 import { benchConfigs, median, peakRssMb, pick, type LoraStepConfig } from './configs.js';
 
@@ -37,13 +38,16 @@ export function benchInputs(c: LoraStepConfig, seed = 0): { inputs: ModelInputs;
 export interface LoraStepResult {
   bench: 'lora_step'; config: string; backend: string; median_step_s: number; min_step_s: number;
   tokens_per_s: number; peak_rss_mb: number; trainable_params: number; first_loss: number; last_loss: number; steps: number;
+  /** the matmul precision that ran, and oneDNN's ISA */
+  precision: PrecisionInfo['precision']; isa: string;
 }
 
-export function loraStepBench(name: string, steps = 10, warmup = 2): LoraStepResult {
+export function loraStepBench(name: string, steps = 10, warmup = 2, precision: Precision = 'fp32'): LoraStepResult {
   const c = pick(benchConfigs().lora_step, name, 'lora_step');
   const model = buildBenchModel(c);
   // LoRA on the six matrices of every layer; SEQ_CLS trains the classifier in full, as the reference does
   const { trainable: params } = applyLoraConfig(model, defaultLoraConfig(model, { r: c.lora_r, lora_alpha: c.lora_alpha, target_modules: c.targets }));
+  const prec = applyPrecision(model, precision, () => {}); // after LoRA: the frozen weights in bf16 mode
   const opt = new AdamW(params, { lr: 1e-4 });
   const { inputs, labels } = benchInputs(c);
   const times: number[] = [], losses: number[] = [];
@@ -66,5 +70,6 @@ export function loraStepBench(name: string, steps = 10, warmup = 2): LoraStepRes
     bench: 'lora_step', config: name, backend: kernels().name, median_step_s: med, min_step_s: Math.min(...times),
     tokens_per_s: (c.batch * c.seq) / med, peak_rss_mb: peakRssMb(),
     trainable_params: params.reduce((s, p) => s + p.size, 0), first_loss: losses[0], last_loss: losses[losses.length - 1], steps,
+    precision: prec.precision, isa: prec.isa,
   };
 }

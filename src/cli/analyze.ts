@@ -16,12 +16,15 @@ import { adapterConfigFor } from '../lora/adapter.js';
 import { checkBudgetFits, checkRanksFit, targetBlockModules } from '../gelora/ranks.js';
 import { checkWritable, fraction, nonNegInt, positive, positiveInt, refuseBoth, sampleCount, seedInt } from './flags.js';
 import { progressBar } from './progress.js';
+import { applyPrecision, setMatmulPrecision, type Precision } from '../engine/precision.js';
+import { precisionOption } from './train-options.js';
 
 interface AnalyzeCli {
   model?: string; train?: string; hiddenStates?: string; moduleNames?: string; modelType?: string; numLayers?: number;
   textCol?: string; pairCol?: string; samples: number; pooling: Pooling; keepSpecial?: boolean; maxTokens: number; maxLength: number;
   batchSize: number; method: IdMethod; discard: number; bootstrap: number; offset: number; alphaRatio: number; errorAware?: boolean;
   budget?: number; budgetLikeRank?: number; maxRank?: number; targets?: string[]; seed: number; out: string; json?: boolean;
+  precision: Precision;
 }
 
 function printTable(profile: LayerEstimate[], ranks: number[]): void {
@@ -64,8 +67,10 @@ export function registerAnalyze(program: Command): void {
     .option('--seed <s>', 'seed for sampling and bootstrap', seedInt, 0)
     .requiredOption('--out <dir>', 'output folder: gelora.json, adapter_config.json, profile.svg')
     .option('--json', 'print gelora.json instead of the table')
+    .addOption(precisionOption())
     .action(async (o: AnalyzeCli) => {
       refuseBoth(o as unknown as Record<string, unknown>, ['budget', '--budget'], ['budgetLikeRank', '--budget-like-rank']);
+      setMatmulPrecision(o.precision); // refused before any work where bf16 cannot run
       checkWritable(o.out, '--out', 'dir');
       const allocOpts: AllocateOptions = { offset: o.offset, alphaRatio: o.alphaRatio, errorAware: o.errorAware, budget: o.budget, budgetLikeRank: o.budgetLikeRank, maxRank: o.maxRank };
       const idOpts = { method: o.method, discard: o.discard, bootstrap: o.bootstrap, seed: o.seed };
@@ -93,6 +98,8 @@ export function registerAnalyze(program: Command): void {
       } else {
         if (!o.model || !o.train) throw new Error('give --model DIR and --train FILE (or --hidden-states FILE)');
         const { model } = loadModel(o.model);
+        // the forward passes' products (the TwoNN distances stay fp32)
+        const { precision } = applyPrecision(model, o.precision);
         // the modules and the budget are checked before the forward passes
         const modules = targetBlockModules(model, o.targets);
         const fixed = fixedTrainableParams(model);
@@ -112,7 +119,7 @@ export function registerAnalyze(program: Command): void {
         adapterConfig = adapterConfigFor(allocationConfig(model, alloc), alloc.modules, o.model);
         report = buildReport({
           modelPath: o.model, modelType: model.type, hidden: model.hiddenSize, profile, alloc, modules,
-          data: { file: o.train, examples: examples.length, sequences, points: layers[0].n, pooling: o.pooling, exclude_special: !o.keepSpecial, max_length: o.maxLength, seed: o.seed },
+          data: { file: o.train, examples: examples.length, sequences, points: layers[0].n, pooling: o.pooling, exclude_special: !o.keepSpecial, max_length: o.maxLength, seed: o.seed, precision },
           ...idOpts, allocOpts, fixed,
         });
         title = `GeLoRA profile: ${o.model} on ${o.train}`;

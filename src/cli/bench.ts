@@ -8,6 +8,8 @@ import { trainBench } from '../../bench/train.js';
 import { twonnBench } from '../../bench/twonn.js';
 import { blasInfo } from '../engine/backend.js';
 import { positiveInt } from './flags.js';
+import type { Precision } from '../engine/precision.js';
+import { precisionOption } from './train-options.js';
 
 export function registerBench(program: Command): void {
   const bench = program.command('bench').description('measure the engine; prints one JSON line');
@@ -16,16 +18,18 @@ export function registerBench(program: Command): void {
     .option('--config <name>', 'mini or base (bench/configs.json)', 'mini')
     .option('--steps <n>', 'timed steps', positiveInt, 10)
     .option('--warmup <n>', 'untimed steps first', positiveInt, 2)
-    .action((o: { config: string; steps: number; warmup: number }) => {
-      console.log(JSON.stringify({ ...loraStepBench(o.config, o.steps, o.warmup), blas: blasInfo() }));
+    .addOption(precisionOption())
+    .action((o: { config: string; steps: number; warmup: number; precision: Precision }) => {
+      console.log(JSON.stringify({ ...loraStepBench(o.config, o.steps, o.warmup, o.precision), blas: blasInfo() }));
     });
   bench.command('forward')
     .description('frozen encoder forward keeping every hidden state (same work as bench/torch_reference.py forward)')
     .option('--config <name>', 'mini or base (bench/configs.json)', 'base')
     .option('--steps <n>', 'timed batches', positiveInt, 10)
     .option('--warmup <n>', 'untimed batches first', positiveInt, 2)
-    .action((o: { config: string; steps: number; warmup: number }) => {
-      console.log(JSON.stringify({ ...forwardBench(o.config, o.steps, o.warmup), blas: blasInfo() }));
+    .addOption(precisionOption())
+    .action((o: { config: string; steps: number; warmup: number; precision: Precision }) => {
+      console.log(JSON.stringify({ ...forwardBench(o.config, o.steps, o.warmup, o.precision), blas: blasInfo() }));
     });
   bench.command('train')
     .description('the training loop on the lora-step shapes, against bench lora-step in the same run')

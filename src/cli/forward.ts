@@ -9,8 +9,10 @@ import { forwardAll } from '../models/batch.js';
 import { loadModel } from '../models/load.js';
 import type { ModelInputs } from '../models/model.js';
 import { checkWritable, positiveInt } from './flags.js';
+import { applyPrecision, setMatmulPrecision, type Precision } from '../engine/precision.js';
+import { precisionOption } from './train-options.js';
 
-interface ForwardOptions { model: string; adapter?: string; inputs?: string; text?: string[]; textFile?: string; pair?: string[]; maxLength?: number; batchSize: number; out: string }
+interface ForwardOptions { model: string; adapter?: string; inputs?: string; text?: string[]; textFile?: string; pair?: string[]; maxLength?: number; batchSize: number; out: string; precision: Precision }
 
 export function registerForward(program: Command): void {
   program.command('forward')
@@ -24,12 +26,15 @@ export function registerForward(program: Command): void {
     .option('--max-length <n>', 'truncate tokenized texts to n tokens', positiveInt)
     .option('--batch-size <n>', 'rows per forward pass', positiveInt, 32)
     .requiredOption('--out <file>', 'output .safetensors')
+    .addOption(precisionOption())
     .action((o: ForwardOptions) => {
       const given = [o.inputs, o.text, o.textFile].filter((v) => v !== undefined).length;
       if (given !== 1) throw new Error('give exactly one of --inputs, --text, --text-file');
       checkWritable(o.out, '--out', 'file');
+      setMatmulPrecision(o.precision); // refused before any work where bf16 cannot run
       const { model } = loadModel(o.model);
       if (o.adapter) loadAdapter(model, o.adapter);
+      applyPrecision(model, o.precision); // says which ran on stderr
       const warning = randomHeadWarning(model, o.model, o.adapter);
       if (warning) process.stderr.write(warning);
       let x: ModelInputs;

@@ -5,7 +5,8 @@ import { DEFAULT_TRAIN } from '../train/loop.js';
 import { evaluateSaved, runTraining } from '../train/run.js';
 import { positiveInt } from './flags.js';
 import { progressBar } from './progress.js';
-import { addOptions, DATA_OPTIONS, TRAIN_OPTIONS, type DataCli, type TrainCli } from './train-options.js';
+import { addOptions, DATA_OPTIONS, precisionOption, TRAIN_OPTIONS, type DataCli, type TrainCli } from './train-options.js';
+import type { Precision } from '../engine/precision.js';
 
 export type { DataCli, TrainCli } from './train-options.js';
 
@@ -23,8 +24,9 @@ export function registerTrain(program: Command): void {
     .option('--adapter <dir>', 'PEFT LoRA adapter folder')
     .option('--out <file>', 'write the metrics as JSON here')
     .option('--max-length <n>', 'truncate inputs to n tokens', positiveInt, DEFAULT_TRAIN.maxLength)
-    .option('--batch-size <n>', 'examples per forward pass', positiveInt, 32);
-  addOptions(ev, DATA_OPTIONS).action(async (o: DataCli & { model: string; adapter?: string; out?: string; maxLength: number; batchSize: number }) => {
+    .option('--batch-size <n>', 'examples per forward pass', positiveInt, 32)
+    .addOption(precisionOption());
+  addOptions(ev, DATA_OPTIONS).action(async (o: DataCli & { model: string; adapter?: string; out?: string; maxLength: number; batchSize: number; precision: Precision }) => {
     const out = await evaluateSaved(o);
     if (o.out) writeJsonAtomic(o.out, out);
     console.log(JSON.stringify(out));

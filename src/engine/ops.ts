@@ -4,6 +4,8 @@
  * that do not require a gradient, so frozen weights cost no gradient work.
  */
 import { kernels } from './backend.js';
+import { dnnlAddon } from './backends/dnnl.js';
+import { bf16Operand } from './precision.js';
 import { BinaryOp, ReduceOp, UnaryOp, type Buf } from './kernels.js';
 import { Rng } from './random.js';
 import { Tensor, empty, gradOf, record, scratch, view } from './tensor.js';
@@ -185,9 +187,14 @@ export function linear(x: Tensor, W: Tensor, b: Tensor | null, lora?: LoraBranch
   if (x.shape[x.ndim - 1] !== inF) throw new Error(`linear: input ${shapeStr(x.shape)} does not fit weight ${shapeStr(W.shape)}${W.name ? ` (${W.name})` : ''}`);
   const N = x.size / inF;
   const out = empty([...x.shape.slice(0, -1), outF]);
-  const k = K(), y = out.data, w = f32Of(W);
+  // bf16 mode (precision.ts): a bf16 frozen weight is multiplied by oneDNN as is, x rounded to bf16
+  // inside the call, fp32 accumulation; everything else (bias, LoRA branch, gradients' sums) stays fp32
+  // (bf16Operand is null off the native backend, whose buffers are all Float32Array)
+  const wb = bf16Operand(W), dn = wb ? dnnlAddon() : null;
+  const k = K(), y = out.data, w = dn ? null : f32Of(W);
   if (b) k.copy2d(N, outF, f32Of(b), 0, 0, y, 0, outF, false); // the bias in every row, then y += x W^T
-  k.gemm(false, true, N, outF, inF, 1, x.data, 0, inF, w, 0, inF, b ? 1 : 0, y, 0, outF);
+  if (dn) dn.gemmBf16(false, true, N, outF, inF, 1, x.data as Float32Array, 0, inF, wb!, 0, inF, b ? 1 : 0, y as Float32Array, 0, outF);
+  else k.gemm(false, true, N, outF, inF, 1, x.data, 0, inF, w!, 0, inF, b ? 1 : 0, y, 0, outF);
   let t: Buf | null = null, r = 0;
   const xl = lora ? lora.input ?? x : null;
   if (lora) {
@@ -201,7 +208,9 @@ export function linear(x: Tensor, W: Tensor, b: Tensor | null, lora?: LoraBranch
   }
   return record(out, [x, W, b, lora?.A, lora?.B, xl], () => {
     const k = K(), dy = out.grad!;
-    if (x.requiresGrad) k.gemm(false, false, N, inF, outF, 1, dy, 0, outF, w, 0, inF, 1, gradOf(x), 0, inF);
+    // dx += dy W (dy rounded to bf16 in bf16 mode, as autocast's backward of a bf16 product)
+    if (x.requiresGrad && dn) dn.gemmBf16(false, false, N, inF, outF, 1, dy as Float32Array, 0, outF, wb!, 0, inF, 1, gradOf(x) as Float32Array, 0, inF);
+    else if (x.requiresGrad) k.gemm(false, false, N, inF, outF, 1, dy, 0, outF, w!, 0, inF, 1, gradOf(x), 0, inF);
     if (W.requiresGrad) k.gemm(true, false, outF, inF, N, 1, dy, 0, outF, x.data, 0, inF, 1, gradOf(W), 0, inF);
     if (b && b.requiresGrad) sumRowsInto(gradOf(b), dy, N, outF);
     if (lora && t && xl) {

@@ -6,6 +6,7 @@ import type { Method } from './methods.js';
 import type { MetricName } from './metrics.js';
 import type { TaskOptions } from './task.js';
 import type { TrainConfig } from './loop.js';
+import type { Precision } from '../engine/precision.js';
 
 /** seq-cls: a label per text (classification, regression); causal-lm: prompt/completion or chat messages; qa: extractive QA (SQuAD). */
 export const TASK_TYPES = ['seq-cls', 'causal-lm', 'qa'] as const;
@@ -25,6 +26,8 @@ export interface TuningOptions {
   schedule: TrainConfig['schedule']; maxGradNorm: number; gradAccum: number; evalEvery: number; patience: number; maxLength: number;
   checkpointEvery: number; maxSteps?: number; r: number; alphaRatio: number; loraDropout: number; ranks?: string; geloraDir?: string;
   budget?: number; budgetLikeRank?: number; samples: number; targets?: string[];
+  /** matmul precision of the training (src/engine/precision.ts); the GeLoRA analysis stays fp32 */
+  precision?: Precision;
 }
 
 /** Every option of `gelora train`. */

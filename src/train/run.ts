@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { allocate, analyzeTask, fixedTrainableParams, type Allocation, type BlockModule } from '../gelora/analyze.js';
 import { allocationFromRanks, checkBudgetFits, checkRanksFit, targetBlockModules } from '../gelora/ranks.js';
 import { checkWritable, writeFileAtomic, writeJsonAtomic } from '../io/atomic.js';
+import { applyPrecision, setMatmulPrecision, type Precision, type PrecisionInfo } from '../engine/precision.js';
 import { dataColumns, exampleText, lmShapeOf, loadChatTemplate, readLmData, readLmExamples, readTokenizerConfig, specialTokens, type LmExample } from '../io/chat.js';
 import { TextTokenizer } from '../io/tokenizer.js';
 import { loadAdapter, randomHeadWarning } from '../lora/adapter.js';
@@ -73,6 +74,7 @@ async function geloraAllocation(model: Model, tok: TextTokenizer, task: { name: 
 export async function runTraining(o: TrainOptions, hooks: { progress?: ProgressFactory; warn?: (message: string) => void } = {}): Promise<Record<string, unknown>> {
   const progress = hooks.progress ?? silent;
   refuseBoth(o as unknown as Record<string, unknown>, ['budget', '--budget'], ['budgetLikeRank', '--budget-like-rank']);
+  setMatmulPrecision(o.precision ?? 'fp32'); // --precision bf16 where it cannot run: refused before any work
   checkWritable(o.out, '--out', 'dir');
   if (resolveTaskType(o) === 'qa') return runTrainingQa(o, { checkTrainFlags, geloraAllocation, progress, warn: hooks.warn ?? stderrWarn });
   if ((await taskTypeOf(o)) === 'causal-lm') return runCausalLmTraining(o, progress, hooks.warn ?? stderrWarn);
@@ -85,7 +87,9 @@ export async function runTraining(o: TrainOptions, hooks: { progress?: ProgressF
   const config = trainConfigOf(o);
   const totalSteps = stepCounts(task.train.length, config).total;
   const prepared = prepareMethod(model, o.method, { r: o.r, alphaRatio: o.alphaRatio, dropout: o.loraDropout, allocation, targets: o.targets ?? null, seed: o.seed, baseModel: o.model, task, totalSteps, lr: o.lr });
-  writeJsonAtomic(join(o.out, 'train_config.json'), { method: o.method, model: o.model, task: task.name, source: task.source, config, ranks: prepared.ranks, trainable_params: prepared.trainableParams });
+  // after the method: its trainable weights stay f32 (full fine-tuning has no frozen weight to convert)
+  const precision = applyPrecision(model, o.precision ?? 'fp32', hooks.warn);
+  writeJsonAtomic(join(o.out, 'train_config.json'), { method: o.method, model: o.model, task: task.name, source: task.source, config, ranks: prepared.ranks, trainable_params: prepared.trainableParams, precision: precision.precision });
   const bar = progress(`train ${o.method}`);
   if (!o.resume) rmSync(join(o.out, 'metrics.json'), { force: true }); // never beside another run's weights
   const result = train({
@@ -93,7 +97,7 @@ export async function runTraining(o: TrainOptions, hooks: { progress?: ProgressF
     onStep: (s, t, loss, metric) => bar.update(s, t, `loss ${loss.toFixed(4)}${metric === null ? '' : ` | ${task.metric} ${metric.toFixed(4)}`}`),
   });
   bar.stop();
-  return finishRun(o, prepared, result, { task: task.name, metric: task.metric, kind: task.kind, labels: task.labels, data: task.source });
+  return finishRun(o, prepared, result, { task: task.name, metric: task.metric, kind: task.kind, labels: task.labels, data: task.source, precision });
 }
 
 /** The loop's configuration from a run's options. */
@@ -106,13 +110,14 @@ function trainConfigOf(o: TrainOptions): TrainConfig {
 }
 
 /** Saves the trained state (the loop leaves the best state in the model) and writes metrics.json and learning_curve.svg. */
-function finishRun(o: TrainOptions, prepared: Prepared, result: TrainResult, about: { task: string; metric: string; kind: string; labels: string[]; data: Record<string, unknown> }): Record<string, unknown> {
+function finishRun(o: TrainOptions, prepared: Prepared, result: TrainResult, about: { task: string; metric: string; kind: string; labels: string[]; data: Record<string, unknown>; precision: PrecisionInfo }): Record<string, unknown> {
   const saved = prepared.save(o.out);
   const metrics = {
     task: about.task, method: o.method, metric: about.metric, kind: about.kind, labels: about.labels,
     best: result.best, final: result.final, steps: result.steps, stopped_early: result.stoppedEarly,
     trainable_params: prepared.finalParams ? prepared.finalParams() : prepared.trainableParams, initial_trainable_params: prepared.trainableParams, ranks: prepared.ranks, train_seconds: result.trainSeconds,
     peak_rss_mb: process.resourceUsage().maxRSS / 1024, saved, data: about.data,
+    precision: about.precision.precision, precision_info: about.precision,
   };
   writeJsonAtomic(join(o.out, 'metrics.json'), metrics);
   writeFileAtomic(join(o.out, 'learning_curve.svg'), learningCurveSvg(join(o.out, 'log.jsonl'), `${o.method} on ${about.task}`));
@@ -174,7 +179,8 @@ async function runCausalLmTraining(o: TrainOptions, progress: ProgressFactory, w
   const objective = causalLmObjective({ train: sets.train, dev: sets.dev, padId: tok.padId, batchSize: o.batchSize, seed: o.seed, info: { name, max_length: o.maxLength, packing: Boolean(o.packing), chat_template: enc.template?.name ?? null } });
   const allocation = o.method === 'gelora' ? await geloraAllocation(model, tok, { name, train: data.train.map((x) => ({ text: exampleText(x, enc.template) })) }, modules!, o, progress) : undefined;
   const prepared = prepareMethod(model, o.method, { r: o.r, alphaRatio: o.alphaRatio, dropout: o.loraDropout, allocation, targets: o.targets ?? null, seed: o.seed, baseModel: o.model, totalSteps: stepCounts(sets.train.length, config).total, lr: o.lr, saved: objective.saved });
-  writeJsonAtomic(join(o.out, 'train_config.json'), { method: o.method, model: o.model, task: name, source, config, ranks: prepared.ranks, trainable_params: prepared.trainableParams });
+  const precision = applyPrecision(model, o.precision ?? 'fp32', warn); // after the method, as for sequence tasks
+  writeJsonAtomic(join(o.out, 'train_config.json'), { method: o.method, model: o.model, task: name, source, config, ranks: prepared.ranks, trainable_params: prepared.trainableParams, precision: precision.precision });
   const bar = progress(`train ${o.method}`);
   if (!o.resume) rmSync(join(o.out, 'metrics.json'), { force: true }); // never beside another run's weights
   const result = train({
@@ -182,7 +188,7 @@ async function runCausalLmTraining(o: TrainOptions, progress: ProgressFactory, w
     onStep: (s, t, loss, metric) => bar.update(s, t, `loss ${loss.toFixed(4)}${metric === null ? '' : ` | ${objective.metric} ${metric.toFixed(4)}`}`),
   });
   bar.stop();
-  return finishRun(o, prepared, result, { task: name, metric: objective.metric, kind: 'causal-lm', labels: [], data: source });
+  return finishRun(o, prepared, result, { task: name, metric: objective.metric, kind: 'causal-lm', labels: [], data: source, precision });
 }
 
 /** Dev loss, perplexity and token accuracy of a saved causal-LM adapter (or model) on --dev (or --train). */
@@ -191,11 +197,12 @@ async function evaluateCausalLm(o: EvaluateOptions, info: Record<string, unknown
   if (!file) throw new Error('eval: give --dev FILE (JSONL or parquet with prompt/completion or messages)');
   const model = causalLmModel(o.model);
   if (o.adapter) loadAdapter(model, o.adapter);
+  const { precision } = applyPrecision(model, o.precision ?? 'fp32', warn);
   const tok = TextTokenizer.fromDir(o.model, Number(model.config.pad_token_id ?? 0));
   const { examples } = await readLmExamples(file);
   const dev = encodeLmSets({ dev: examples }, lmEncoding(o.model, tok, model, o.maxLength), o.packing, warn).sets.dev;
   const r = evaluateLm(model, dev, tok.padId, o.batchSize);
-  return { task: o.task ?? (typeof info?.name === 'string' ? info.name : file), metric: 'token_accuracy', primary: r.primary, metrics: r.metrics, dev_loss: r.loss, examples: examples.length };
+  return { task: o.task ?? (typeof info?.name === 'string' ? info.name : file), metric: 'token_accuracy', primary: r.primary, metrics: r.metrics, dev_loss: r.loss, examples: examples.length, precision };
 }
 
 export interface EvaluateOptions extends DataOptions {
@@ -207,15 +214,18 @@ export interface EvaluateOptions extends DataOptions {
   out?: string;
   maxLength: number;
   batchSize: number;
+  /** matmul precision of the forward passes (src/engine/precision.ts) */
+  precision?: Precision;
 }
 
-/** What eval reports: the task, its selection metric, every dev metric and the dev loss. */
-export interface EvalSummary { task: string; metric: string; primary: number; metrics: Record<string, number>; dev_loss: number; examples: number }
+/** What eval reports: the task, its selection metric, every dev metric, the dev loss and the precision that ran. */
+export interface EvalSummary { task: string; metric: string; primary: number; metrics: Record<string, number>; dev_loss: number; examples: number; precision: 'fp32' | 'bf16' }
 
 /** Dev metrics of a saved adapter (or fully fine-tuned model), in the label order it was trained with. */
 export async function evaluateSaved(o: EvaluateOptions, hooks: { warn?: (message: string) => void } = {}): Promise<EvalSummary> {
   if (o.out) checkWritable(o.out, '--out', 'file');
-  if (o.taskType !== 'causal-lm' && resolveTaskType(o, o.adapter ?? o.model) === 'qa') return evaluateSavedQa(o, hooks.warn ?? stderrWarn);
+  setMatmulPrecision(o.precision ?? 'fp32'); // refused before any work where bf16 cannot run
+  if (o.taskType !== 'causal-lm' && resolveTaskType(o, o.adapter ?? o.model) === 'qa') return { ...(await evaluateSavedQa(o, hooks.warn ?? stderrWarn)), precision: 'fp32' }; // QA converts no weight: fp32
   const info = readTaskInfo(o.adapter ?? o.model);
   if (o.taskType === 'causal-lm' || (o.taskType === undefined && (info?.kind as string | undefined) === 'causal-lm')) return evaluateCausalLm(o, info, hooks.warn ?? stderrWarn);
   const task = await loadTask({ ...taskOptions(o), regression: o.regression ?? (info ? info.kind === 'regression' : undefined), metric: o.metric ?? (info?.metric as MetricName | undefined) });
@@ -227,7 +237,8 @@ export async function evaluateSaved(o: EvaluateOptions, hooks: { warn?: (message
   // a head weight in neither the base nor the adapter was drawn at random: predictions will not reproduce
   const warning = randomHeadWarning(model, o.model, o.adapter);
   if (warning) (hooks.warn ?? ((m: string) => process.stderr.write(m)))(warning);
+  const { precision } = applyPrecision(model, o.precision ?? 'fp32', hooks.warn);
   const tok = TextTokenizer.fromDir(o.model, Number(model.config.pad_token_id ?? 0));
   const r = evaluateOn(model, task, encodeExamples(tok, task.dev, o.maxLength), tok.padId, o.batchSize);
-  return { task: task.name, metric: task.metric, primary: r.primary, metrics: r.metrics, dev_loss: r.loss, examples: task.dev.length };
+  return { task: task.name, metric: task.metric, primary: r.primary, metrics: r.metrics, dev_loss: r.loss, examples: task.dev.length, precision };
 }

@@ -1,0 +1,85 @@
+/**
+ * The matmul precision of a run (`--precision auto|fp32|bf16`), set once before any work. What
+ * torch.autocast does on a CPU: frozen Linear weights kept in bf16 and multiplied on the CPU's bf16
+ * matrix units (oneDNN: AMX or AVX512-BF16) with fp32 accumulation, the activation rounded to bf16 on
+ * the way in; LoRA A/B, the head, biases, norms, softmax, attention's batched products, losses and
+ * optimizer state stay fp32. fp32 (the default) never comes through oneDNN: today's numerics bit for bit.
+ *
+ * Full fine-tuning trains every weight, so under bf16 it has no frozen weight to convert and runs
+ * exactly as fp32. The GeLoRA analysis runs before the weights are converted, so it stays fp32 too.
+ */
+import { kernels } from './backend.js';
+import { bf16Available, resolvePrecision, toBf16, type Precision } from './backends/dnnl.js';
+import type { Tensor } from './tensor.js';
+
+export type { Precision } from './backends/dnnl.js';
+
+/** The values of a `--precision` flag. */
+export const PRECISIONS: readonly Precision[] = ['auto', 'fp32', 'bf16'];
+
+let current: 'fp32' | 'bf16' = 'fp32';
+
+/**
+ * Sets the run's matmul precision; `auto` is bf16 only where oneDNN multiplies bf16 on matrix units,
+ * and bf16 asked for where it cannot run is an error naming why. Returns the precision that runs.
+ */
+export function setMatmulPrecision(p: Precision): 'fp32' | 'bf16' {
+  current = resolvePrecision(p);
+  return current;
+}
+
+/** The matmul precision in force. */
+export function matmulPrecision(): 'fp32' | 'bf16' {
+  return current;
+}
+
+/**
+ * The bf16 bits to hand oneDNN for a weight operand, or null for the fp32 path: only in bf16 mode, for
+ * a bf16 weight, on the native backend (the js reference backend widens half weights as in fp32 mode;
+ * an f16 weight is widened too: oneDNN's product here is bf16 x bf16).
+ */
+export function bf16Operand(W: Tensor): Uint16Array | null {
+  if (current !== 'bf16' || W.dtype !== 'bf16' || kernels().name !== 'native') return null;
+  return W.halfBits;
+}
+
+/** The part of a model toBf16Weights needs: its Linears and which block each belongs to. */
+export interface LinearOwner {
+  linears(): { name: string; weight: Tensor }[];
+  /** the block (1..L) of a module; null for embeddings and heads */
+  blockOf(moduleName: string): number | null;
+}
+
+/**
+ * Converts a model's frozen f32 Linear weights to bf16 in place (the memory is halved and the products
+ * go to oneDNN in bf16 mode). Only the Linears inside the blocks: heads stay f32 even when frozen
+ * (an LM head tied to the embedding included), and embeddings and norms are not Linears. Call it after
+ * the method is prepared, so trainable weights (full fine-tuning) stay f32. Returns how many were converted.
+ */
+export function toBf16Weights(model: LinearOwner): number {
+  let n = 0;
+  for (const lin of model.linears()) {
+    const W = lin.weight;
+    if (W.requiresGrad || W.dtype !== 'f32' || model.blockOf(lin.name) === null) continue;
+    W.adoptHalf(toBf16(W.data instanceof Float32Array ? W.data : Float32Array.from(W.data)), 'bf16');
+    n++;
+  }
+  return n;
+}
+
+/** What a run records about its precision (metrics.json, results.json, the log line). */
+export interface PrecisionInfo { precision: 'fp32' | 'bf16'; requested: Precision; converted_weights: number; library: string; isa: string }
+
+/**
+ * Sets the run's precision from its flag and, in bf16, converts the prepared model's frozen Linear
+ * weights; `log` gets one line saying which ran and why.
+ */
+export function applyPrecision(model: LinearOwner, requested: Precision, log: (line: string) => void = (l) => process.stderr.write(l)): PrecisionInfo {
+  const precision = setMatmulPrecision(requested);
+  const s = bf16Available();
+  const converted = precision === 'bf16' ? toBf16Weights(model) : 0;
+  const why = precision === 'bf16' ? `${converted} frozen Linear weights in bf16 on ${s.library} (${s.isa})`
+    : requested === 'auto' ? `auto: ${s.reason || 'bf16 available'}` : 'as asked';
+  log(`gelora: precision ${precision} (${why})\n`);
+  return { precision, requested, converted_weights: converted, library: s.library, isa: s.isa };
+}
