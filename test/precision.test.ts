@@ -1,0 +1,181 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { buildBenchModel, benchInputs } from '../bench/lora-step.js';
+import { kernels, useBackend } from '../src/engine/backend.js';
+import { bf16Available, bf16Bits, bf16Value, toBf16 } from '../src/engine/backends/dnnl.js';
+import { linear, mul, sum } from '../src/engine/ops.js';
+import { applyPrecision, matmulPrecision, setMatmulPrecision, toBf16Weights } from '../src/engine/precision.js';
+import { Rng } from '../src/engine/random.js';
+import { Tensor, backward, fromArray, noGrad, parameter, scope } from '../src/engine/tensor.js';
+import { defaultLoraConfig } from '../src/lora/config.js';
+import { applyLoraConfig } from '../src/lora/lora.js';
+import { HF } from './hf-fixtures.js';
+
+const ROOT = new URL('../../', import.meta.url).pathname;
+const CLI = ROOT + 'dist/src/cli/main.js';
+const support = bf16Available();
+const noBf16 = support.available ? false : support.reason;
+const native = kernels().name === 'native';
+
+const randn = (n: number, rng: Rng, s = 1): Float32Array => { const a = new Float32Array(n); rng.fillNormal(a, s); return a; };
+const roundBf16 = (a: Float32Array): Float32Array => a.map((v) => bf16Value(bf16Bits(v)));
+const maxAbs = (a: ArrayLike<number>): number => { let m = 0; for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i])); return m; };
+const maxDiff = (a: ArrayLike<number>, b: ArrayLike<number>): number => { let m = 0; for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i])); return m; };
+
+/** y = linear(x, W, b, LoRA) and the gradients of sum(y * G) for x, b, A, B. */
+function runLinear(xv: Float32Array, W: Tensor, bv: Float32Array, Av: Float32Array, Bv: Float32Array, G: Float32Array, shape: { N: number; inF: number; outF: number; r: number }, loraInput?: Float32Array) {
+  const { N, inF, outF, r } = shape;
+  return scope(() => {
+    const x = parameter(Float32Array.from(xv), [N, inF], true), b = parameter(Float32Array.from(bv), [outF], true);
+    const A = parameter(Float32Array.from(Av), [r, inF], true), B = parameter(Float32Array.from(Bv), [outF, r], true);
+    const xl = loraInput ? parameter(Float32Array.from(loraInput), [N, inF], true) : undefined;
+    const y = linear(x, W, b, { A, B, scale: 0.5, input: xl });
+    const yv = Float32Array.from(y.data);
+    backward(sum(mul(y, fromArray(G, [N, outF]))));
+    const dx = Float32Array.from(x.grad!);
+    if (xl) for (let i = 0; i < dx.length; i++) dx[i] += xl.grad![i]; // the LoRA branch's share of dx
+    return { y: yv, dx, db: Float32Array.from(b.grad!), dA: Float32Array.from(A.grad!), dB: Float32Array.from(B.grad!) };
+  });
+}
+
+test('bf16 linear: forward and backward are the fp32 products of bf16-rounded operands; bias and LoRA stay fp32', { skip: noBf16 || (!native && 'js backend') }, () => {
+  const shape = { N: 37, inF: 96, outF: 80, r: 4 }, { N, inF, outF, r } = shape, rng = new Rng(5);
+  const xv = randn(N * inF, rng), Wv = randn(outF * inF, rng, 0.1), bv = randn(outF, rng), Av = randn(r * inF, rng, 0.1), Bv = randn(outF * r, rng, 0.1);
+  // dy = G: bf16 values already, so rounding dy inside dx = dy W changes nothing and the reference is exact
+  const G = roundBf16(randn(N * outF, rng));
+  const Wb = parameter(Float32Array.from(Wv), [outF, inF], false, 'w');
+  Wb.adoptHalf(toBf16(Wv), 'bf16');
+  try {
+    setMatmulPrecision('bf16');
+    const got = runLinear(xv, Wb, bv, Av, Bv, G, shape);
+    setMatmulPrecision('fp32');
+    // reference: x rounded to bf16 into the frozen product only, the LoRA branch on the unrounded x
+    const ref = runLinear(roundBf16(xv), Wb, bv, Av, Bv, G, shape, xv);
+    const plain = runLinear(xv, parameter(Float32Array.from(Wv), [outF, inF], false), bv, Av, Bv, G, shape);
+    for (const k of ['y', 'dx', 'db', 'dA', 'dB'] as const) {
+      const d = maxDiff(got[k], ref[k]), tol = 1e-5 * Math.max(1, maxAbs(ref[k])) * Math.sqrt(inF);
+      assert.ok(d <= tol, `${k}: bf16 differs from the fp32 product of rounded operands by ${d} (tolerance ${tol})`);
+    }
+    // and the bf16 product really ran: it differs from the fp32 product of the unrounded values
+    assert.ok(maxDiff(got.y, plain.y) > 1e-4, `y equals the fp32 product: ${maxDiff(got.y, plain.y)}`);
+  } finally { setMatmulPrecision('fp32'); }
+});
+
+test('fp32 mode: a bf16 weight is widened and multiplied by sgemm, bit for bit the f32 weight of the same values', () => {
+  const shape = { N: 9, inF: 24, outF: 16, r: 2 }, { outF, inF } = shape, rng = new Rng(9);
+  const Wv = roundBf16(randn(outF * inF, rng, 0.1));
+  const args = [randn(9 * inF, rng), randn(outF, rng), randn(2 * inF, rng), randn(outF * 2, rng), randn(9 * outF, rng)] as const;
+  const Wb = parameter(Float32Array.from(Wv), [outF, inF], false);
+  Wb.adoptHalf(toBf16(Wv), 'bf16');
+  assert.equal(matmulPrecision(), 'fp32');
+  const half = runLinear(args[0], Wb, args[1], args[2], args[3], args[4], shape);
+  const full = runLinear(args[0], parameter(Float32Array.from(Wv), [outF, inF], false), args[1], args[2], args[3], args[4], shape);
+  for (const k of ['y', 'dx', 'db', 'dA', 'dB'] as const) assert.deepEqual(half[k], full[k], k);
+});
+
+test('fp32 precision converts nothing and leaves a LoRA model\'s forward bit-identical; bf16 converts only frozen block Linears', () => {
+  const c = { vocab: 50, hidden: 32, layers: 2, heads: 2, intermediate: 64, max_positions: 16, num_labels: 2, batch: 2, seq: 8, lora_r: 2, lora_alpha: 4, targets: ['query', 'value'] };
+  const model = buildBenchModel(c as Parameters<typeof buildBenchModel>[0]);
+  applyLoraConfig(model, defaultLoraConfig(model, { r: 2, lora_alpha: 4, target_modules: ['query', 'value'] }));
+  const { inputs } = benchInputs(c as Parameters<typeof benchInputs>[0]);
+  const logits = () => noGrad(() => scope(() => Float32Array.from(model.forward(inputs, { keepHidden: false }).logits.data)));
+  const before = logits();
+  const info = applyPrecision(model, 'fp32', () => {});
+  assert.equal(info.precision, 'fp32');
+  assert.equal(info.converted_weights, 0);
+  assert.ok([...model.params.byName.values()].every((t) => t.dtype === 'f32'));
+  assert.deepEqual(logits(), before);
+  // the conversion itself (independent of the CPU): block Linears only, heads and LoRA untouched
+  const n = toBf16Weights(model);
+  const blockLinears = model.linears().filter((l) => model.blockOf(l.name) !== null);
+  assert.equal(n, blockLinears.length);
+  for (const l of model.linears()) assert.equal(l.weight.dtype, model.blockOf(l.name) !== null ? 'bf16' : 'f32', l.name);
+  for (const l of model.linears()) if (l.lora) { assert.equal(l.lora.A.dtype, 'f32'); assert.equal(l.lora.B.dtype, 'f32'); }
+  // fp32 mode on converted weights: the widened bf16 values, close to (not equal to) the f32 forward
+  const widened = logits();
+  assert.ok(maxDiff(widened, before) < 1e-2, `bf16-rounded weights moved the logits by ${maxDiff(widened, before)}`);
+});
+
+test('the js backend widens bf16 weights even in bf16 mode (no oneDNN there)', { skip: noBf16 }, () => {
+  const shape = { N: 5, inF: 16, outF: 8, r: 1 }, rng = new Rng(2);
+  const Wv = roundBf16(randn(8 * 16, rng, 0.1)), a = [randn(5 * 16, rng), randn(8, rng), randn(16, rng), randn(8, rng), randn(5 * 8, rng)] as const;
+  const Wb = parameter(Float32Array.from(Wv), [8, 16], false);
+  Wb.adoptHalf(toBf16(Wv), 'bf16');
+  useBackend('js');
+  try {
+    setMatmulPrecision('bf16');
+    const js = runLinear(a[0], Wb, a[1], a[2], a[3], a[4], shape);
+    setMatmulPrecision('fp32');
+    assert.deepEqual(js.y, runLinear(a[0], Wb, a[1], a[2], a[3], a[4], shape).y);
+  } finally { setMatmulPrecision('fp32'); useBackend('native'); }
+});
+
+/** The bert fixture with a learnable task (does the sentence mention a dog?), as test/train.test.ts builds it. */
+function fixtureTask(rows = 160): { model: string; data: string; dir: string } {
+  const dir = mkdtempSync(join(tmpdir(), 'gelora-precision-'));
+  const model = join(dir, 'model');
+  mkdirSync(model);
+  for (const f of ['config.json', 'model.safetensors']) copyFileSync(`${HF}bert/${f}`, join(model, f));
+  copyFileSync(ROOT + 'test/data/tokenizers/wordpiece/vocab.txt', join(model, 'vocab.txt'));
+  const words = ['the', 'cat', 'cats', 'sat', 'on', 'mat', '.', 'a', 'dog', 'ran'], rng = new Rng(3);
+  const lines = ['text,label'];
+  for (let i = 0; i < rows; i++) {
+    const toks = Array.from({ length: 3 + rng.int(8) }, () => words[rng.int(words.length)]);
+    lines.push(`${toks.join(' ')},${toks.includes('dog') ? 'yes' : 'no'}`);
+  }
+  writeFileSync(join(dir, 'task.csv'), lines.join('\n'));
+  return { model, data: join(dir, 'task.csv'), dir };
+}
+
+const gelora = (args: string[], env: NodeJS.ProcessEnv = {}) => spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', cwd: ROOT, env: { ...process.env, ...env } });
+const stepLosses = (out: string): number[] => readFileSync(join(out, 'log.jsonl'), 'utf8').split('\n').filter(Boolean)
+  .map((l) => JSON.parse(l) as { loss?: number }).filter((l) => l.loss !== undefined).map((l) => l.loss!);
+const readJson = (f: string): Record<string, unknown> => JSON.parse(readFileSync(f, 'utf8')) as Record<string, unknown>;
+
+test('gelora train --precision bf16: the loss falls, metrics.json and eval record bf16, the log says which ran', { skip: noBf16 || (!native && 'js backend') }, () => {
+  const t = fixtureTask(), out = join(t.dir, 'bf16');
+  const r = gelora(['train', '--model', t.model, '--train', t.data, '--method', 'lora', '--epochs', '4', '--lr', '2e-3', '--precision', 'bf16', '--out', out]);
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stderr, /precision bf16 \(\d+ frozen Linear weights in bf16 on oneDNN/);
+  const m = readJson(join(out, 'metrics.json'));
+  assert.equal(m.precision, 'bf16');
+  assert.ok((m.precision_info as { converted_weights: number }).converted_weights > 0);
+  assert.equal(readJson(join(out, 'train_config.json')).precision, 'bf16');
+  const loss = stepLosses(out), k = 5;
+  const first = loss.slice(0, k).reduce((a, b) => a + b, 0) / k, last = loss.slice(-k).reduce((a, b) => a + b, 0) / k;
+  assert.ok(last < first, `bf16 loss ${first.toFixed(4)} -> ${last.toFixed(4)}`);
+  const ev = gelora(['eval', '--model', t.model, '--adapter', join(out, 'adapter'), '--train', t.data, '--precision', 'bf16']);
+  assert.equal(ev.status, 0, ev.stderr);
+  assert.equal((JSON.parse(ev.stdout) as { precision: string }).precision, 'bf16');
+});
+
+test('gelora train records fp32 by default, and auto picks what the CPU has', () => {
+  const t = fixtureTask(40);
+  for (const [flag, want] of [[[], 'fp32'], [['--precision', 'auto'], support.available && native ? 'bf16' : 'fp32']] as const) {
+    const out = join(t.dir, `run-${want}-${flag.length}`);
+    const r = gelora(['train', '--model', t.model, '--train', t.data, '--method', 'lora', '--max-steps', '2', ...flag, '--out', out]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(readJson(join(out, 'metrics.json')).precision, want, flag.join(' '));
+  }
+});
+
+test('--precision bf16 without bf16 units (DNNL_MAX_CPU_ISA=AVX2) is refused before any work; auto runs fp32', () => {
+  const t = fixtureTask(40), out = join(t.dir, 'refused');
+  const env = { DNNL_MAX_CPU_ISA: 'AVX2' };
+  const r = gelora(['train', '--model', t.model, '--train', t.data, '--method', 'lora', '--max-steps', '2', '--precision', 'bf16', '--out', out], env);
+  assert.notEqual(r.status, 0);
+  assert.match(r.stderr, /--precision bf16: not available on this machine \(.+\); use --precision auto or fp32/);
+  assert.ok(!existsSync(join(out, 'train_config.json')), 'nothing written');
+  const b = gelora(['bench', 'lora-step', '--config', 'mini', '--steps', '1', '--warmup', '1', '--precision', 'bf16'], env);
+  assert.notEqual(b.status, 0);
+  assert.match(b.stderr, /--precision bf16: not available/);
+  const auto = join(t.dir, 'auto');
+  const a = gelora(['train', '--model', t.model, '--train', t.data, '--method', 'lora', '--max-steps', '2', '--precision', 'auto', '--out', auto], env);
+  assert.equal(a.status, 0, a.stderr);
+  assert.equal(readJson(join(auto, 'metrics.json')).precision, 'fp32');
+  assert.match(a.stderr, /precision fp32 \(auto: /);
+});
