@@ -163,6 +163,14 @@ test('gelora train records fp32 by default, and auto picks what the CPU has', ()
   }
 });
 
+test('full fine-tuning under --precision bf16 trains f32 weights and records fp32', { skip: noBf16 || (!native && 'js backend') }, () => {
+  const t = fixtureTask(40), out = join(t.dir, 'full');
+  const r = gelora(['train', '--model', t.model, '--train', t.data, '--method', 'full', '--max-steps', '2', '--precision', 'bf16', '--out', out]);
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stderr, /precision fp32 \(bf16 asked, but every Linear weight is trained: fp32\)/);
+  assert.equal(readJson(join(out, 'metrics.json')).precision, 'fp32');
+});
+
 test('--precision bf16 without bf16 units (DNNL_MAX_CPU_ISA=AVX2) is refused before any work; auto runs fp32', () => {
   const t = fixtureTask(40), out = join(t.dir, 'refused');
   const env = { DNNL_MAX_CPU_ISA: 'AVX2' };

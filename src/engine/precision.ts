@@ -68,18 +68,25 @@ export function toBf16Weights(model: LinearOwner): number {
 }
 
 /** What a run records about its precision (metrics.json, results.json, the log line). */
-export interface PrecisionInfo { precision: 'fp32' | 'bf16'; requested: Precision; converted_weights: number; library: string; isa: string }
+export interface PrecisionInfo {
+  /** what ran: bf16 only where some frozen Linear weight is multiplied in bf16 */
+  precision: 'fp32' | 'bf16'; requested: Precision; converted_weights: number; bf16_weights: number; library: string; isa: string;
+}
 
 /**
  * Sets the run's precision from its flag and, in bf16, converts the prepared model's frozen Linear
  * weights; `log` gets one line saying which ran and why.
  */
 export function applyPrecision(model: LinearOwner, requested: Precision, log: (line: string) => void = (l) => process.stderr.write(l)): PrecisionInfo {
-  const precision = setMatmulPrecision(requested);
+  const mode = setMatmulPrecision(requested);
   const s = bf16Available();
-  const converted = precision === 'bf16' ? toBf16Weights(model) : 0;
-  const why = precision === 'bf16' ? `${converted} frozen Linear weights in bf16 on ${s.library} (${s.isa})`
+  const converted = mode === 'bf16' ? toBf16Weights(model) : 0;
+  // what runs: bf16 only if some Linear weight is bf16 (full fine-tuning has none: it runs fp32)
+  const bf16Weights = model.linears().filter((l) => l.weight.dtype === 'bf16').length;
+  const precision = mode === 'bf16' && bf16Weights > 0 && kernels().name === 'native' ? 'bf16' : 'fp32';
+  const why = precision === 'bf16' ? `${bf16Weights} frozen Linear weights in bf16 on ${s.library} (${s.isa})`
+    : mode === 'bf16' ? (kernels().name !== 'native' ? 'bf16 asked, but the js backend multiplies in fp32' : 'bf16 asked, but every Linear weight is trained: fp32')
     : requested === 'auto' ? `auto: ${s.reason || 'bf16 available'}` : 'as asked';
   log(`gelora: precision ${precision} (${why})\n`);
-  return { precision, requested, converted_weights: converted, library: s.library, isa: s.isa };
+  return { precision, requested, converted_weights: converted, bf16_weights: bf16Weights, library: s.library, isa: s.isa };
 }
