@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -13,7 +13,7 @@ import { Rng } from '../src/engine/random.js';
 import { Tensor, backward, fromArray, noGrad, parameter, scope } from '../src/engine/tensor.js';
 import { defaultLoraConfig } from '../src/lora/config.js';
 import { applyLoraConfig } from '../src/lora/lora.js';
-import { HF } from './hf-fixtures.js';
+import { dogTask } from './dog-task.js';
 
 const ROOT = new URL('../../', import.meta.url).pathname;
 const CLI = ROOT + 'dist/src/cli/main.js';
@@ -114,22 +114,7 @@ test('the js backend widens bf16 weights even in bf16 mode (no oneDNN there)', {
   } finally { setMatmulPrecision('fp32'); useBackend('native'); }
 });
 
-/** The bert fixture with a learnable task (does the sentence mention a dog?), as test/train.test.ts builds it. */
-function fixtureTask(rows = 160): { model: string; data: string; dir: string } {
-  const dir = mkdtempSync(join(tmpdir(), 'gelora-precision-'));
-  const model = join(dir, 'model');
-  mkdirSync(model);
-  for (const f of ['config.json', 'model.safetensors']) copyFileSync(`${HF}bert/${f}`, join(model, f));
-  copyFileSync(ROOT + 'test/data/tokenizers/wordpiece/vocab.txt', join(model, 'vocab.txt'));
-  const words = ['the', 'cat', 'cats', 'sat', 'on', 'mat', '.', 'a', 'dog', 'ran'], rng = new Rng(3);
-  const lines = ['text,label'];
-  for (let i = 0; i < rows; i++) {
-    const toks = Array.from({ length: 3 + rng.int(8) }, () => words[rng.int(words.length)]);
-    lines.push(`${toks.join(' ')},${toks.includes('dog') ? 'yes' : 'no'}`);
-  }
-  writeFileSync(join(dir, 'task.csv'), lines.join('\n'));
-  return { model, data: join(dir, 'task.csv'), dir };
-}
+const fixtureTask = (rows = 160) => dogTask(rows, 3, 'gelora-precision-');
 
 const gelora = (args: string[], env: NodeJS.ProcessEnv = {}) => spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', cwd: ROOT, env: { ...process.env, ...env } });
 const stepLosses = (out: string): number[] => readFileSync(join(out, 'log.jsonl'), 'utf8').split('\n').filter(Boolean)

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -11,7 +11,7 @@ import { BertForSequenceClassification, type BertConfig } from '../src/models/be
 import { initWeights } from '../src/models/modules.js';
 import { pretrain, type PretrainConfig } from '../src/train/pretrain.js';
 import { loadTask } from '../src/train/task.js';
-import { HF } from './hf-fixtures.js';
+import { dogTask } from './dog-task.js';
 
 const ROOT = new URL('../../', import.meta.url).pathname;
 const CLI = ROOT + 'dist/src/cli/main.js';
@@ -37,21 +37,7 @@ syncBuiltinESMExports();
   return f;
 }
 
-function fixture(rows = 300): { dir: string; model: string; data: string } {
-  const dir = mkdtempSync(join(tmpdir(), 'gelora-hard-'));
-  const model = join(dir, 'model');
-  mkdirSync(model);
-  for (const f of ['config.json', 'model.safetensors']) copyFileSync(`${HF}bert/${f}`, join(model, f));
-  copyFileSync(ROOT + 'test/data/tokenizers/wordpiece/vocab.txt', join(model, 'vocab.txt'));
-  const words = ['the', 'cat', 'cats', 'sat', 'on', 'mat', '.', 'a', 'dog', 'ran'], rng = new Rng(7);
-  const lines = ['text,label'];
-  for (let i = 0; i < rows; i++) {
-    const t = Array.from({ length: 3 + rng.int(8) }, () => words[rng.int(words.length)]);
-    lines.push(`${t.join(' ')},${t.includes('dog') ? 'yes' : 'no'}`);
-  }
-  writeFileSync(join(dir, 'task.csv'), lines.join('\n'));
-  return { dir, model, data: join(dir, 'task.csv') };
-}
+const fixture = (rows = 300) => dogTask(rows, 7, 'gelora-hard-');
 
 const run = (args: string[], env: Record<string, string> = {}, preload?: string) =>
   spawnSync(process.execPath, [...(preload ? ['--import', preload] : []), CLI, ...args], { encoding: 'utf8', cwd: ROOT, env: { ...process.env, ...env } });

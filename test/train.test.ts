@@ -1,36 +1,20 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { Rng } from '../src/engine/random.js';
 import { SafetensorsFile } from '../src/io/safetensors.js';
 import { epochBatches, learningRate, DEFAULT_TRAIN } from '../src/train/loop.js';
 import { loadTask } from '../src/train/task.js';
 import { parquetWriteBuffer } from 'hyparquet-writer';
-import { HF } from './hf-fixtures.js';
+import { dogTask } from './dog-task.js';
 
 const ROOT = new URL('../../', import.meta.url).pathname;
 const CLI = ROOT + 'dist/src/cli/main.js';
 const gelora = (...args: string[]) => spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', cwd: ROOT });
 
-/** The bert fixture with a WordPiece vocabulary and a learnable task: does the sentence mention a dog? */
-function fixtureTask(rows = 240, seed = 7): { model: string; data: string; dir: string } {
-  const dir = mkdtempSync(join(tmpdir(), 'gelora-train-'));
-  const model = join(dir, 'model');
-  spawnSync('mkdir', ['-p', model]);
-  for (const f of ['config.json', 'model.safetensors']) copyFileSync(`${HF}bert/${f}`, join(model, f));
-  copyFileSync(ROOT + 'test/data/tokenizers/wordpiece/vocab.txt', join(model, 'vocab.txt'));
-  const words = ['the', 'cat', 'cats', 'sat', 'on', 'mat', '.', 'a', 'dog', 'ran'], rng = new Rng(seed);
-  const lines = ['text,label'];
-  for (let i = 0; i < rows; i++) {
-    const toks = Array.from({ length: 3 + rng.int(8) }, () => words[rng.int(words.length)]);
-    lines.push(`${toks.join(' ')},${toks.includes('dog') ? 'yes' : 'no'}`);
-  }
-  writeFileSync(join(dir, 'task.csv'), lines.join('\n'));
-  return { model, data: join(dir, 'task.csv'), dir };
-}
+const fixtureTask = (rows = 240, seed = 7) => dogTask(rows, seed);
 
 interface Metrics { best: { primary: number; step: number }; final: { primary: number }; steps: number; trainable_params: number; saved: string }
 const readJson = <T>(f: string): T => JSON.parse(readFileSync(f, 'utf8')) as T;
