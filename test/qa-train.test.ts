@@ -22,6 +22,7 @@ import { readSquad } from '../src/qa/squad.js';
 import { loadQaTask, predictQa, resolveTaskType } from '../src/train/objectives/qa.js';
 import type { TrainOptions } from '../src/train/options.js';
 import { evaluateSaved, runTraining } from '../src/train/run.js';
+import { bf16Available } from '../src/engine/backends/dnnl.js';
 
 const QA = new URL('../../test/data/hf-llm/bert-qa/', import.meta.url).pathname;
 const ROOT = new URL('../../', import.meta.url).pathname;
@@ -143,6 +144,17 @@ function qaRun(train: string, dev: string, out: string, over: Partial<TrainOptio
 }
 
 describe('extractive QA training (objectives/qa.ts, train/eval --task-type qa)', () => {
+  it('--precision bf16 runs QA in bf16 where the CPU has bf16 units and says so in metrics.json and eval', { skip: !bf16Available().available && 'no bf16 matrix units' }, async () => {
+    const dir = tmp();
+    const files = writeWordnetQa(join(dir, 'data'), { trainParagraphs: 4, devParagraphs: 2 });
+    const m = await runTraining({ ...qaRun(files.train, files.dev, join(dir, 'run'), { epochs: 1 }), precision: 'bf16' }, { warn: () => {} });
+    assert.equal(m.precision, 'bf16');
+    assert.ok(Number.isFinite((m.best as { loss: number }).loss));
+    const ev = await evaluateSaved({ ...qaRun(files.train, files.dev, ''), adapter: join(dir, 'run', 'adapter'), batchSize: 16, precision: 'bf16' }, { warn: () => {} });
+    assert.equal(ev.precision, 'bf16');
+    const fp = await evaluateSaved({ ...qaRun(files.train, files.dev, ''), adapter: join(dir, 'run', 'adapter'), batchSize: 16 }, { warn: () => {} });
+    assert.equal(fp.precision, 'fp32');
+  });
   it('the task type is inferred from SQuAD-shaped files (SQuAD JSON, HF JSONL), and --task-type wins', () => {
     assert.equal(resolveTaskType({ train: DATA + 'squad-v1.json', dev: DATA + 'squad-v2.json' }), 'qa');
     assert.equal(resolveTaskType({ train: DATA + 'hf.jsonl' }), 'qa');

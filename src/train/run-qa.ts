@@ -16,6 +16,7 @@ import { writePredictions } from '../qa/squad.js';
 import { learningCurveSvg } from '../report/curves.js';
 import { stepCounts, train, type TrainConfig } from './loop.js';
 import { prepareMethod } from './methods.js';
+import { applyPrecision } from '../engine/precision.js';
 import { capQuestions, loadQaTask, predictQa, qaMetrics, qaObjective, readQa } from './objectives/qa.js';
 import { taskOptions, type TrainOptions } from './options.js';
 import type { EvaluateOptions, ProgressFactory } from './run.js';
@@ -57,8 +58,10 @@ export async function runTrainingQa(o: TrainOptions, steps: TrainSteps): Promise
     r: o.r, alphaRatio: o.alphaRatio, dropout: o.loraDropout, allocation, targets: o.targets ?? null, seed: o.seed, baseModel: o.model, task, totalSteps, lr: o.lr,
     saved: objective.saved,
   });
+  const precision = applyPrecision(model, o.precision ?? 'fp32', steps.warn); // after the method, as for sequence tasks
   writeJsonAtomic(join(o.out, 'train_config.json'), {
     method: o.method, model: o.model, task: name, task_type: 'qa', source: task.source, config, doc_stride: strideFor(o), ranks: prepared.ranks, trainable_params: prepared.trainableParams,
+    precision: precision.precision,
   });
   const bar = progress(`train ${o.method}`);
   if (!o.resume) rmSync(join(o.out, 'metrics.json'), { force: true });
@@ -75,7 +78,7 @@ export async function runTrainingQa(o: TrainOptions, steps: TrainSteps): Promise
     best: result.best, final: result.final, steps: result.steps, stopped_early: result.stoppedEarly, dev: qaMetrics(ev.scores),
     questions: { train: trainQs.length, dev: devQs.length }, windows: { train: objective.trainFeatures.length, dev: objective.devFeatures.length },
     trainable_params: prepared.finalParams ? prepared.finalParams() : prepared.trainableParams, initial_trainable_params: prepared.trainableParams, ranks: prepared.ranks, train_seconds: result.trainSeconds,
-    peak_rss_mb: process.resourceUsage().maxRSS / 1024, saved, data: task.source,
+    peak_rss_mb: process.resourceUsage().maxRSS / 1024, saved, data: task.source, precision: precision.precision, precision_info: precision,
   };
   writeJsonAtomic(join(o.out, 'metrics.json'), metrics);
   writeFileAtomic(join(o.out, 'learning_curve.svg'), learningCurveSvg(join(o.out, 'log.jsonl'), `${o.method} on ${name}`));
@@ -83,7 +86,7 @@ export async function runTrainingQa(o: TrainOptions, steps: TrainSteps): Promise
 }
 
 /** `gelora eval` on QA: EM/F1 of a saved adapter or model on --dev; predictions.json beside --out. */
-export async function evaluateSavedQa(o: EvaluateOptions, warn: (message: string) => void): Promise<{ task: string; metric: string; primary: number; metrics: Record<string, number>; dev_loss: number; examples: number }> {
+export async function evaluateSavedQa(o: EvaluateOptions, warn: (message: string) => void): Promise<{ task: string; metric: string; primary: number; metrics: Record<string, number>; dev_loss: number; examples: number; precision: 'fp32' | 'bf16' }> {
   const dir = o.adapter ?? o.model;
   const infoFile = join(dir, 'gelora_task.json');
   const info = existsSync(infoFile) ? JSON.parse(readFileSync(infoFile, 'utf8')) as { max_length?: number; stride?: number; version?: 'v1.1' | 'v2.0'; max_answer_length?: number; null_score_diff_threshold?: number } : {};
@@ -94,11 +97,12 @@ export async function evaluateSavedQa(o: EvaluateOptions, warn: (message: string
   if (o.adapter) loadAdapter(model, o.adapter);
   const headWarning = randomHeadWarning(model, o.model, o.adapter);
   if (headWarning) warn(headWarning);
+  const { precision } = applyPrecision(model, o.precision ?? 'fp32', warn);
   const tok = TextTokenizer.fromDir(o.model, Number(model.config.pad_token_id ?? 0));
   const maxLength = info.max_length ?? o.maxLength;
   const features = qaFeatures(dev, tok, { maxLength, stride: info.stride ?? strideFor({ docStride: o.docStride, maxLength }) });
   const version = info.version === 'v2.0' || devData.version === 'v2.0' ? 'v2.0' : 'v1.1';
   const r = predictQa(model, dev, features, tok.padId, o.batchSize, { version, maxAnswerLength: info.max_answer_length, nullScoreDiffThreshold: info.null_score_diff_threshold });
   if (o.out) writePredictions(join(dirname(o.out), 'predictions.json'), r.predictions.predictions);
-  return { task: o.task ?? o.dev ?? o.train!, metric: 'f1', primary: r.scores.f1, metrics: qaMetrics(r.scores), dev_loss: r.loss, examples: dev.length };
+  return { task: o.task ?? o.dev ?? o.train!, metric: 'f1', primary: r.scores.f1, metrics: qaMetrics(r.scores), dev_loss: r.loss, examples: dev.length, precision };
 }

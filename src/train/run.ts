@@ -225,7 +225,7 @@ export interface EvalSummary { task: string; metric: string; primary: number; me
 export async function evaluateSaved(o: EvaluateOptions, hooks: { warn?: (message: string) => void } = {}): Promise<EvalSummary> {
   if (o.out) checkWritable(o.out, '--out', 'file');
   setMatmulPrecision(o.precision ?? 'fp32'); // refused before any work where bf16 cannot run
-  if (o.taskType !== 'causal-lm' && resolveTaskType(o, o.adapter ?? o.model) === 'qa') return { ...(await evaluateSavedQa(o, hooks.warn ?? stderrWarn)), precision: 'fp32' }; // QA converts no weight: fp32
+  if (o.taskType !== 'causal-lm' && resolveTaskType(o, o.adapter ?? o.model) === 'qa') return evaluateSavedQa(o, hooks.warn ?? stderrWarn);
   const info = readTaskInfo(o.adapter ?? o.model);
   if (o.taskType === 'causal-lm' || (o.taskType === undefined && (info?.kind as string | undefined) === 'causal-lm')) return evaluateCausalLm(o, info, hooks.warn ?? stderrWarn);
   const task = await loadTask({ ...taskOptions(o), regression: o.regression ?? (info ? info.kind === 'regression' : undefined), metric: o.metric ?? (info?.metric as MetricName | undefined) });
