@@ -90,6 +90,12 @@ struct Args {
       fail(msg);
     }
   }
+  // the operands of a gemm with sgemm's argument layout (A at 6, B at 9, C at 13)
+  void gemm_extents(bool tA, bool tB, long M, long N, long K, long aOff, long lda, long bOff, long ldb, long cOff, long ldc) {
+    extent(6, "A", aOff, tA ? K : M, tA ? M : K, lda);
+    extent(9, "B", bOff, tB ? N : K, tB ? K : N, ldb);
+    extent(13, "C", cOff, M, N, ldc);
+  }
   void fail_arg(const char *name, const char *what) {
     char msg[128];
     snprintf(msg, sizeof msg, "argument %s %s", name, what);
@@ -233,9 +239,7 @@ napi_value gemm_bf16(napi_env env, napi_callback_info info) {
   uint16_t *B = a.u16(9); long bOff = (long)a.num(10), ldb = (long)a.num(11);
   float beta = (float)a.num(12);
   float *C = a.f32(13); long cOff = (long)a.num(14), ldc = (long)a.num(15);
-  a.extent(6, "A", aOff, tA ? K : M, tA ? M : K, lda);
-  a.extent(9, "B", bOff, tB ? N : K, tB ? K : N, ldb);
-  a.extent(13, "C", cOff, M, N, ldc);
+  a.gemm_extents(tA, tB, M, N, K, aOff, lda, bOff, ldb, cOff, ldc);
   if (!a.ok) return nullptr;
   if (M == 0 || N == 0) return nullptr;
   GUARD_BEGIN
@@ -262,9 +266,7 @@ napi_value gemm_f32(napi_env env, napi_callback_info info) {
   float *B = a.f32(9); long bOff = (long)a.num(10), ldb = (long)a.num(11);
   float beta = (float)a.num(12);
   float *C = a.f32(13); long cOff = (long)a.num(14), ldc = (long)a.num(15);
-  a.extent(6, "A", aOff, tA ? K : M, tA ? M : K, lda);
-  a.extent(9, "B", bOff, tB ? N : K, tB ? K : N, ldb);
-  a.extent(13, "C", cOff, M, N, ldc);
+  a.gemm_extents(tA, tB, M, N, K, aOff, lda, bOff, ldb, cOff, ldc);
   if (!a.ok) return nullptr;
   if (M == 0 || N == 0) return nullptr;
   GUARD_BEGIN
