@@ -12,20 +12,26 @@ OUT=experiments/decoder-pooling/results
 MODEL=${MODEL:-models/gelora-llama-4l}
 SEEDS=${SEEDS:-5}
 mkdir -p "$OUT"
-# the wordnet-define training texts as one "text" column
+# the wordnet-define training texts (prompt + completion) and, as a second text set, 1000 brown-genre
+# training sentences, each as one "text" column
 node --input-type=module -e "
 import { wordnetDefine } from './dist/src/demo/define-data.js';
+import { brownGenreTask } from './dist/src/demo/data.js';
 import { writeFileSync } from 'node:fs';
-const d = wordnetDefine();
-writeFileSync('$OUT/texts.jsonl', d.train.map((x) => JSON.stringify({ text: x.prompt + x.completion })).join('\n') + '\n');
+const rows = (xs) => xs.map((t) => JSON.stringify({ text: t })).join('\n') + '\n';
+writeFileSync('$OUT/texts.jsonl', rows(wordnetDefine().train.map((x) => x.prompt + x.completion)));
+writeFileSync('$OUT/brown.jsonl', rows(brownGenreTask(2024, 250, 1).train.map((x) => x.text)));
 "
-for pooling in last mean; do
-  for seed in $(seq 0 $((SEEDS - 1))); do
-    dir="$OUT/$pooling-seed$seed"
-    [ -f "$dir/gelora.json" ] && continue
-    OPENBLAS_NUM_THREADS=1 node dist/src/cli/main.js analyze --model "$MODEL" --train "$OUT/texts.jsonl" --pooling "$pooling" \
-      --samples 500 --bootstrap 100 --seed "$seed" --max-length 64 --out "$dir" --json > /dev/null
+for data in texts brown; do
+  for pooling in last mean; do
+    for seed in $(seq 0 $((SEEDS - 1))); do
+      dir="$OUT/$([ $data = texts ] || echo "$data-")$pooling-seed$seed"
+      [ -f "$dir/gelora.json" ] && continue
+      OPENBLAS_NUM_THREADS=1 node dist/src/cli/main.js analyze --model "$MODEL" --train "$OUT/$data.jsonl" --pooling "$pooling" \
+        --samples 500 --bootstrap 100 --seed "$seed" --max-length 64 --out "$dir" --json > /dev/null
+    done
   done
 done
-node experiments/decoder-pooling/summarize.mjs "$OUT" "$SEEDS" > experiments/decoder-pooling/results/summary.md
-cat experiments/decoder-pooling/results/summary.md
+{ echo '## wordnet-define texts'; echo; node experiments/decoder-pooling/summarize.mjs "$OUT" "$SEEDS" '';
+  echo '## brown-genre sentences'; echo; node experiments/decoder-pooling/summarize.mjs "$OUT" "$SEEDS" brown-; } > "$OUT/summary.md"
+cat "$OUT/summary.md"

@@ -1,13 +1,13 @@
 // Summarises experiments/decoder-pooling/results/<pooling>-seed<s>/gelora.json as markdown tables.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-const [dir, seedsArg] = process.argv.slice(2);
+const [dir, seedsArg, prefix = ''] = process.argv.slice(2);
 const seeds = Number(seedsArg ?? 5);
 const mean = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length;
 const sd = (xs) => { const m = mean(xs); return Math.sqrt(xs.reduce((a, b) => a + (b - m) ** 2, 0) / Math.max(1, xs.length - 1)); };
 const out = [];
 for (const pooling of ['last', 'mean']) {
-  const reps = Array.from({ length: seeds }, (_, s) => JSON.parse(readFileSync(join(dir, `${pooling}-seed${s}`, 'gelora.json'), 'utf8')));
+  const reps = Array.from({ length: seeds }, (_, s) => JSON.parse(readFileSync(join(dir, `${prefix}${pooling}-seed${s}`, 'gelora.json'), 'utf8')));
   const L = reps[0].profile.length;
   out.push(`### --pooling ${pooling} (${seeds} seeds, ${reps[0].profile[0].n} points per layer)\n`);
   out.push('| layer | ID mean over seeds | ID sd over seeds | mean bootstrap sd | mean bootstrap interval width (95%) |', '|---|---|---|---|---|');
