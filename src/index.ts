@@ -80,8 +80,8 @@ export type { Objective, EvalResult } from './train/objective.js';
 export { causalLmObjective, causalLmLoss, encodeLmExamples, evaluateLm, lmBatch, packLm, shiftLabels, IGNORE_INDEX, type LmEncoded, type CausalLmOptions } from './train/objectives/causal-lm.js';
 /** Causal-LM data ({prompt, completion} or {messages}) and chat templates rendered by @huggingface/jinja. */
 export { readLmExamples, readLmData, loadChatTemplate, chatTemplate, conversationSegments, type ChatMessage, type ChatTemplate, type LmExample } from './io/chat.js';
-/** MLM pretraining through the same loop. */
-export { pretrain, type PretrainConfig } from './train/pretrain.js';
+/** Pretraining through the same loop: MLM (BERT) and causal LM (a LLaMA-style decoder). */
+export { pretrain, pretrainCausalLm, type PretrainConfig } from './train/pretrain.js';
 /** Task metrics (accuracy, F1, MCC, Pearson, Spearman). */
 export { evaluate, accuracy, f1, matthews, pearson, spearman, type MetricName } from './train/metrics.js';
 /** Several methods at the same trainable-parameter budget over several seeds. */

@@ -6,18 +6,19 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Option, type Command } from 'commander';
-import { DEMO_TASK_NAMES, EMBEDDED_MODEL, writeDemoTask } from '../demo/files.js';
+import { writeDefineReport } from '../demo/define-data.js';
+import { DEMO_TASK_NAMES, EMBEDDED_DECODER, EMBEDDED_MODEL, writeDemoTask } from '../demo/files.js';
 import { runCompare, type CompareCli } from './compare.js';
 import { checkWritable, positive, positiveInt } from './flags.js';
 import { optionDefaults, TRAIN_OPTIONS } from './train-options.js';
 
-interface DemoCli { task: string; model: string; out: string; methods: string; seeds: number; epochs: number; maxTrain?: number; lr: number; fullLr: number; batchSize: number }
+interface DemoCli { task: string; model?: string; out: string; methods: string; seeds: number; epochs: number; maxTrain?: number; lr: number; fullLr: number; batchSize: number }
 
 export function registerDemo(program: Command): void {
   program.command('demo')
     .description('GeLoRA end to end on the embedded pretrained model: ID profile, ranks, GeLoRA vs uniform LoRA at the same budget, report.html')
     .addOption(new Option('--task <name>', 'demo task').choices(DEMO_TASK_NAMES).default('brown-genre'))
-    .option('--model <dir>', 'model folder', EMBEDDED_MODEL)
+    .option('--model <dir>', 'model folder (default: models/gelora-bert-6l; wordnet-define: models/gelora-llama-4l)')
     .option('--out <dir>', 'output folder', 'runs/demo')
     .option('--methods <list>', 'methods to compare', 'gelora,lora')
     .option('--seeds <n>', 'seeds per method', positiveInt, 1)
@@ -27,14 +28,15 @@ export function registerDemo(program: Command): void {
     .option('--full-lr <x>', 'learning rate of full fine-tuning', positive, 1e-4)
     .option('--batch-size <n>', 'batch size', positiveInt, 32)
     .action(async (o: DemoCli) => {
-      if (!existsSync(join(o.model, 'config.json'))) throw new Error(`${o.model}: the embedded model is missing (it lives in models/gelora-bert-6l of the repository)`);
+      const model = o.model ?? (o.task === 'wordnet-define' ? EMBEDDED_DECODER : EMBEDDED_MODEL);
+      if (!existsSync(join(model, 'config.json'))) throw new Error(`${model}: the model is missing (the embedded ones live in models/gelora-bert-6l and models/gelora-llama-4l of the repository)`);
       checkWritable(o.out, '--out', 'dir');
       const data = writeDemoTask(o.task, join(o.out, 'data'));
-      process.stderr.write(`gelora demo: ${data.description}\n  data: ${data.train}, ${data.dev}\n  model: ${o.model}\n  1. intrinsic dimension of every layer's hidden states on the training inputs -> ranks per block\n  2. ${o.methods.split(',').join(' and ')} trained at the same trainable-parameter budget, ${o.seeds} seed(s), ${o.epochs} epoch(s)\n`);
+      process.stderr.write(`gelora demo: ${data.description}\n  data: ${data.train}, ${data.dev}\n  model: ${model}\n  1. intrinsic dimension of every layer's hidden states on the training inputs -> ranks per block\n  2. ${o.methods.split(',').join(' and ')} trained at the same trainable-parameter budget, ${o.seeds} seed(s), ${o.epochs} epoch(s)\n`);
       // train's defaults, with the demo's own settings on top
       const opts: CompareCli = {
         ...(optionDefaults(TRAIN_OPTIONS) as unknown as CompareCli),
-        model: o.model, out: o.out, train: data.train, dev: data.dev, task: o.task, taskType: data.taskType, seed: 0, methods: o.methods, seeds: o.seeds,
+        model, out: o.out, train: data.train, dev: data.dev, task: o.task, taskType: data.taskType, seed: 0, methods: o.methods, seeds: o.seeds,
         epochs: o.epochs, batchSize: o.batchSize, lr: o.lr, schedule: 'linear', gradAccum: 1, evalEvery: 0, patience: 0, maxLength: data.taskType === 'qa' ? 128 : 64, checkpointEvery: 50,
         r: 8, alphaRatio: 2, loraDropout: 0.05, samples: 2000, maxTrain: o.maxTrain, lrFor: o.methods.includes('full') ? [`full=${o.fullLr}`] : undefined,
       };
@@ -45,6 +47,7 @@ export function registerDemo(program: Command): void {
       if (new Set(g.ranks).size === 1) {
         console.log('Every block got the same rank: where the dimension does not grow from one layer to the next, the lower bound is 0 and a block gets only the offset; at an equal budget GeLoRA then trains the same adapter as uniform LoRA.');
       }
+      if (data.taskType === 'causal-lm') writeDefineReport(o.out, model, data.dev);
       console.log(r.markdown);
       console.log(`report: ${r.reportFile}\nresults: ${r.resultsFile}`);
     });

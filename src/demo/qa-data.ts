@@ -31,7 +31,7 @@ export interface WordnetQaOptions {
   unanswerable?: number;
 }
 
-interface Entry { g: Gloss; word: string; definition: string }
+export interface Entry { g: Gloss; word: string; definition: string }
 
 /** The definition part of a gloss: before the first quoted example, without a trailing ";". */
 export function glossDefinition(gloss: string): string {
@@ -39,7 +39,8 @@ export function glossDefinition(gloss: string): string {
   return (q >= 0 ? gloss.slice(0, q) : gloss).trim().replace(/[;:,\s]+$/, '');
 }
 
-function pool(): Entry[] {
+/** The synsets both WordNet recipes draw from (qa-data's step 1), in WordNet's order. */
+export function definitionEntries(): Entry[] {
   const seen = new Set<string>(), out: Entry[] = [];
   for (const g of wordnetGlosses()) {
     if (!WN_CLASSES.includes(g.category)) continue;
@@ -96,7 +97,7 @@ function paragraphs(entries: Entry[], count: number, split: string, o: Required<
 /** The train and dev questions of wordnet-qa (see the recipe above). */
 export function wordnetQa(opts: WordnetQaOptions = {}): { train: QaExample[]; dev: QaExample[]; version: 'v1.1' | 'v2.0' } {
   const o: Required<WordnetQaOptions> = { seed: 2024, trainParagraphs: 400, devParagraphs: 80, perParagraph: 4, unanswerable: 0.25, ...opts };
-  const dev = wordnetDevSynsets(), all = pool();
+  const dev = wordnetDevSynsets(), all = definitionEntries();
   const rng = new Rng(o.seed);
   return {
     train: paragraphs(all.filter((e) => !dev.has(e.g.id)), o.trainParagraphs, 'train', o, rng),

@@ -132,7 +132,7 @@ export async function taskTypeOf(o: DataOptions): Promise<TaskType> {
 }
 
 /** How a model folder turns causal-LM examples into ids and labels: its tokenizer, chat template and eos token. */
-function lmEncoding(dir: string, tok: TextTokenizer, model: Model, maxLength: number): LmEncodeOptions {
+export function lmEncoding(dir: string, tok: TextTokenizer, model: Model, maxLength: number): LmEncodeOptions {
   const eosName = specialTokens(readTokenizerConfig(dir)).eos_token;
   const eosId = (eosName !== undefined ? tok.tokenId(eosName) : undefined) ?? (typeof model.config.eos_token_id === 'number' ? model.config.eos_token_id : null);
   return { tokenizer: tok, template: loadChatTemplate(dir), maxLength, eosId };
