@@ -26,6 +26,31 @@ function f32Of(t: Tensor): Buf {
   return w;
 }
 
+/**
+ * A half-precision weight W [out, in] in the fp32 path of linear: its rows widened a slice of at most
+ * halfSlice values at a time into one pooled scratch, fn(r0, rows, w) running the product of each
+ * slice. A weight that fits one slice is widened whole, so its product is the single sgemm of an f32
+ * load; a larger one (a vocab-sized LM head: 1 GB as f32) never has its f32 copy in memory.
+ */
+function halfRowSlices(W: Tensor, fn: (r0: number, rows: number, w: Buf) => void): void {
+  const [outF, inF] = W.shape, half = W.halfBits!, bf16 = W.dtype === 'bf16';
+  const R = Math.max(1, Math.min(outF, Math.floor(halfSlice / inF)));
+  const w = scratch(R * inF);
+  for (let r0 = 0; r0 < outF; r0 += R) {
+    const rows = Math.min(R, outF - r0);
+    K().halfToFloat(w, 0, half, r0 * inF, rows * inF, bf16);
+    fn(r0, rows, w);
+  }
+}
+/** 4M values: 16 MB of f32 scratch */
+let halfSlice = 1 << 22;
+/** Sets the slice of halfRowSlices (tests: slicing a tiny model's weights); returns the previous one. */
+export function setHalfSlice(values: number): number {
+  const prev = halfSlice;
+  halfSlice = values;
+  return prev;
+}
+
 /** A zeroed scratch buffer owned by the current scope. */
 function zeroScratch(n: number): Buf {
   const b = scratch(n);
@@ -191,9 +216,11 @@ export function linear(x: Tensor, W: Tensor, b: Tensor | null, lora?: LoraBranch
   // inside the call, fp32 accumulation; everything else (bias, LoRA branch, gradients' sums) stays fp32
   // (bf16Operand is null off the native backend, whose buffers are all Float32Array)
   const wb = bf16Operand(W), dn = wb ? dnnlAddon() : null;
-  const k = K(), y = out.data, w = dn ? null : f32Of(W);
+  // a half W in the fp32 path is widened slice by slice, here and again in backward (halfRowSlices)
+  const k = K(), y = out.data, half = !dn && W.halfBits !== null, w = dn || half ? null : W.data;
   if (b) k.copy2d(N, outF, f32Of(b), 0, 0, y, 0, outF, false); // the bias in every row, then y += x W^T
   if (dn) dn.gemmBf16(false, true, N, outF, inF, 1, x.data as Float32Array, 0, inF, wb!, 0, inF, b ? 1 : 0, y as Float32Array, 0, outF);
+  else if (half) halfRowSlices(W, (r0, rows, ws) => k.gemm(false, true, N, rows, inF, 1, x.data, 0, inF, ws, 0, inF, b ? 1 : 0, y, r0, outF));
   else k.gemm(false, true, N, outF, inF, 1, x.data, 0, inF, w!, 0, inF, b ? 1 : 0, y, 0, outF);
   let t: Buf | null = null, r = 0;
   const xl = lora ? lora.input ?? x : null;
@@ -210,6 +237,7 @@ export function linear(x: Tensor, W: Tensor, b: Tensor | null, lora?: LoraBranch
     const k = K(), dy = out.grad!;
     // dx += dy W (dy rounded to bf16 in bf16 mode, as autocast's backward of a bf16 product)
     if (x.requiresGrad && dn) dn.gemmBf16(false, false, N, inF, outF, 1, dy as Float32Array, 0, outF, wb!, 0, inF, 1, gradOf(x) as Float32Array, 0, inF);
+    else if (x.requiresGrad && half) halfRowSlices(W, (r0, rows, ws) => k.gemm(false, false, N, inF, rows, 1, dy, r0, outF, ws, 0, inF, 1, gradOf(x), 0, inF));
     else if (x.requiresGrad) k.gemm(false, false, N, inF, outF, 1, dy, 0, outF, w!, 0, inF, 1, gradOf(x), 0, inF);
     if (W.requiresGrad) k.gemm(true, false, outF, inF, N, 1, dy, 0, outF, x.data, 0, inF, 1, gradOf(W), 0, inF);
     if (b && b.requiresGrad) sumRowsInto(gradOf(b), dy, N, outF);
