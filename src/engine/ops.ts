@@ -8,7 +8,7 @@ import { dnnlAddon } from './backends/dnnl.js';
 import { bf16Operand } from './precision.js';
 import { BinaryOp, ReduceOp, UnaryOp, type Buf } from './kernels.js';
 import { Rng } from './random.js';
-import { Tensor, empty, gradOf, record, scratch, view } from './tensor.js';
+import { Tensor, empty, gradOf, record, scratch, view, withScratch } from './tensor.js';
 
 const K = kernels;
 const prod = (s: readonly number[]): number => s.reduce((a, b) => a * b, 1);
@@ -27,27 +27,34 @@ function f32Of(t: Tensor): Buf {
 }
 
 /**
- * A half-precision weight W [out, in] in the fp32 path of linear: its rows widened a slice of at most
- * halfSlice values at a time into one pooled scratch, fn(r0, rows, w) running the product of each
- * slice. A weight that fits one slice is widened whole, so its product is the single sgemm of an f32
- * load; a larger one (a vocab-sized LM head: 1 GB as f32) never has its f32 copy in memory.
+ * A half-precision weight W [out, in] in the fp32 path of linear: widened into pooled scratch and
+ * multiplied, fn(r0, rows, w) running the product of rows r0 .. r0 + rows. A weight of up to
+ * halfWhole values is widened whole, so its product is the very sgemm call of an f32 load, bit for
+ * bit. A larger one (a vocab-sized LM head: 1 GB as f32) is widened halfSlice values at a time, so
+ * its f32 copy never exists; those products equal the f32 load's to rounding only, because OpenBLAS
+ * picks its kernel (and so its summation order) by the shape of each call.
  */
 function halfRowSlices(W: Tensor, fn: (r0: number, rows: number, w: Buf) => void): void {
   const [outF, inF] = W.shape, half = W.halfBits!, bf16 = W.dtype === 'bf16';
-  const R = Math.max(1, Math.min(outF, Math.floor(halfSlice / inF)));
-  const w = scratch(R * inF);
-  for (let r0 = 0; r0 < outF; r0 += R) {
-    const rows = Math.min(R, outF - r0);
-    K().halfToFloat(w, 0, half, r0 * inF, rows * inF, bf16);
-    fn(r0, rows, w);
-  }
+  const R = W.size <= halfWhole ? outF : Math.max(1, Math.min(outF, Math.floor(halfSlice / inF)));
+  // lent, not scope-owned: every Linear of a block reuses the same buffer (backward widens again)
+  withScratch(R * inF, (w) => {
+    for (let r0 = 0; r0 < outF; r0 += R) {
+      const rows = Math.min(R, outF - r0);
+      K().halfToFloat(w, 0, half, r0 * inF, rows * inF, bf16);
+      fn(r0, rows, w);
+    }
+  });
 }
-/** 4M values: 16 MB of f32 scratch */
-let halfSlice = 1 << 22;
-/** Sets the slice of halfRowSlices (tests: slicing a tiny model's weights); returns the previous one. */
-export function setHalfSlice(values: number): number {
-  const prev = halfSlice;
-  halfSlice = values;
+/** 2^24 values (64 MB as f32): every Linear of a Llama-3.2-1B-sized model but its vocab-sized head */
+let halfWhole = 1 << 24;
+/** 2^20 values (4 MB of f32, an L2's worth: sgemm reads the widened slice from cache) */
+let halfSlice = 1 << 20;
+/** Sets halfRowSlices' limits (tests slice a tiny model's weights); returns the previous ones. */
+export function setHalfSlicing(whole: number, slice: number): [number, number] {
+  const prev: [number, number] = [halfWhole, halfSlice];
+  halfWhole = whole;
+  halfSlice = slice;
   return prev;
 }
 

@@ -73,6 +73,8 @@ const free = new Map<number, Buf[]>();
 let pooledBytes = 0;
 /** bytes handed out to tensors now, and the most ever at once: the pool keeps at most that much */
 let liveBytes = 0, peakLiveBytes = 0;
+/** the most handed out at once since resetPoolPeak (measurements only: the pool's own cap uses peakLiveBytes) */
+let watchedPeak = 0;
 const POOL_FLOOR = 64 * 1024 * 1024;
 
 /**
@@ -98,6 +100,7 @@ function take(n: number): Buf {
         pooledBytes -= b.byteLength;
         liveBytes += b.byteLength;
         peakLiveBytes = Math.max(peakLiveBytes, liveBytes);
+        watchedPeak = Math.max(watchedPeak, liveBytes);
         return b.length === n ? b : b.subarray(0, n);
       }
     }
@@ -105,6 +108,7 @@ function take(n: number): Buf {
   const b = want64 ? new Float64Array(cls) : new Float32Array(cls);
   liveBytes += b.byteLength;
   peakLiveBytes = Math.max(peakLiveBytes, liveBytes);
+  watchedPeak = Math.max(watchedPeak, liveBytes);
   return b.length === n ? b : b.subarray(0, n);
 }
 
@@ -124,6 +128,13 @@ function give(view: Buf): void {
 }
 
 export function poolBytes(): number { return pooledBytes; }
+
+/**
+ * Activation and scratch memory: bytes handed out now, and the most at once since resetPoolPeak()
+ * (what a forward costs beside the weights; tests of the half-weight paths measure it).
+ */
+export function poolStats(): { live: number; peak: number } { return { live: liveBytes, peak: watchedPeak }; }
+export function resetPoolPeak(): void { watchedPeak = liveBytes; }
 
 // ---------------------------------------------------------------------------------------------
 // tensors
@@ -392,6 +403,16 @@ export function gradOf(t: Tensor): Buf {
     else { t.grad = take(t.size); kernels().fill(t.grad, 0, t.size, 0); }
   }
   return t.grad;
+}
+
+/**
+ * A pooled buffer of n values lent to fn only: back in the pool when fn returns (or throws), so the
+ * next caller reuses it. For work buffers nothing keeps (the widened slices of a half weight): a
+ * scope-owned scratch would hold one per Linear until the block ends.
+ */
+export function withScratch<T>(n: number, fn: (b: Buf) => T): T {
+  const b = take(n);
+  try { return fn(b); } finally { give(b); }
 }
 
 /** A scratch buffer owned by the current scope (saved statistics such as layernorm's mean). */
