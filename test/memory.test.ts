@@ -6,7 +6,7 @@ import { describe, it } from 'node:test';
 import { kernels } from '../src/engine/backend.js';
 import { bf16Available } from '../src/engine/backends/dnnl.js';
 import { crossEntropy, setHalfSlicing } from '../src/engine/ops.js';
-import { applyPrecision, setMatmulPrecision } from '../src/engine/precision.js';
+import { applyPrecision, bf16Operand, setMatmulPrecision } from '../src/engine/precision.js';
 import { Rng } from '../src/engine/random.js';
 import { backward, noGrad, poolStats, resetPoolPeak, scope, type Tensor } from '../src/engine/tensor.js';
 import { SafetensorsFile, writeSafetensors, type TensorToWrite } from '../src/io/safetensors.js';
@@ -191,7 +191,10 @@ describe('memory: half-precision checkpoints stay half precision', () => {
       const info = applyPrecision(model, 'bf16', (l) => lines.push(l));
       assert.equal(info.precision, 'bf16');
       assert.equal(info.converted_weights, 0, 'already bf16: nothing to convert');
-      assert.ok(info.bf16_weights > 0);
+      assert.equal(info.bf16_weights, model.linears().length - 1, 'the block Linears');
+      // the tied LM head is stored bf16 but, a head, keeps its products fp32 as an f32 head does
+      assert.equal(bf16Operand(model.linears().find((l) => l.name === 'lm_head')!.weight), null);
+      assert.ok(bf16Operand(model.linears()[0].weight) !== null);
       const bf = outputs(model, x);
       const d = maxDiff(bf[bf.length - 1], fp32[fp32.length - 1]);
       assert.ok(d > 0 && d < 0.1, `bf16 logits differ from fp32 by ${d}`);

@@ -18,6 +18,11 @@ export type { Precision } from './backends/dnnl.js';
 export const PRECISIONS: readonly Precision[] = ['auto', 'fp32', 'bf16'];
 
 let current: 'fp32' | 'bf16' = 'fp32';
+/**
+ * Head weights stored bf16 by the checkpoint (a bf16 LM head tied to its embedding): bf16 mode keeps
+ * their products fp32 (widened exactly), as it keeps an f32 head, so the head rule holds for any checkpoint.
+ */
+const fp32Products = new WeakSet<Tensor>();
 
 /**
  * Sets the run's matmul precision; `auto` is bf16 only where oneDNN multiplies bf16 on matrix units,
@@ -39,7 +44,7 @@ export function matmulPrecision(): 'fp32' | 'bf16' {
  * an f16 weight is widened too: oneDNN's product here is bf16 x bf16).
  */
 export function bf16Operand(W: Tensor): Uint16Array | null {
-  if (current !== 'bf16' || W.dtype !== 'bf16' || kernels().name !== 'native') return null;
+  if (current !== 'bf16' || W.dtype !== 'bf16' || kernels().name !== 'native' || fp32Products.has(W)) return null;
   return W.halfBits;
 }
 
@@ -82,8 +87,9 @@ export function applyPrecision(model: LinearOwner, requested: Precision, log: (l
   const mode = setMatmulPrecision(requested);
   const s = bf16Available();
   const converted = mode === 'bf16' ? toBf16Weights(model) : 0;
-  // what runs: bf16 only if some Linear weight is bf16 (full fine-tuning has none: it runs fp32)
-  const bf16Weights = model.linears().filter((l) => l.weight.dtype === 'bf16').length;
+  for (const l of model.linears()) if (model.blockOf(l.name) === null && l.weight.dtype === 'bf16') fp32Products.add(l.weight);
+  // what runs: bf16 only if some block Linear weight is bf16 (full fine-tuning has none: it runs fp32)
+  const bf16Weights = model.linears().filter((l) => l.weight.dtype === 'bf16' && model.blockOf(l.name) !== null).length;
   const precision = mode === 'bf16' && bf16Weights > 0 && kernels().name === 'native' ? 'bf16' : 'fp32';
   const why = precision === 'bf16' ? `${bf16Weights} frozen Linear weights in bf16 on ${s.library} (${s.isa})`
     : mode === 'bf16' ? (kernels().name !== 'native' ? 'bf16 asked, but the js backend multiplies in fp32'
