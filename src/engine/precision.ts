@@ -57,8 +57,10 @@ export interface LinearOwner {
 
 /**
  * Converts a model's frozen f32 Linear weights to bf16 in place (the memory is halved and the products
- * go to oneDNN in bf16 mode). Weights loaded as bf16 are already there; weights loaded as f16 stay f16
- * (their products are the exact fp32 ones: rounding f16 to bf16 would lose 3 mantissa bits). Only the Linears inside the blocks: heads stay f32 even when frozen
+ * go to oneDNN in bf16 mode). Weights loaded as bf16 are already there. Weights loaded as f16 (the
+ * embedded model's) are rounded to bf16 once, as f32 ones are: the very bits an f32 load of them gave
+ * before (f16 widens exactly), so bf16 mode runs as it did; the rounding drops 3 of f16's 10 mantissa
+ * bits, the price of bf16 products, which fp32 mode never pays. Only the Linears inside the blocks: heads stay f32 even when frozen
  * (an LM head tied to the embedding included), and embeddings and norms are not Linears. Call it after
  * the method is prepared, so trainable weights (full fine-tuning) stay f32. Returns how many were converted.
  */
@@ -66,8 +68,8 @@ export function toBf16Weights(model: LinearOwner): number {
   let n = 0;
   for (const lin of model.linears()) {
     const W = lin.weight;
-    if (W.requiresGrad || W.dtype !== 'f32' || model.blockOf(lin.name) === null) continue;
-    W.adoptHalf(toBf16(W.data instanceof Float32Array ? W.data : Float32Array.from(W.data)), 'bf16');
+    if (W.requiresGrad || (W.dtype !== 'f32' && W.dtype !== 'f16') || model.blockOf(lin.name) === null) continue;
+    W.adoptHalf(toBf16(W.dtype === 'f16' ? W.toFloat32() : W.data instanceof Float32Array ? W.data : Float32Array.from(W.data)), 'bf16');
     n++;
   }
   return n;
@@ -92,9 +94,7 @@ export function applyPrecision(model: LinearOwner, requested: Precision, log: (l
   const bf16Weights = model.linears().filter((l) => l.weight.dtype === 'bf16' && model.blockOf(l.name) !== null).length;
   const precision = mode === 'bf16' && bf16Weights > 0 && kernels().name === 'native' ? 'bf16' : 'fp32';
   const why = precision === 'bf16' ? `${bf16Weights} frozen Linear weights in bf16 on ${s.library} (${s.isa})`
-    : mode === 'bf16' ? (kernels().name !== 'native' ? 'bf16 asked, but the js backend multiplies in fp32'
-      : model.linears().some((l) => l.weight.dtype === 'f16') ? 'bf16 asked, but the frozen Linear weights are f16 as loaded: kept f16 and multiplied exactly in fp32 (f16 to bf16 would drop 3 mantissa bits)'
-      : 'bf16 asked, but every Linear weight is trained: fp32')
+    : mode === 'bf16' ? (kernels().name !== 'native' ? 'bf16 asked, but the js backend multiplies in fp32' : 'bf16 asked, but every Linear weight is trained: fp32')
     : requested === 'auto' ? `auto: ${s.reason || 'bf16 available'}` : 'as asked';
   log(`gelora: precision ${precision} (${why})\n`);
   return { precision, requested, converted_weights: converted, bf16_weights: bf16Weights, library: s.library, isa: s.isa };
