@@ -4,7 +4,7 @@ import { kernels, nativeAvailable, useBackend } from '../src/engine/backend.js';
 import { bf16ToNumber, halfToNumber } from '../src/engine/backends/js.js';
 import * as op from '../src/engine/ops.js';
 import { Rng } from '../src/engine/random.js';
-import { backward, halfParameter, parameter, scope, type HalfDType, type Tensor } from '../src/engine/tensor.js';
+import { backward, gradOf, halfParameter, parameter, scope, type HalfDType, type Tensor } from '../src/engine/tensor.js';
 
 const BACKENDS = nativeAvailable() ? (['js', 'native'] as const) : (['js'] as const);
 
@@ -79,11 +79,21 @@ describe('tensors with a dtype', () => {
     assert.equal(t.dtype, 'f32');
   });
 
-  it('a half weight cannot get a gradient or be made trainable by adoptHalf', () => {
-    const w = halfParameter(new Uint16Array(4), 'bf16', [2, 2], 'frozen');
+  it('a half weight made trainable is widened to f32 (exact upcast, tied tensors follow); adoptHalf refuses a trainable one', () => {
+    const bits = Uint16Array.of(0x3f80, 0xc000, 0x3e00, 0x0001); // bf16 1, -2, 0.125, the smallest subnormal
+    const w = halfParameter(bits, 'bf16', [2, 2], 'frozen'), tied = halfParameter(new Uint16Array(4), 'bf16', [2, 2], 'tied');
+    tied.tie(w);
+    assert.equal(w.storageBytes, 8);
     w.requiresGrad = true;
-    const x = parameter(new Float32Array(2), [1, 2], true, 'x');
-    assert.throws(() => scope(() => backward(op.sum(op.linear(x, w, null)))), /frozen is bf16: half-precision weights are frozen/);
+    assert.equal(w.dtype, 'f32');
+    assert.equal(tied.dtype, 'f32', 'the tied weight shares the widened storage');
+    assert.equal(w.storageBytes, 16);
+    assert.deepEqual(w.toFloat32(), Float32Array.of(1, -2, 0.125, new Float32Array(new Uint32Array([0x10000]).buffer)[0]));
+    const x = parameter(Float32Array.of(1, 1), [1, 2], true, 'x');
+    scope(() => backward(op.sum(op.linear(x, w, null))));
+    assert.deepEqual(Array.from(w.grad!), [1, 1, 1, 1]);
+    const frozen = halfParameter(new Uint16Array(4), 'bf16', [2, 2], 'frozen2');
+    assert.throws(() => gradOf(frozen), /frozen2 is bf16: half-precision weights are frozen/);
     const trainable = parameter(new Float32Array(4), [2, 2], true, 'lora');
     assert.throws(() => trainable.adoptHalf(new Uint16Array(4), 'f16'), /lora \[2,2\] is trainable: it cannot be stored as f16/);
   });

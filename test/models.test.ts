@@ -194,7 +194,7 @@ describe('no NaN passes silently: non-finite hidden states and logits name the l
   });
 });
 
-describe('halfWeights: BF16/F16 checkpoint weights kept as half, outputs identical to widening them', () => {
+describe('halfWeights (the default): BF16/F16 checkpoint weights kept as half, outputs identical to widening them', () => {
   const HF_LLM = new URL('../../test/data/hf-llm/', import.meta.url).pathname;
   const run = (dir: string, inputsDir: string, opts: Parameters<typeof loadModel>[1]) => {
     const { model } = loadModel(dir, opts);
@@ -206,19 +206,23 @@ describe('halfWeights: BF16/F16 checkpoint weights kept as half, outputs identic
     return { model, out };
   };
   const check = (dir: string, inputsDir: string, weightsFile: string | undefined, dtype: 'bf16' | 'f16', halfDtype: string): void => {
-    const base = run(dir, inputsDir, weightsFile ? { weightsFile } : {});
-    const half = run(dir, inputsDir, { ...(weightsFile ? { weightsFile } : {}), halfWeights: true });
+    const base = run(dir, inputsDir, { ...(weightsFile ? { weightsFile } : {}), halfWeights: false });
+    const half = run(dir, inputsDir, weightsFile ? { weightsFile } : {}); // half by default
     assert.equal(half.out.hidden.length, base.out.hidden.length);
     half.out.hidden.forEach((h, i) => assert.deepEqual(h, base.out.hidden[i], `hidden_states.${i} differs`));
     assert.deepEqual(half.out.logits, base.out.logits, 'logits differ');
-    // every weight the checkpoint stores as half reports that dtype; without the option all are f32
+    // every weight the checkpoint stores as half reports that dtype (2 bytes a value); with halfWeights false all are f32
     const f = new SafetensorsFile(join(dir, weightsFile ?? 'model.safetensors'));
     const stored = new Set(f.names().filter((n) => f.info(n).dtype === halfDtype));
     f.close();
     let n = 0;
     for (const [name, t] of half.model.params.byName) {
       assert.equal(base.model.params.get(name).dtype, 'f32', name);
-      if (stored.has(name) || stored.has(name.slice(half.model.backbonePrefix.length + 1))) { assert.equal(t.dtype, dtype, name); n++; }
+      if (stored.has(name) || stored.has(name.slice(half.model.backbonePrefix.length + 1))) {
+        assert.equal(t.dtype, dtype, name);
+        assert.equal(t.storageBytes, 2 * t.size, `${name}: 16-bit storage only`);
+        n++;
+      }
     }
     assert.ok(n > 0 && n >= stored.size - 4, `${n} of ${stored.size} half tensors kept as ${dtype}`);
   };

@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { forwardBench } from '../../bench/forward.js';
 import { loraStepBench } from '../../bench/lora-step.js';
 import { matmulBench } from '../../bench/matmul.js';
+import { memoryBench } from '../../bench/memory.js';
 import { matmulBf16Bench } from '../../bench/matmul-bf16.js';
 import { trainBench } from '../../bench/train.js';
 import { twonnBench } from '../../bench/twonn.js';
@@ -44,6 +45,18 @@ export function registerBench(program: Command): void {
     .option('--config <name>', 'n10k_d768 (bench/configs.json)', 'n10k_d768')
     .action((o: { config: string }) => {
       console.log(JSON.stringify({ ...twonnBench(o.config), blas: blasInfo() }));
+    });
+  bench.command('memory')
+    .description('peak RSS of a forward (and of gelora analyze) on a random Llama-3.2-1B-shaped bf16 checkpoint in a temporary folder, against its size')
+    .option('--config <name>', 'llama1b-4block (forward) or llama1b (forward and analyze)', 'llama1b-4block')
+    .option('--batch <n>', 'forward: sequences', positiveInt, 1)
+    .option('--seq <n>', 'forward: tokens per sequence', positiveInt, 128)
+    .option('--analyze', 'also run gelora analyze (always for llama1b)')
+    .option('--samples <n>', 'analyze: examples of 128 tokens', positiveInt, 64)
+    .option('--analyze-batch <n>', 'analyze: --batch-size', positiveInt, 16)
+    .addOption(precisionOption())
+    .action((o: { config: string; batch: number; seq: number; analyze?: boolean; samples: number; analyzeBatch: number; precision: Precision }) => {
+      console.log(JSON.stringify({ ...memoryBench(o.config, o), blas: blasInfo() }));
     });
   bench.command('matmul')
     .description('GFLOP/s of the GEMM shapes of a BERT-base step')

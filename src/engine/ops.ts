@@ -8,7 +8,7 @@ import { dnnlAddon } from './backends/dnnl.js';
 import { bf16Operand } from './precision.js';
 import { BinaryOp, ReduceOp, UnaryOp, type Buf } from './kernels.js';
 import { Rng } from './random.js';
-import { Tensor, empty, gradOf, record, scratch, view } from './tensor.js';
+import { Tensor, empty, gradOf, record, scratch, view, withScratch } from './tensor.js';
 
 const K = kernels;
 const prod = (s: readonly number[]): number => s.reduce((a, b) => a * b, 1);
@@ -24,6 +24,38 @@ function f32Of(t: Tensor): Buf {
   const w = scratch(t.size);
   K().halfToFloat(w, 0, half, 0, t.size, t.dtype === 'bf16');
   return w;
+}
+
+/**
+ * A half-precision weight W [out, in] in the fp32 path of linear: widened into pooled scratch and
+ * multiplied, fn(r0, rows, w) running the product of rows r0 .. r0 + rows. A weight of up to
+ * halfWhole values is widened whole, so its product is the very sgemm call of an f32 load, bit for
+ * bit. A larger one (a vocab-sized LM head: 1 GB as f32) is widened halfSlice values at a time, so
+ * its f32 copy never exists; those products equal the f32 load's to rounding only, because OpenBLAS
+ * picks its kernel (and so its summation order) by the shape of each call.
+ */
+function halfRowSlices(W: Tensor, fn: (r0: number, rows: number, w: Buf) => void): void {
+  const [outF, inF] = W.shape, half = W.halfBits!, bf16 = W.dtype === 'bf16';
+  const R = W.size <= halfWhole ? outF : Math.max(1, Math.min(outF, Math.floor(halfSlice / inF)));
+  // lent, not scope-owned: every Linear of a block reuses the same buffer (backward widens again)
+  withScratch(R * inF, (w) => {
+    for (let r0 = 0; r0 < outF; r0 += R) {
+      const rows = Math.min(R, outF - r0);
+      K().halfToFloat(w, 0, half, r0 * inF, rows * inF, bf16);
+      fn(r0, rows, w);
+    }
+  });
+}
+/** 2^24 values (64 MB as f32): every Linear of a Llama-3.2-1B-sized model but its vocab-sized head */
+let halfWhole = 1 << 24;
+/** 2^20 values (4 MB of f32, an L2's worth: sgemm reads the widened slice from cache) */
+let halfSlice = 1 << 20;
+/** Sets halfRowSlices' limits (tests slice a tiny model's weights); returns the previous ones. */
+export function setHalfSlicing(whole: number, slice: number): [number, number] {
+  const prev: [number, number] = [halfWhole, halfSlice];
+  halfWhole = whole;
+  halfSlice = slice;
+  return prev;
 }
 
 /** A zeroed scratch buffer owned by the current scope. */
@@ -191,9 +223,11 @@ export function linear(x: Tensor, W: Tensor, b: Tensor | null, lora?: LoraBranch
   // inside the call, fp32 accumulation; everything else (bias, LoRA branch, gradients' sums) stays fp32
   // (bf16Operand is null off the native backend, whose buffers are all Float32Array)
   const wb = bf16Operand(W), dn = wb ? dnnlAddon() : null;
-  const k = K(), y = out.data, w = dn ? null : f32Of(W);
+  // a half W in the fp32 path is widened slice by slice, here and again in backward (halfRowSlices)
+  const k = K(), y = out.data, half = !dn && W.halfBits !== null, w = dn || half ? null : W.data;
   if (b) k.copy2d(N, outF, f32Of(b), 0, 0, y, 0, outF, false); // the bias in every row, then y += x W^T
   if (dn) dn.gemmBf16(false, true, N, outF, inF, 1, x.data as Float32Array, 0, inF, wb!, 0, inF, b ? 1 : 0, y as Float32Array, 0, outF);
+  else if (half) halfRowSlices(W, (r0, rows, ws) => k.gemm(false, true, N, rows, inF, 1, x.data, 0, inF, ws, 0, inF, b ? 1 : 0, y, r0, outF));
   else k.gemm(false, true, N, outF, inF, 1, x.data, 0, inF, w!, 0, inF, b ? 1 : 0, y, 0, outF);
   let t: Buf | null = null, r = 0;
   const xl = lora ? lora.input ?? x : null;
@@ -210,6 +244,7 @@ export function linear(x: Tensor, W: Tensor, b: Tensor | null, lora?: LoraBranch
     const k = K(), dy = out.grad!;
     // dx += dy W (dy rounded to bf16 in bf16 mode, as autocast's backward of a bf16 product)
     if (x.requiresGrad && dn) dn.gemmBf16(false, false, N, inF, outF, 1, dy as Float32Array, 0, outF, wb!, 0, inF, 1, gradOf(x) as Float32Array, 0, inF);
+    else if (x.requiresGrad && half) halfRowSlices(W, (r0, rows, ws) => k.gemm(false, false, N, inF, rows, 1, dy, r0, outF, ws, 0, inF, 1, gradOf(x), 0, inF));
     else if (x.requiresGrad) k.gemm(false, false, N, inF, outF, 1, dy, 0, outF, w!, 0, inF, 1, gradOf(x), 0, inF);
     if (W.requiresGrad) k.gemm(true, false, outF, inF, N, 1, dy, 0, outF, x.data, 0, inF, 1, gradOf(W), 0, inF);
     if (b && b.requiresGrad) sumRowsInto(gradOf(b), dy, N, outF);

@@ -18,6 +18,11 @@ export type { Precision } from './backends/dnnl.js';
 export const PRECISIONS: readonly Precision[] = ['auto', 'fp32', 'bf16'];
 
 let current: 'fp32' | 'bf16' = 'fp32';
+/**
+ * Head weights stored bf16 by the checkpoint (a bf16 LM head tied to its embedding): bf16 mode keeps
+ * their products fp32 (widened exactly), as it keeps an f32 head, so the head rule holds for any checkpoint.
+ */
+const fp32Products = new WeakSet<Tensor>();
 
 /**
  * Sets the run's matmul precision; `auto` is bf16 only where oneDNN multiplies bf16 on matrix units,
@@ -39,7 +44,7 @@ export function matmulPrecision(): 'fp32' | 'bf16' {
  * an f16 weight is widened too: oneDNN's product here is bf16 x bf16).
  */
 export function bf16Operand(W: Tensor): Uint16Array | null {
-  if (current !== 'bf16' || W.dtype !== 'bf16' || kernels().name !== 'native') return null;
+  if (current !== 'bf16' || W.dtype !== 'bf16' || kernels().name !== 'native' || fp32Products.has(W)) return null;
   return W.halfBits;
 }
 
@@ -52,7 +57,10 @@ export interface LinearOwner {
 
 /**
  * Converts a model's frozen f32 Linear weights to bf16 in place (the memory is halved and the products
- * go to oneDNN in bf16 mode). Only the Linears inside the blocks: heads stay f32 even when frozen
+ * go to oneDNN in bf16 mode). Weights loaded as bf16 are already there. Weights loaded as f16 (the
+ * embedded model's) are rounded to bf16 once, as f32 ones are: the very bits an f32 load of them gave
+ * before (f16 widens exactly), so bf16 mode runs as it did; the rounding drops 3 of f16's 10 mantissa
+ * bits, the price of bf16 products, which fp32 mode never pays. Only the Linears inside the blocks: heads stay f32 even when frozen
  * (an LM head tied to the embedding included), and embeddings and norms are not Linears. Call it after
  * the method is prepared, so trainable weights (full fine-tuning) stay f32. Returns how many were converted.
  */
@@ -60,8 +68,8 @@ export function toBf16Weights(model: LinearOwner): number {
   let n = 0;
   for (const lin of model.linears()) {
     const W = lin.weight;
-    if (W.requiresGrad || W.dtype !== 'f32' || model.blockOf(lin.name) === null) continue;
-    W.adoptHalf(toBf16(W.data instanceof Float32Array ? W.data : Float32Array.from(W.data)), 'bf16');
+    if (W.requiresGrad || (W.dtype !== 'f32' && W.dtype !== 'f16') || model.blockOf(lin.name) === null) continue;
+    W.adoptHalf(toBf16(W.dtype === 'f16' ? W.toFloat32() : W.data instanceof Float32Array ? W.data : Float32Array.from(W.data)), 'bf16');
     n++;
   }
   return n;
@@ -81,8 +89,9 @@ export function applyPrecision(model: LinearOwner, requested: Precision, log: (l
   const mode = setMatmulPrecision(requested);
   const s = bf16Available();
   const converted = mode === 'bf16' ? toBf16Weights(model) : 0;
-  // what runs: bf16 only if some Linear weight is bf16 (full fine-tuning has none: it runs fp32)
-  const bf16Weights = model.linears().filter((l) => l.weight.dtype === 'bf16').length;
+  for (const l of model.linears()) if (model.blockOf(l.name) === null && l.weight.dtype === 'bf16') fp32Products.add(l.weight);
+  // what runs: bf16 only if some block Linear weight is bf16 (full fine-tuning has none: it runs fp32)
+  const bf16Weights = model.linears().filter((l) => l.weight.dtype === 'bf16' && model.blockOf(l.name) !== null).length;
   const precision = mode === 'bf16' && bf16Weights > 0 && kernels().name === 'native' ? 'bf16' : 'fp32';
   const why = precision === 'bf16' ? `${bf16Weights} frozen Linear weights in bf16 on ${s.library} (${s.isa})`
     : mode === 'bf16' ? (kernels().name !== 'native' ? 'bf16 asked, but the js backend multiplies in fp32' : 'bf16 asked, but every Linear weight is trained: fp32')

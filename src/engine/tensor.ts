@@ -28,10 +28,37 @@ export type HalfDType = 'bf16' | 'f16';
 /** A tensor's memory as the backend owns it. Only src/engine looks inside. */
 export interface Storage { readonly dtype: DType; readonly length: number }
 
-/** Host memory: a typed array (Float32Array, Float64Array, or Uint16Array bits for bf16/f16). */
+/**
+ * Host memory: a typed array (Float32Array, Float64Array, or Uint16Array bits for bf16/f16). A
+ * parameter's storage may start unallocated (`values` null): its f32 zeros are allocated on first
+ * use, so a model built for a checkpoint never holds zeros that the loader then replaces (and a half
+ * weight never has an f32 buffer at all).
+ */
 export class HostStorage implements Storage {
-  constructor(readonly dtype: DType, readonly values: Buf | Uint16Array) {}
-  get length(): number { return this.values.length; }
+  private v: Buf | Uint16Array | null;
+  private dt: DType;
+  readonly length: number;
+  constructor(dtype: DType, values: Buf | Uint16Array | null, length = values ? values.length : 0) {
+    this.dt = dtype;
+    this.v = values;
+    this.length = length;
+  }
+  get dtype(): DType { return this.dt; }
+  get values(): Buf | Uint16Array { return this.v ??= new Float32Array(this.length); }
+  /** bytes held now (0 for a parameter whose zeros were never used) */
+  get bytes(): number { return this.v ? this.v.byteLength : 0; }
+
+  /**
+   * bf16/f16 bits -> f32 values, the exact upcast, in place: every tensor sharing this storage (a tied
+   * weight, a view) sees the f32 values. The 16-bit array is dropped.
+   */
+  widen(): void {
+    if (this.dt !== 'bf16' && this.dt !== 'f16') return;
+    const f = new Float32Array(this.length);
+    kernels().halfToFloat(f, 0, this.v as Uint16Array, 0, this.length, this.dt === 'bf16');
+    this.v = f;
+    this.dt = 'f32';
+  }
 }
 
 const hostOf = (values: Buf): HostStorage => new HostStorage(values instanceof Float64Array ? 'f64' : 'f32', values);
@@ -46,6 +73,8 @@ const free = new Map<number, Buf[]>();
 let pooledBytes = 0;
 /** bytes handed out to tensors now, and the most ever at once: the pool keeps at most that much */
 let liveBytes = 0, peakLiveBytes = 0;
+/** the most handed out at once since resetPoolPeak (measurements only: the pool's own cap uses peakLiveBytes) */
+let watchedPeak = 0;
 const POOL_FLOOR = 64 * 1024 * 1024;
 
 /**
@@ -71,6 +100,7 @@ function take(n: number): Buf {
         pooledBytes -= b.byteLength;
         liveBytes += b.byteLength;
         peakLiveBytes = Math.max(peakLiveBytes, liveBytes);
+        watchedPeak = Math.max(watchedPeak, liveBytes);
         return b.length === n ? b : b.subarray(0, n);
       }
     }
@@ -78,6 +108,7 @@ function take(n: number): Buf {
   const b = want64 ? new Float64Array(cls) : new Float32Array(cls);
   liveBytes += b.byteLength;
   peakLiveBytes = Math.max(peakLiveBytes, liveBytes);
+  watchedPeak = Math.max(watchedPeak, liveBytes);
   return b.length === n ? b : b.subarray(0, n);
 }
 
@@ -98,17 +129,26 @@ function give(view: Buf): void {
 
 export function poolBytes(): number { return pooledBytes; }
 
+/**
+ * Activation and scratch memory: bytes handed out now, and the most at once since resetPoolPeak()
+ * (what a forward costs beside the weights; tests of the half-weight paths measure it).
+ */
+export function poolStats(): { live: number; peak: number } { return { live: liveBytes, peak: watchedPeak }; }
+export function resetPoolPeak(): void { watchedPeak = liveBytes; }
+
 // ---------------------------------------------------------------------------------------------
 // tensors
 
 const RELEASED = new HostStorage('f32', new Float32Array(0));
+/** values of a half tensor widened at once by firstNonFinite */
+const HALF_CHECK_SLICE = 1 << 16;
 
 export class Tensor {
   private _s: HostStorage;
   readonly shape: readonly number[];
   readonly size: number;
   grad: Buf | null = null;
-  requiresGrad: boolean;
+  private rg = false;
   /** A leaf that the user owns (a weight): never pooled, its gradient persists across steps. */
   readonly isParam: boolean;
   /** Set for views (reshape): they share data and gradient with their base. */
@@ -122,10 +162,25 @@ export class Tensor {
     this._s = st;
     this.shape = shape;
     this.size = size;
-    this.requiresGrad = opts.requiresGrad ?? false;
     this.isParam = opts.isParam ?? false;
+    this.requiresGrad = opts.requiresGrad ?? false;
     this.base = opts.base ?? null;
   }
+
+  get requiresGrad(): boolean { return this.rg; }
+
+  /**
+   * Making a half-precision (bf16/f16) weight trainable widens it to f32 first, the exact upcast, in
+   * place (a tied weight follows): gradients and optimiser steps are f32 (full fine-tuning,
+   * modules_to_save, a trained head). Frozen weights keep their 16-bit storage.
+   */
+  set requiresGrad(v: boolean) {
+    if (v) this._s.widen();
+    this.rg = v;
+  }
+
+  /** Bytes this tensor's storage holds now: 2 per value for bf16/f16, 4 for f32, 0 for a weight never loaded or used. */
+  get storageBytes(): number { return this._s.bytes; }
 
   private where(): string { return `tensor${this.name ? ' ' + this.name : ''} [${this.shape}]`; }
 
@@ -178,11 +233,21 @@ export class Tensor {
     return out;
   }
 
-  /** Copies host values into the tensor (which keeps its f32/f64 storage). */
+  /**
+   * Copies host values into the tensor (which keeps its f32/f64 storage; a bf16/f16 weight is widened
+   * to f32 first, in place: f32 values written into it, e.g. an adapter's modules_to_save, are kept exactly).
+   */
   assign(values: ArrayLike<number>): void {
     if (values.length !== this.size) throw new Error(`cannot store ${values.length} values in ${this.where()}`);
+    this._s.widen();
     this.data.set(values);
   }
+
+  /**
+   * Widens a bf16/f16 weight to f32 in place (the exact upcast; tied tensors follow): for code that
+   * writes into a weight (LoRA merge, PiSSA's residual). No-op for f32/f64.
+   */
+  widen(): void { this._s.widen(); }
 
   /**
    * Takes `values` as the tensor's storage without copying (loading weights: the array must not be
@@ -209,13 +274,22 @@ export class Tensor {
     this._s = other.storage as HostStorage;
   }
 
-  /** Sets values [off, off + n) (by default all) to v. */
-  fill(v: number, off = 0, n = this.size - off): void { kernels().fill(this.data, off, n, v); }
+  /** Sets values [off, off + n) (by default all) to v (a bf16/f16 weight is widened to f32 first, as by assign). */
+  fill(v: number, off = 0, n = this.size - off): void { this._s.widen(); kernels().fill(this.data, off, n, v); }
 
   /** Index of the first NaN or infinity, or -1 when every value is finite. */
   firstNonFinite(): number {
-    if (this.halfBits) { const f = this.toFloat32(); return kernels().reduce(ReduceOp.FirstNonFinite, f, 0, f.length, 0); }
-    return kernels().reduce(ReduceOp.FirstNonFinite, this.data, 0, this.size, 0);
+    const half = this.halfBits;
+    if (!half) return kernels().reduce(ReduceOp.FirstNonFinite, this.data, 0, this.size, 0);
+    // widened a slice at a time: checking a vocab-sized half embedding must not allocate its f32 copy
+    const k = kernels(), bf16 = this.dtype === 'bf16', f = new Float32Array(Math.min(this.size, HALF_CHECK_SLICE));
+    for (let at = 0; at < this.size; at += f.length) {
+      const n = Math.min(f.length, this.size - at);
+      k.halfToFloat(f, 0, half, at, n, bf16);
+      const i = k.reduce(ReduceOp.FirstNonFinite, f, 0, n, 0);
+      if (i >= 0) return at + i;
+    }
+    return -1;
   }
 
   /** Clears the gradient (kept allocated). */
@@ -296,6 +370,16 @@ export function parameter(data: Buf, shape: readonly number[], trainable: boolea
   return t;
 }
 
+/**
+ * A frozen weight of zeros whose f32 memory is allocated on first use: a model's weights before its
+ * loader adopts the checkpoint's values (half weights as they are), so building a model allocates nothing.
+ */
+export function lazyParameter(shape: readonly number[], name = ''): Tensor {
+  const t = new Tensor(new HostStorage('f32', null, shape.reduce((a, b) => a * b, 1)), shape, { isParam: true });
+  t.name = name;
+  return t;
+}
+
 /** A frozen weight stored as bfloat16/half bits (never widened in memory). */
 export function halfParameter(bits: Uint16Array, dtype: HalfDType, shape: readonly number[], name = ''): Tensor {
   const t = new Tensor(new HostStorage(dtype, bits), shape, { isParam: true });
@@ -319,6 +403,16 @@ export function gradOf(t: Tensor): Buf {
     else { t.grad = take(t.size); kernels().fill(t.grad, 0, t.size, 0); }
   }
   return t.grad;
+}
+
+/**
+ * A pooled buffer of n values lent to fn only: back in the pool when fn returns (or throws), so the
+ * next caller reuses it. For work buffers nothing keeps (the widened slices of a half weight): a
+ * scope-owned scratch would hold one per Linear until the block ends.
+ */
+export function withScratch<T>(n: number, fn: (b: Buf) => T): T {
+  const b = take(n);
+  try { return fn(b); } finally { give(b); }
 }
 
 /** A scratch buffer owned by the current scope (saved statistics such as layernorm's mean). */

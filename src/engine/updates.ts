@@ -28,11 +28,12 @@ export function scaleGrads(params: readonly Tensor[], coef: number): void {
   for (const p of params) if (p.grad) k.scal(p.grad, 0, p.grad.length, coef);
 }
 
-/** W [out, in] += alpha * B [out, r] A [r, in], each dot product in double (LoRA merge/unmerge, PiSSA's residual). */
+/** W [out, in] += alpha * B [out, r] A [r, in], each dot product in double (LoRA merge/unmerge, PiSSA's residual); a half W is widened to f32 in place. */
 export function addLowRank(W: Tensor, B: Tensor | Float32Array, A: Tensor | Float32Array, r: number, alpha: number): void {
   const [outF, inF] = W.shape;
   const b = B instanceof Float32Array ? B : B.data, a = A instanceof Float32Array ? A : A.data;
   if (b.length !== outF * r || a.length !== r * inF) throw new Error(`addLowRank: B (${b.length} values) and A (${a.length}) do not fit ${W.name || 'W'} [${W.shape}] at rank ${r}`);
+  W.widen(); // a frozen bf16/f16 weight becomes f32 first (merging needs f32 values)
   kernels().addLowRank(W.data, b, a, outF, inF, r, alpha);
 }
 

@@ -52,7 +52,7 @@ export function collectLayerPoints(model: Model, tok: TextTokenizer, examples: {
     const x = padBatch(idx.map((i) => enc[i].ids), idx.map((i) => enc[i].typeIds), tok.padId);
     const plan = poolPlan(x.attentionMask, x.inputIds, x.batch, x.seq, { mode: pooling, excludeIds: exclude, keepProb, rng });
     noGrad(() => scope(() => {
-      const out = model.forward(x);
+      const out = model.forward(x, { logits: false }); // a causal LM's vocab-sized logits are not needed
       out.hiddenStates.forEach((h, l) => collector.add(l, h.data as Float32Array, plan)); // I/O boundary: each batch's hidden states pooled into the point sets in place (toFloat32 would copy every layer)
     }));
     o.onBatch?.(b + 1, batches);

@@ -3,14 +3,20 @@
  * adapter, a model, a checkpoint) are filled in a temporary sibling folder and renamed into place,
  * so no reader ever sees half a file or a folder that mixes two runs.
  */
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 
 export function writeFileAtomic(path: string, data: string | Uint8Array): void {
+  writeFileAtomicStreamed(path, (fd) => writeFileSync(fd, data));
+}
+
+/** writeFileAtomic for contents written piece by piece: write(fd) fills the temporary file, which is then renamed. */
+export function writeFileAtomicStreamed(path: string, write: (fd: number) => void): void {
   mkdirSync(dirname(path), { recursive: true });
   const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.tmp`);
   try {
-    writeFileSync(tmp, data);
+    const fd = openSync(tmp, 'w');
+    try { write(fd); } finally { closeSync(fd); }
     renameSync(tmp, path);
   } catch (e) {
     rmSync(tmp, { force: true });

@@ -4,9 +4,9 @@
  * checkpoint never needs twice its size in memory. F32, F16, BF16 and F64 decode to float32 (so do
  * integer and bool tensors, exact below 2^24). Sharded checkpoints go through their index file.
  */
-import { closeSync, existsSync, readSync } from 'node:fs';
+import { closeSync, existsSync, readSync, writeSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { writeFileAtomic } from './atomic.js';
+import { writeFileAtomic, writeFileAtomicStreamed } from './atomic.js';
 import { readShardIndex } from './shards.js';
 import { openForRead } from './files.js';
 
@@ -108,18 +108,34 @@ export class SafetensorsFile {
   readBytes(name: string): Buffer {
     const t = this.info(name);
     const buf = Buffer.alloc(t.end - t.begin);
-    let done = 0;
-    while (done < buf.length) {
-      const got = readSync(this.fd, buf, done, buf.length - done, this.dataStart + t.begin + done);
-      if (got === 0) throw new SafetensorsError(this.path, `unexpected end of file reading "${name}"`);
-      done += got;
-    }
+    this.readInto(name, buf);
     return buf;
   }
 
-  /** A tensor decoded to float32. */
+  /**
+   * Reads a tensor's raw bytes straight into `dst` (a typed array of exactly its byte size, e.g. the
+   * Uint16Array a half weight keeps, or a Float32Array for F32): no intermediate copy.
+   */
+  readInto(name: string, dst: ArrayBufferView): void {
+    const t = this.info(name);
+    if (dst.byteLength !== t.end - t.begin) throw new SafetensorsError(this.path, `"${name}" holds ${t.end - t.begin} bytes, not ${dst.byteLength}`);
+    const bytes = new Uint8Array(dst.buffer, dst.byteOffset, dst.byteLength);
+    let done = 0;
+    while (done < bytes.length) {
+      const got = readSync(this.fd, bytes, done, bytes.length - done, this.dataStart + t.begin + done);
+      if (got === 0) throw new SafetensorsError(this.path, `unexpected end of file reading "${name}"`);
+      done += got;
+    }
+  }
+
+  /** A tensor decoded to float32 (F32 read in place, little-endian as the format stores it). */
   read(name: string): { shape: number[]; dtype: Dtype; data: Float32Array } {
     const t = this.info(name);
+    if (t.dtype === 'F32') {
+      const data = new Float32Array((t.end - t.begin) / 4);
+      this.readInto(name, data);
+      return { shape: t.shape, dtype: t.dtype, data };
+    }
     return { shape: t.shape, dtype: t.dtype, data: decode(this.readBytes(name), t.dtype) };
   }
 
@@ -192,17 +208,38 @@ export function floatToBf16(f: number): number {
 
 export interface TensorToWrite { shape: number[]; data: Float32Array; dtype?: 'F32' | 'F16' | 'BF16' }
 
-/** The bytes of a safetensors file (header padded to 8 bytes, tensors ordered as the Rust writer orders them). */
-export function encodeSafetensors(tensors: Record<string, TensorToWrite>, metadata: Record<string, string> = {}): Buffer {
-  const names = Object.keys(tensors).sort((a, b) => {
-    const da = DTYPE_RANK[tensors[a].dtype ?? 'F32'], db = DTYPE_RANK[tensors[b].dtype ?? 'F32'];
-    return da !== db ? db - da : a < b ? -1 : a > b ? 1 : 0;
-  });
+/** A tensor to write by its description only (its bytes produced when its turn comes). */
+export interface TensorSpec { name: string; shape: number[]; dtype: Dtype }
+
+/**
+ * The layout of a safetensors file: the 8-byte header length and the JSON header (padded to 8
+ * bytes), and the tensors in the order they are stored (as the Rust writer orders them: by dtype,
+ * then name) with their byte sizes.
+ */
+function layout(specs: TensorSpec[], metadata: Record<string, string>): { head: Buffer; order: (TensorSpec & { bytes: number })[] } {
+  const order = [...specs].sort((a, b) => {
+    const da = DTYPE_RANK[a.dtype], db = DTYPE_RANK[b.dtype];
+    return da !== db ? db - da : a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
+  }).map((t) => ({ ...t, bytes: t.shape.reduce((a, b) => a * b, 1) * DTYPE_SIZE[t.dtype] }));
   const header: Record<string, unknown> = {};
   if (Object.keys(metadata).length) header.__metadata__ = metadata;
-  const parts: Buffer[] = [];
   let at = 0;
-  for (const name of names) {
+  for (const t of order) {
+    header[t.name] = { dtype: t.dtype, shape: t.shape, data_offsets: [at, at + t.bytes] };
+    at += t.bytes;
+  }
+  let json = JSON.stringify(header);
+  json += ' '.repeat((8 - (Buffer.byteLength(json) % 8)) % 8);
+  const len = Buffer.alloc(8);
+  len.writeBigUInt64LE(BigInt(Buffer.byteLength(json)));
+  return { head: Buffer.concat([len, Buffer.from(json, 'utf8')]), order };
+}
+
+/** The bytes of a safetensors file (header padded to 8 bytes, tensors ordered as the Rust writer orders them). */
+export function encodeSafetensors(tensors: Record<string, TensorToWrite>, metadata: Record<string, string> = {}): Buffer {
+  const { head, order } = layout(Object.entries(tensors).map(([name, t]) => ({ name, shape: t.shape, dtype: t.dtype ?? 'F32' })), metadata);
+  const parts: Buffer[] = [head];
+  for (const { name } of order) {
     const t = tensors[name], dtype = t.dtype ?? 'F32';
     const numel = t.shape.reduce((a, b) => a * b, 1);
     if (numel !== t.data.length) throw new Error(`tensor "${name}": shape [${t.shape}] needs ${numel} values, got ${t.data.length}`);
@@ -212,15 +249,30 @@ export function encodeSafetensors(tensors: Record<string, TensorToWrite>, metada
       b = Buffer.alloc(numel * 2);
       for (let i = 0; i < numel; i++) b.writeUInt16LE(dtype === 'F16' ? floatToHalf(t.data[i]) : floatToBf16(t.data[i]), i * 2);
     }
-    header[name] = { dtype, shape: t.shape, data_offsets: [at, at + b.length] };
     parts.push(b);
-    at += b.length;
   }
-  let json = JSON.stringify(header);
-  json += ' '.repeat((8 - (Buffer.byteLength(json) % 8)) % 8);
-  const len = Buffer.alloc(8);
-  len.writeBigUInt64LE(BigInt(Buffer.byteLength(json)));
-  return Buffer.concat([len, Buffer.from(json, 'utf8'), ...parts]);
+  return Buffer.concat(parts);
+}
+
+/**
+ * Writes a safetensors file one tensor at a time, atomically: `fill(spec, bytes)` writes each
+ * tensor's little-endian bytes into a buffer of its size, so a multi-GB checkpoint (bench memory's
+ * random Llama) never sits in memory whole.
+ */
+export function writeSafetensorsStreamed(path: string, specs: TensorSpec[], fill: (t: TensorSpec, bytes: Buffer) => void, metadata: Record<string, string> = { format: 'pt' }): void {
+  const { head, order } = layout(specs, metadata);
+  writeFileAtomicStreamed(path, (fd) => {
+    writeAll(fd, head);
+    for (const t of order) {
+      const b = Buffer.alloc(t.bytes);
+      fill(t, b);
+      writeAll(fd, b);
+    }
+  });
+}
+
+function writeAll(fd: number, b: Uint8Array): void {
+  for (let done = 0; done < b.length;) done += writeSync(fd, b, done, b.length - done);
 }
 
 /** Writes a safetensors file atomically (temporary file, then rename). */
@@ -269,16 +321,23 @@ export class Checkpoint {
   }
 
   read(name: string): { shape: number[]; dtype: Dtype; data: Float32Array } {
-    const f = this.where.get(name);
-    if (!f) throw new Error(`${this.dir}: checkpoint has no tensor ${name}`);
-    return this.files.get(f)!.read(name);
+    return this.fileOf(name).read(name);
   }
 
   /** The raw little-endian bytes of a tensor (as stored: half weights kept as 16-bit values). */
   readBytes(name: string): Buffer {
+    return this.fileOf(name).readBytes(name);
+  }
+
+  /** A tensor's raw bytes read straight into dst (see SafetensorsFile.readInto). */
+  readInto(name: string, dst: ArrayBufferView): void {
+    this.fileOf(name).readInto(name, dst);
+  }
+
+  private fileOf(name: string): SafetensorsFile {
     const f = this.where.get(name);
     if (!f) throw new Error(`${this.dir}: checkpoint has no tensor ${name}`);
-    return this.files.get(f)!.readBytes(name);
+    return this.files.get(f)!;
   }
 
   close(): void { for (const f of this.files.values()) f.close(); }

@@ -397,14 +397,14 @@ export class DecoderModel implements Model {
     return cap === null ? logits : op.scale(op.tanh(op.scale(logits, 1 / cap)), cap);
   }
 
-  forward(x: ModelInputs, opts: { keepHidden?: boolean } = {}): ModelOutput {
+  forward(x: ModelInputs, opts: { keepHidden?: boolean; logits?: boolean } = {}): ModelOutput {
     const { batch: B, seq: T } = x, keep = opts.keepHidden !== false;
     const c: ForwardContext = { B, T, Tk: T, mask: additiveMask(x.attentionMask, B, T), windowBias: new Map(), rope: (s) => this.ropeTables(s, T) };
     let h = op.embedding(this.embed, x.inputIds, [B, T]);
     if (this.spec.embedScale !== null) h = op.scale(h, this.spec.embedScale);
     return runBlocks(h, this.layers, (l, prev) => l.forward(prev, c), {
       keepHidden: keep, blockPrefix: 'model.layers', final: (last) => this.norm.forward(last),
-      head: (last) => this.logitsOf(this.task === 'causal-lm' ? last : op.embedding(op.reshape(last, [B * T, this.hiddenSize]), lastTokenPositions(x, this.padTokenId), [B])),
+      head: opts.logits === false ? undefined : (last) => this.logitsOf(this.task === 'causal-lm' ? last : op.embedding(op.reshape(last, [B * T, this.hiddenSize]), lastTokenPositions(x, this.padTokenId), [B])),
     });
   }
 }

@@ -84,7 +84,7 @@ export class GPT2Model implements Model {
 
   blockOf(name: string): number | null { return blockFromPath(name, GPT2_FAMILY.blockPattern); }
 
-  forward(x: ModelInputs, opts: { keepHidden?: boolean } = {}): ModelOutput {
+  forward(x: ModelInputs, opts: { keepHidden?: boolean; logits?: boolean } = {}): ModelOutput {
     const { batch: B, seq: T } = x, keep = opts.keepHidden !== false;
     if (T > this.wpe.shape[0]) throw new Error(`sequence length ${T} exceeds n_positions ${this.wpe.shape[0]}`);
     const pos = Int32Array.from({ length: B * T }, (_, i) => i % T);
@@ -92,7 +92,7 @@ export class GPT2Model implements Model {
     const mask = additiveMask(x.attentionMask, B, T);
     return runBlocks(h0, this.blocks, (b, h) => b.forward(h, mask, this.act), {
       keepHidden: keep, blockPrefix: 'transformer.h', final: (h) => this.lnF.forward(h),
-      head: (h) => this.head.forward(this.task === 'causal-lm' ? h : op.embedding(op.reshape(h, [B * T, this.hiddenSize]), lastTokenPositions(x, this.padTokenId), [B])),
+      head: opts.logits === false ? undefined : (h) => this.head.forward(this.task === 'causal-lm' ? h : op.embedding(op.reshape(h, [B * T, this.hiddenSize]), lastTokenPositions(x, this.padTokenId), [B])),
     });
   }
 }

@@ -25,8 +25,10 @@ export interface LoadOptions {
   /**
    * Keep weights the checkpoint stores as BF16/F16 in that dtype (half the memory) instead of
    * widening them to float32: linear, matmul, embedding and the norms read them as the exact f32
-   * upcast, so outputs are identical. Such weights are frozen: training them (full fine-tuning,
-   * modules_to_save) or merging LoRA into them needs a load without this option. Off by default.
+   * upcast, so outputs are identical. On by default. Such a weight is widened to f32 (in place, that
+   * tensor only) when something makes it trainable (modules_to_save, a trained head) or writes into it
+   * (LoRA merge, an adapter's saved modules); full fine-tuning, which trains every weight, passes false
+   * so the checkpoint is widened as it is read.
    */
   halfWeights?: boolean;
 }
@@ -42,7 +44,7 @@ export interface LoadReport {
 
 /**
  * Builds the model a config describes through its family's registry entry (weights zero until
- * loaded). `file` names the config in errors.
+ * loaded, and no memory until then: see lazyParameter). `file` names the config in errors.
  */
 export function createModel(config: HfConfig, opts: LoadOptions = {}, file = 'config.json'): Model {
   const c = opts.numLabels ? { ...config, num_labels: opts.numLabels, id2label: undefined } : config;
@@ -69,7 +71,7 @@ export function loadModel(dir: string, opts: LoadOptions = {}): { model: Model; 
   const model = createModel(config, opts, join(dir, 'config.json'));
   const ckpt = new Checkpoint(dir, opts.weightsFile);
   try {
-    const report = fillFromCheckpoint(model, ckpt, opts.seed ?? 0, opts.numLabels !== undefined, opts.halfWeights ?? false);
+    const report = fillFromCheckpoint(model, ckpt, opts.seed ?? 0, opts.numLabels !== undefined, opts.halfWeights ?? true);
     return { model, report };
   } finally {
     ckpt.close();
@@ -119,8 +121,10 @@ function fillFromCheckpoint(model: Model, ckpt: Checkpoint, seed: number, newHea
       continue;
     }
     if (halfWeights && (info.dtype === 'BF16' || info.dtype === 'F16')) {
-      const bytes = ckpt.readBytes(src), bits = new Uint16Array(t.size);
-      new Uint8Array(bits.buffer).set(bytes); // little-endian, as decode() reads F32
+      // read straight into the 16-bit array the weight keeps (little-endian, as decode() reads F32):
+      // one tensor at a time, never an f32 copy
+      const bits = new Uint16Array(t.size);
+      ckpt.readInto(src, bits);
       t.adoptHalf(transposed ? transpose(bits, info.shape[0], info.shape[1], new Uint16Array(t.size)) : bits, info.dtype === 'BF16' ? 'bf16' : 'f16');
     } else {
       const { data } = ckpt.read(src);

@@ -39,7 +39,11 @@ export interface Model {
   readonly hiddenSize: number;
   /** the head's width: num_labels for sequence classification, 2 (start, end) for QA, vocab_size for a causal LM */
   readonly outputSize: number;
-  forward(x: ModelInputs, opts?: { keepHidden?: boolean }): ModelOutput;
+  /**
+   * logits false: the decoders (causal LM) skip their head, whose [B, T, vocab] logits would outweigh
+   * every hidden state (the GeLoRA analysis reads only those); logits then holds the last hidden state.
+   */
+  forward(x: ModelInputs, opts?: { keepHidden?: boolean; logits?: boolean }): ModelOutput;
   /** every Linear by module name, blocks first, heads last */
   linears(): Linear[];
   /** the block (1..L) a module path belongs to; null for embeddings and heads */

@@ -5,7 +5,7 @@
 import { totalmem } from 'node:os';
 import * as op from '../engine/ops.js';
 import { Rng } from '../engine/random.js';
-import { Tensor, parameter } from '../engine/tensor.js';
+import { Tensor, lazyParameter } from '../engine/tensor.js';
 
 /** Every weight of a model by its transformers state-dict name. */
 export class ParamStore {
@@ -20,7 +20,7 @@ export class ParamStore {
   /** float32 values held so far */
   private elements = 0;
 
-  /** Registers a frozen weight of the given shape (zero-filled until loaded or initialised). */
+  /** Registers a frozen weight of the given shape (zeros until loaded or initialised, allocated only when used). */
   add(name: string, shape: number[], opts: { transposed?: boolean } = {}): Tensor {
     if (this.byName.has(name)) throw new Error(`duplicate weight name ${name}`);
     if (shape.some((d) => !Number.isSafeInteger(d) || d < 1)) throw new ModelSizeError(`weight ${name} would have shape [${shape}]`);
@@ -32,7 +32,9 @@ export class ParamStore {
       throw new ModelSizeError(`the weights would need more than ${(this.elements * 4 / 2 ** 30).toFixed(1)} GiB as float32 (this machine has ${(totalmem() / 2 ** 30).toFixed(1)} GiB) by ${name} [${shape}]`);
     }
     if (opts.transposed) this.transposed.add(name);
-    const t = parameter(new Float32Array(n), shape, false, name);
+    // no memory yet: the loader adopts the checkpoint's values (half weights stay 16-bit), and a
+    // weight that no checkpoint fills gets its f32 zeros when first initialised or read
+    const t = lazyParameter(shape, name);
     this.byName.set(name, t);
     return t;
   }

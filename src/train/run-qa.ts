@@ -39,7 +39,7 @@ export async function runTrainingQa(o: TrainOptions, steps: TrainSteps): Promise
   const qa = await loadQaTask(taskOptions(o));
   for (const w of qa.warnings) steps.warn(w + '\n');
   const { version, name, analysis: task } = qa, trainQs = qa.train, devQs = qa.dev;
-  const { model } = loadModel(o.model, { task: 'qa', seed: o.seed });
+  const { model } = loadModel(o.model, { task: 'qa', seed: o.seed, halfWeights: o.method !== 'full' }); // frozen base: bf16/f16 weights stay half
   const modules = checkTrainFlags(model, o);
   const tok = TextTokenizer.fromDir(o.model, Number(model.config.pad_token_id ?? 0));
   const objective = qaObjective({

@@ -80,7 +80,7 @@ export async function runTraining(o: TrainOptions, hooks: { progress?: ProgressF
   if ((await taskTypeOf(o)) === 'causal-lm') return runCausalLmTraining(o, progress, hooks.warn ?? stderrWarn);
   const task = await loadTask(taskOptions(o));
   const numLabels = task.kind === 'regression' ? 1 : task.labels.length;
-  const { model } = loadModel(o.model, { numLabels, task: 'seq-cls', seed: o.seed });
+  const { model } = loadModel(o.model, { numLabels, task: 'seq-cls', seed: o.seed, halfWeights: o.method !== 'full' }); // frozen base: bf16/f16 weights stay half
   const modules = checkTrainFlags(model, o);
   const tok = TextTokenizer.fromDir(o.model, Number(model.config.pad_token_id ?? 0));
   const allocation = o.method === 'gelora' ? await geloraAllocation(model, tok, task, modules!, o, progress) : undefined;
@@ -154,8 +154,8 @@ function encodeLmSets(sets: Record<string, LmExample[]>, enc: LmEncodeOptions, p
 const stderrWarn = (m: string): void => { process.stderr.write(m); };
 
 /** The model of a causal-LM run (or evaluation): a decoder with its language-model head. */
-function causalLmModel(dir: string, seed?: number): Model {
-  const { model } = loadModel(dir, { task: 'causal-lm', seed });
+function causalLmModel(dir: string, seed?: number, halfWeights = true): Model {
+  const { model } = loadModel(dir, { task: 'causal-lm', seed, halfWeights });
   if (model.task !== 'causal-lm') throw new Error(`${dir}: this ${model.type} model has no causal-LM head; causal-lm needs a decoder (llama, qwen2, gpt2, ...)`);
   return model;
 }
@@ -168,7 +168,7 @@ function causalLmModel(dir: string, seed?: number): Model {
 async function runCausalLmTraining(o: TrainOptions, progress: ProgressFactory, warn: (message: string) => void): Promise<Record<string, unknown>> {
   if (!o.train) throw new Error('causal-lm: give --train FILE (JSONL or parquet with prompt/completion or messages)');
   const name = o.task ?? o.train;
-  const model = causalLmModel(o.model, o.seed);
+  const model = causalLmModel(o.model, o.seed, o.method !== 'full'); // full fine-tuning trains every weight: f32
   const modules = checkTrainFlags(model, o);
   const tok = TextTokenizer.fromDir(o.model, Number(model.config.pad_token_id ?? 0));
   const data = await readLmData({ train: o.train, dev: o.dev, maxTrain: o.maxTrain, maxDev: o.maxDev, seed: o.seed });
