@@ -97,6 +97,12 @@ describe('robustness', () => {
     assert.ok(Number.isFinite(estimateId(square, { method: 'bayes' }).id), 'the prior keeps the Bayesian estimate finite');
   });
 
+  it('a fit that keeps every ratio (discard 0) is an error, not Infinity; the smallest discard that leaves one out works', () => {
+    const mus = Float64Array.from({ length: 50 }, (_, i) => 1 + (i + 1) / 25);
+    assert.throws(() => idFromMus(mus, { method: 'fit', discard: 0 }), /keeps all 50 ratios.*infinite.*method ml/);
+    assert.ok(Number.isFinite(idFromMus(mus, { method: 'fit', discard: 1 / 50 }).id));
+  });
+
   it('bad input names the point and coordinate', () => {
     const data = Float64Array.from(clean.data);
     data[3 * clean.dim + 2] = NaN;

@@ -56,6 +56,8 @@ export function idFromMus(mus: Float64Array, o: IdOptions = {}): { id: number; e
     logs.sort();
     const nEff = Math.floor(N * (1 - discard));
     if (nEff < 1) throw new Error(`discard ${discard} leaves no ratio of ${N} to fit`);
+    // the fit's target -log(1 - i/N) is infinite at i = N, so it must leave out at least the largest ratio
+    if (nEff === N) throw new Error(`discard ${discard} keeps all ${N} ratios, and the fit's last target -log(1 - N/N) is infinite: discard at least 1/N (default 0.1), or use method ml, which uses every ratio`);
     let sxy = 0, sxx = 0;
     for (let i = 0; i < nEff; i++) {
       const y = -Math.log(1 - (i + 1) / N);
