@@ -96,7 +96,7 @@ export function analyzeScaleBench(o: AnalyzeScaleOptions): Record<string, unknow
       seconds, user_cpu_s: cpu.user / 1e6, system_cpu_s: cpu.system / 1e6,
       phases_s: { ...phases, other },
       path: {
-        backend: kernels().name, blas: blasInfo(), precision_requested: o.precision ?? 'auto',
+        backend: kernels().name, blas: blasInfo(), precision_requested: o.precision ?? 'auto', precision: 'fp32', // the TwoNN distances stay fp32 under any --precision (as in analyze)
         distances: 'float32 Gram candidates (symmetric strips, fused top-k), float64 exact re-measure, worst-case bound certificate',
         points_rechecked: rechecked ?? 0,
       },
