@@ -70,21 +70,18 @@ static void run_parallel(void *(*fn)(void *), void *jobs, size_t size, int nt);
 
 // out[q] = sum_t ((x[a_q, t] - x[b_q, t]) * scale)^2 in double. The scale (a power of two from the
 // caller) is applied before squaring, so points at 1e200 or 1e-30 neither overflow nor underflow.
+// one pair's sum in 8 lanes, the rows of X (float or double) widened to double
+#define PAIR_SUM(X)                                                                                    \
+  const __typeof__(X) x = X + (long)a[q] * dim, y = X + (long)b[q] * dim;                              \
+  for (; t + 8 <= dim; t += 8)                                                                         \
+    for (int u = 0; u < 8; u++) { const double v = (double)x[t + u] * scale - (double)y[t + u] * scale; acc[u] += v * v; } \
+  for (; t < dim; t++) { const double v = (double)x[t] * scale - (double)y[t] * scale; acc[0] += v * v; }
+
 static void sq_dist_range(double *out, const float *X32, const double *X64, int dim, const int32_t *a, const int32_t *b, long q0, long q1, double scale) {
   for (long q = q0; q < q1; q++) {
     double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
     int t = 0;
-    if (X32) {
-      const float *x = X32 + (long)a[q] * dim, *y = X32 + (long)b[q] * dim;
-      for (; t + 8 <= dim; t += 8)
-        for (int u = 0; u < 8; u++) { const double v = (double)x[t + u] * scale - (double)y[t + u] * scale; acc[u] += v * v; }
-      for (; t < dim; t++) { const double v = (double)x[t] * scale - (double)y[t] * scale; acc[0] += v * v; }
-    } else {
-      const double *x = X64 + (long)a[q] * dim, *y = X64 + (long)b[q] * dim;
-      for (; t + 8 <= dim; t += 8)
-        for (int u = 0; u < 8; u++) { const double v = x[t + u] * scale - y[t + u] * scale; acc[u] += v * v; }
-      for (; t < dim; t++) { const double v = x[t] * scale - y[t] * scale; acc[0] += v * v; }
-    }
+    if (X32) { PAIR_SUM(X32) } else { PAIR_SUM(X64) }
     out[q] = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
   }
 }
