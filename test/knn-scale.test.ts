@@ -29,8 +29,8 @@ function bruteTwo(p: Points, i: number): { d: number[]; j: number[] } {
 
 /**
  * 3,000 points in 48-d: a 6-d curved cloud far from the origin, with exact duplicates, points on an
- * integer lattice (many exact ties: a lattice point's neighbours are at the same distance) and
- * near-duplicates one float32 step apart.
+ * integer lattice (many exact ties: a lattice point's neighbours are at the same distance),
+ * near-duplicates one float32 step apart and a cluster of them.
  */
 function hardPoints(): Float32Array {
   const n = 3000, dim = 48, rng = new Rng(7), data = new Float32Array(n * dim);
@@ -44,6 +44,14 @@ function hardPoints(): Float32Array {
     data.copyWithin(i * dim, (i - 2850) * 13 * dim, ((i - 2850) * 13 + 1) * dim);
     const t = i % dim, bits = new Uint32Array(data.buffer, (i * dim + t) * 4, 1);
     bits[0] += 1; // one float32 ulp away
+  }
+  // a cluster of 16 copies of point 5, copy m moved m ulps along coordinate m: their distances are
+  // far below the float32 Gram products' rounding (the coordinates are ~300), so the candidate lists
+  // of these points are noise and only the error bound sends them to the exact recheck
+  for (let m = 1; m <= 16; m++) {
+    const i = 2980 + m - 1;
+    data.copyWithin(i * dim, 5 * dim, 6 * dim);
+    new Uint32Array(data.buffer, (i * dim + m) * 4, 1)[0] += m;
   }
   return data;
 }
