@@ -6,9 +6,9 @@
   "targets": [
     {
       "target_name": "gelora",
-      "sources": ["addon.c", "kernels.c"],
+      "sources": ["addon.c", "kernels.c", "knn.c"],
       "cflags": ["-O3", "-march=<(march)", "-fno-math-errno", "-fno-trapping-math", "-Wall", "-Wno-unused-function"],
-      "libraries": ["-lopenblas", "-lm"],
+      "libraries": ["-lopenblas", "-lm", "-lpthread"],
       "conditions": [
         ["dnnl==1", {
           "sources": ["dnnl.cc"],

@@ -392,27 +392,86 @@ static napi_value glue_rope(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-static napi_value glue_knn_select(napi_env env, napi_callback_info info) {
+static napi_value glue_centre_points(napi_env env, napi_callback_info info) {
   Args ga;
-  if (!args_of(&ga, env, info, "knnSelect", 9)) return NULL;
+  if (!args_of(&ga, env, info, "centrePoints", 6)) return NULL;
+  long long len_c32; float *c32 = arg_buf(&ga, 0, "c32", napi_float32_array, 0, &len_c32);
+  long long len_sq; float *sq = arg_buf(&ga, 1, "sq", napi_float32_array, 0, &len_sq);
+  long long len_X32; const float *X32 = arg_buf(&ga, 2, "X32", napi_float32_array, 1, &len_X32);
+  long long len_X64; const double *X64 = arg_buf(&ga, 3, "X64", napi_float64_array, 1, &len_X64);
+  long n = (long)arg_int(&ga, 4, "n", 0, 9007199254740991.0);
+  int dim = (int)arg_int(&ga, 5, "dim", 0, INT_MAX);
+  if (!ga.ok) return NULL;
+  if (ga.ok) require(&ga, (X32 != NULL) != (X64 != NULL), "give exactly one of X32 and X64");
+  if (ga.ok) require(&ga, n >= 1 && dim >= 1, "need at least one point of one coordinate");
+  if (ga.ok) need(&ga, "c32", len_c32, (long long)(n * dim));
+  if (ga.ok) need(&ga, "sq", len_sq, (long long)(n));
+  if (ga.ok && X32) need(&ga, "X32", len_X32, (long long)(n * dim));
+  if (ga.ok && X64) need(&ga, "X64", len_X64, (long long)(n * dim));
+  if (!ga.ok) return NULL;
+  napi_value out;
+  napi_create_double(env, k_centre_points(c32, sq, X32, X64, n, dim), &out);
+  return out;
+}
+
+static napi_value glue_knn_candidates(napi_env env, napi_callback_info info) {
+  Args ga;
+  if (!args_of(&ga, env, info, "knnCandidates", 8)) return NULL;
   long long len_outIdx; int32_t *outIdx = arg_buf(&ga, 0, "outIdx", napi_int32_array, 0, &len_outIdx);
   long long len_outD2; float *outD2 = arg_buf(&ga, 1, "outD2", napi_float32_array, 0, &len_outD2);
-  long long len_G; const float *G = arg_buf(&ga, 2, "G", napi_float32_array, 0, &len_G);
-  long long len_rowSq; const float *rowSq = arg_buf(&ga, 3, "rowSq", napi_float32_array, 0, &len_rowSq);
-  long long len_colSq; const float *colSq = arg_buf(&ga, 4, "colSq", napi_float32_array, 0, &len_colSq);
-  long rows = (long)arg_int(&ga, 5, "rows", 0, 9007199254740991.0);
-  long cols = (long)arg_int(&ga, 6, "cols", 0, 9007199254740991.0);
-  long selfOffset = (long)arg_int(&ga, 7, "selfOffset", -9007199254740991.0, 9007199254740991.0);
-  int k = (int)arg_int(&ga, 8, "k", 0, INT_MAX);
+  long long len_X; const float *X = arg_buf(&ga, 2, "X", napi_float32_array, 0, &len_X);
+  long long len_sq; const float *sq = arg_buf(&ga, 3, "sq", napi_float32_array, 0, &len_sq);
+  long n = (long)arg_int(&ga, 4, "n", 0, 9007199254740991.0);
+  int dim = (int)arg_int(&ga, 5, "dim", 0, INT_MAX);
+  int k = (int)arg_int(&ga, 6, "k", 0, INT_MAX);
+  long block = (long)arg_int(&ga, 7, "block", 0, 9007199254740991.0);
   if (!ga.ok) return NULL;
   if (ga.ok) require(&ga, k >= 1, "k must be at least 1");
-  if (ga.ok) need(&ga, "outIdx", len_outIdx, (long long)(rows * k));
-  if (ga.ok) need(&ga, "outD2", len_outD2, (long long)(rows * k));
-  if (ga.ok) need(&ga, "G", len_G, (long long)(rows * cols));
-  if (ga.ok) need(&ga, "rowSq", len_rowSq, (long long)(rows));
-  if (ga.ok) need(&ga, "colSq", len_colSq, (long long)(cols));
+  if (ga.ok) require(&ga, dim >= 1, "dim must be at least 1");
+  if (ga.ok) require(&ga, n <= INT_MAX, "n must fit a 32-bit index");
+  if (ga.ok) need(&ga, "outIdx", len_outIdx, (long long)(n * k));
+  if (ga.ok) need(&ga, "outD2", len_outD2, (long long)(n * k));
+  if (ga.ok) need(&ga, "X", len_X, (long long)(n * dim));
+  if (ga.ok) need(&ga, "sq", len_sq, (long long)(n));
   if (!ga.ok) return NULL;
-  k_knn_select(outIdx, outD2, G, rowSq, colSq, rows, cols, selfOffset, k);
+  k_knn_candidates(outIdx, outD2, X, sq, n, dim, k, block);
+  return NULL;
+}
+
+static napi_value glue_sq_dist_pairs(napi_env env, napi_callback_info info) {
+  Args ga;
+  if (!args_of(&ga, env, info, "sqDistPairs", 8)) return NULL;
+  long long len_out; double *out = arg_buf(&ga, 0, "out", napi_float64_array, 0, &len_out);
+  long long len_X32; const float *X32 = arg_buf(&ga, 1, "X32", napi_float32_array, 1, &len_X32);
+  long long len_X64; const double *X64 = arg_buf(&ga, 2, "X64", napi_float64_array, 1, &len_X64);
+  int dim = (int)arg_int(&ga, 3, "dim", 0, INT_MAX);
+  long long len_a; const int32_t *a = arg_buf(&ga, 4, "a", napi_int32_array, 0, &len_a);
+  long long len_b; const int32_t *b = arg_buf(&ga, 5, "b", napi_int32_array, 0, &len_b);
+  long m = (long)arg_int(&ga, 6, "m", 0, 9007199254740991.0);
+  double scale = (double)arg_num(&ga, 7, "scale");
+  if (!ga.ok) return NULL;
+  if (ga.ok) need(&ga, "a", len_a, (long long)(m));
+  if (ga.ok) need(&ga, "b", len_b, (long long)(m));
+  if (ga.ok) require(&ga, (X32 != NULL) != (X64 != NULL), "give exactly one of X32 and X64");
+  if (ga.ok) require(&ga, dim >= 1, "dim must be at least 1");
+  if (ga.ok) require(&ga, ids_below(a, m, (X32 ? len_X32 : len_X64) / dim) && ids_below(b, m, (X32 ? len_X32 : len_X64) / dim), "a point index is outside the points");
+  if (ga.ok) need(&ga, "out", len_out, (long long)(m));
+  if (!ga.ok) return NULL;
+  k_sq_dist_pairs(out, X32, X64, dim, a, b, m, scale);
+  return NULL;
+}
+
+static napi_value glue_float_to_half(napi_env env, napi_callback_info info) {
+  Args ga;
+  if (!args_of(&ga, env, info, "floatToHalf", 3)) return NULL;
+  long long len_dst; uint16_t *dst = arg_buf(&ga, 0, "dst", napi_uint16_array, 0, &len_dst);
+  long long len_src; const float *src = arg_buf(&ga, 1, "src", napi_float32_array, 0, &len_src);
+  long n = (long)arg_int(&ga, 2, "n", 0, 9007199254740991.0);
+  if (!ga.ok) return NULL;
+  if (ga.ok) need(&ga, "dst", len_dst, (long long)(n));
+  if (ga.ok) need(&ga, "src", len_src, (long long)(n));
+  if (!ga.ok) return NULL;
+  k_float_to_half(dst, src, n);
   return NULL;
 }
 
@@ -727,7 +786,10 @@ static const napi_property_descriptor KERNEL_TABLE[] = {
   {"gatherLast", NULL, glue_gather_last, NULL, NULL, NULL, napi_enumerable, NULL},
   {"gatherLastBackward", NULL, glue_gather_last_backward, NULL, NULL, NULL, napi_enumerable, NULL},
   {"rope", NULL, glue_rope, NULL, NULL, NULL, napi_enumerable, NULL},
-  {"knnSelect", NULL, glue_knn_select, NULL, NULL, NULL, napi_enumerable, NULL},
+  {"centrePoints", NULL, glue_centre_points, NULL, NULL, NULL, napi_enumerable, NULL},
+  {"knnCandidates", NULL, glue_knn_candidates, NULL, NULL, NULL, napi_enumerable, NULL},
+  {"sqDistPairs", NULL, glue_sq_dist_pairs, NULL, NULL, NULL, napi_enumerable, NULL},
+  {"floatToHalf", NULL, glue_float_to_half, NULL, NULL, NULL, napi_enumerable, NULL},
   {"dropoutMask", NULL, glue_dropout_mask, NULL, NULL, NULL, napi_enumerable, NULL},
   {"adamw", NULL, glue_adamw, NULL, NULL, NULL, napi_enumerable, NULL},
   {"fill", NULL, glue_fill, NULL, NULL, NULL, napi_enumerable, NULL},

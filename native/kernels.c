@@ -333,28 +333,7 @@ void k_rope(float *out, const float *inp, const float *cos, const float *sin, in
     }
 }
 
-// ---------------------------------------------------------------------------------------------
-// nearest neighbours
-
-void k_knn_select(int32_t *outIdx, float *outD2, const float *G, const float *rowSq, const float *colSq,
-                  long rows, long cols, long selfOffset, int k) {
-  for (long i = 0; i < rows; i++) {
-    float *bd = outD2 + i * k;
-    int32_t *bi = outIdx + i * k;
-    for (int q = 0; q < k; q++) { bd[q] = INFINITY; bi[q] = -1; }
-    const float *g = G + i * cols;
-    float ri = rowSq[i], worst = INFINITY;
-    for (long j = 0; j < cols; j++) {
-      float d = ri + colSq[j] - 2.0f * g[j];
-      if (d >= worst || j == selfOffset + i) continue;
-      int q = k - 1; // insertion into the sorted list
-      while (q > 0 && bd[q - 1] > d) { bd[q] = bd[q - 1]; bi[q] = bi[q - 1]; q--; }
-      bd[q] = d;
-      bi[q] = (int32_t)j;
-      worst = bd[k - 1];
-    }
-  }
-}
+// nearest neighbours: knn.c
 
 // ---------------------------------------------------------------------------------------------
 // optimiser
@@ -540,8 +519,21 @@ static inline float bf16_to_float(uint16_t h) {
   return c.f;
 }
 
+#if defined(__x86_64__)
+#include <immintrin.h>
+// F16C widening is exact as half_to_float is (NaNs come out quiet: payloads may differ)
+__attribute__((target("avx,f16c"))) static void half_to_float_f16c(float *dst, const uint16_t *src, long n) {
+  long i = 0;
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(src + i))));
+  for (; i < n; i++) dst[i] = half_to_float(src[i]);
+}
+#endif
+
 void k_half_to_float(float *dst, const uint16_t *src, long n, int bf16) {
   if (bf16) for (long i = 0; i < n; i++) dst[i] = bf16_to_float(src[i]);
+#if defined(__x86_64__)
+  else if (__builtin_cpu_supports("f16c") && __builtin_cpu_supports("avx")) half_to_float_f16c(dst, src, n);
+#endif
   else for (long i = 0; i < n; i++) dst[i] = half_to_float(src[i]);
 }
 

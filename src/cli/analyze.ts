@@ -5,10 +5,8 @@ import { POOLINGS, idProfile, type LayerEstimate, type Pooling } from '../id/poo
 import type { IdMethod } from '../id/twonn.js';
 import { writeFileAtomic, writeJsonAtomic } from '../io/atomic.js';
 import { readExamples } from '../io/dataset.js';
-import { readPoints } from '../io/points.js';
-import { SafetensorsFile } from '../io/safetensors.js';
 import { TextTokenizer } from '../io/tokenizer.js';
-import { allocate, allocationConfig, blockModules, buildReport, collectLayerPoints, fixedTrainableParams, hiddenStatesLoraConfig, readModuleList, standardModules, type AllocateOptions } from '../gelora/analyze.js';
+import { allocate, allocationConfig, blockModules, buildReport, collectLayerPoints, fixedTrainableParams, hiddenStatesLoraConfig, hiddenStatesProfile, readModuleList, standardModules, type AllocateOptions } from '../gelora/analyze.js';
 import { loadModel } from '../models/load.js';
 import { MODEL_TYPES } from '../models/registry.js';
 import { profileSvg } from '../report/plots.js';
@@ -81,19 +79,13 @@ export function registerAnalyze(program: Command): void {
         const modules = o.moduleNames ? readModuleList(o.moduleNames) : o.modelType && o.numLayers ? standardModules(o.modelType, o.numLayers) : null;
         if (!modules) throw new Error('--hidden-states needs --module-names FILE or --model-type TYPE --num-layers L');
         checkBudgetFits(o, modules);
-        const f = new SafetensorsFile(o.hiddenStates);
-        const names = f.names().filter((n) => /^hidden_states\.\d+$/.test(n)).sort((a, b) => Number(a.split('.')[1]) - Number(b.split('.')[1]));
-        f.close();
-        names.forEach((n, i) => { if (n !== `hidden_states.${i}`) throw new Error(`${o.hiddenStates}: hidden_states.${i} is missing (it has ${names.join(', ')})`); });
-        if (names.length < 2) throw new Error(`${o.hiddenStates}: needs hidden_states.0 .. hidden_states.L (pooled [N, D] each)`);
-        const layers = names.map((n) => readPoints(`${o.hiddenStates}:${n}`));
-        const profile = idProfile(layers, { ...idOpts, onLayer: (l) => idBar.update(l + 1, layers.length) });
+        const { profile, points, dim } = hiddenStatesProfile(o.hiddenStates, { ...idOpts, onLayer: (l, total) => idBar.update(l + 1, total) });
         idBar.stop();
         const alloc = allocate(profile, modules, allocOpts);
         checkRanksFit(alloc.ranks, modules, 'the allocation gave rank');
         const type = o.modelType ?? 'custom';
         adapterConfig = adapterConfigFor(hiddenStatesLoraConfig(o.modelType ?? null), alloc.modules, null);
-        report = buildReport({ modelPath: null, modelType: type, hidden: layers[0].dim, profile, alloc, modules, data: { hidden_states: o.hiddenStates, points: layers[0].n }, ...idOpts, allocOpts, fixed: null });
+        report = buildReport({ modelPath: null, modelType: type, hidden: dim, profile, alloc, modules, data: { hidden_states: o.hiddenStates, points }, ...idOpts, allocOpts, fixed: null });
         title = `GeLoRA profile: ${o.hiddenStates}`;
       } else {
         if (!o.model || !o.train) throw new Error('give --model DIR and --train FILE (or --hidden-states FILE)');

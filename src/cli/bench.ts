@@ -1,5 +1,6 @@
 /** `gelora bench ...`: benchmarks that print one JSON line each (never a test, never a pass/fail). */
 import type { Command } from 'commander';
+import { analyzeScaleBench } from '../../bench/analyze-scale.js';
 import { forwardBench } from '../../bench/forward.js';
 import { loraStepBench } from '../../bench/lora-step.js';
 import { matmulBench } from '../../bench/matmul.js';
@@ -57,6 +58,16 @@ export function registerBench(program: Command): void {
     .addOption(precisionOption())
     .action((o: { config: string; batch: number; seq: number; analyze?: boolean; samples: number; analyzeBatch: number; precision: Precision }) => {
       console.log(JSON.stringify({ ...memoryBench(o.config, o), blas: blasInfo() }));
+    });
+  bench.command('analyze-scale')
+    .description('analyze --hidden-states on a synthetic F16 file of a 7B model\'s pooled states (written to the temp folder, removed after)')
+    .option('--layers <n>', 'hidden states (blocks + 1)', positiveInt, 33)
+    .option('--points <n>', 'points per layer', positiveInt, 5000)
+    .option('--dim <n>', 'hidden size', positiveInt, 4096)
+    .option('--bootstrap <n>', 'bootstrap resamples per layer', positiveInt, 100)
+    .addOption(precisionOption())
+    .action((o: { layers: number; points: number; dim: number; bootstrap: number; precision: Precision }) => {
+      console.log(JSON.stringify(analyzeScaleBench(o)));
     });
   bench.command('matmul')
     .description('GFLOP/s of the GEMM shapes of a BERT-base step')

@@ -187,13 +187,36 @@ export const KERNEL_SPEC = {
     ],
     req: [['d % 2 == 0', 'the head size must be even']],
   },
-  knnSelect: {
+  centrePoints: {
     args: [
-      { n: 'outIdx', t: 'i32', out: true, len: 'rows * k' }, { n: 'outD2', t: 'f32', out: true, len: 'rows * k' },
-      { n: 'G', t: 'f32', len: 'rows * cols' }, { n: 'rowSq', t: 'f32', len: 'rows' }, { n: 'colSq', t: 'f32', len: 'cols' },
-      { n: 'rows', t: 'long' }, { n: 'cols', t: 'long' }, { n: 'selfOffset', t: 'slong' }, { n: 'k', t: 'int' },
+      { n: 'c32', t: 'f32', out: true, len: 'n * dim' }, { n: 'sq', t: 'f32', out: true, len: 'n' },
+      { n: 'X32', t: 'f32', opt: true, len: 'n * dim' }, { n: 'X64', t: 'f64', opt: true, len: 'n * dim' }, { n: 'n', t: 'long' }, { n: 'dim', t: 'int' },
     ],
-    req: [['k >= 1', 'k must be at least 1']],
+    ret: 'double',
+    req: [['(X32 != NULL) != (X64 != NULL)', 'give exactly one of X32 and X64'], ['n >= 1 && dim >= 1', 'need at least one point of one coordinate']],
+  },
+  knnCandidates: {
+    args: [
+      { n: 'outIdx', t: 'i32', out: true, len: 'n * k' }, { n: 'outD2', t: 'f32', out: true, len: 'n * k' },
+      { n: 'X', t: 'f32', len: 'n * dim' }, { n: 'sq', t: 'f32', len: 'n' },
+      { n: 'n', t: 'long' }, { n: 'dim', t: 'int' }, { n: 'k', t: 'int' }, { n: 'block', t: 'long' },
+    ],
+    req: [['k >= 1', 'k must be at least 1'], ['dim >= 1', 'dim must be at least 1'], ['n <= INT_MAX', 'n must fit a 32-bit index']],
+  },
+  sqDistPairs: {
+    args: [
+      { n: 'out', t: 'f64', out: true, len: 'm' },
+      { n: 'X32', t: 'f32', opt: true }, { n: 'X64', t: 'f64', opt: true }, { n: 'dim', t: 'int' },
+      { n: 'a', t: 'i32', len: 'm' }, { n: 'b', t: 'i32', len: 'm' }, { n: 'm', t: 'long' }, { n: 'scale', t: 'double' },
+    ],
+    req: [
+      ['(X32 != NULL) != (X64 != NULL)', 'give exactly one of X32 and X64'],
+      ['dim >= 1', 'dim must be at least 1'],
+      ['ids_below(a, m, (X32 ? len_X32 : len_X64) / dim) && ids_below(b, m, (X32 ? len_X32 : len_X64) / dim)', 'a point index is outside the points'],
+    ],
+  },
+  floatToHalf: {
+    args: [{ n: 'dst', t: 'u16', out: true, len: 'n' }, { n: 'src', t: 'f32', len: 'n' }, { n: 'n', t: 'long' }],
   },
   dropoutMask: {
     args: [{ n: 'mask', t: 'f32', out: true, len: 'n' }, { n: 'n', t: 'long' }, { n: 'p', t: 'double' }, { n: 'keep', t: 'double' }, { n: 'state', t: 'u32' }],

@@ -96,11 +96,27 @@ export interface Kernels {
   rope(out: Buf, inp: Buf, cos: Buf, sin: Buf, B: number, T: number, H: number, d: number, sign: number, accumulate: boolean): void;
 
   /**
-   * Nearest-neighbour selection over one block of a distance computation: for row i < rows, the k
-   * columns with the smallest d2 = rowSq[i] + colSq[j] - 2 G[i, j], skipping column selfOffset + i.
-   * Writes them in ascending order to outIdx/outD2 [rows, k].
+   * Centred, rescaled points for distance products (x the rows of exactly one of X32, X64): s1 the
+   * power of two nearest max |x|, mean the float64 mean of x / s1, s2 the power of two nearest
+   * max |x / s1 - mean|; c32 = float((x / s1 - mean) / s2), sq[i] = float(sum of those values squared,
+   * in float64). Returns the unit s1 s2 (see src/id/knn.ts for why).
    */
-  knnSelect(outIdx: Int32Array, outD2: Buf, G: Buf, rowSq: Buf, colSq: Buf, rows: number, cols: number, selfOffset: number, k: number): void;
+  centrePoints(c32: Buf, sq: Buf, X32: Buf | null, X64: Float64Array | null, n: number, dim: number): number;
+  /**
+   * Candidate nearest neighbours of every point of X [n, dim]: row i's k (index, d2) pairs with the
+   * smallest d2 = sq[i] + sq[j] - 2 X[i].X[j] over j != i, ascending, ties to the lower index (so the
+   * set does not depend on evaluation order). Pairs are computed once each (strips of `block` rows of
+   * the upper triangle of X X^T) and offered to both rows. Rows with fewer than k others are padded
+   * with (2^31 - 1, Infinity).
+   */
+  knnCandidates(outIdx: Int32Array, outD2: Buf, X: Buf, sq: Buf, n: number, dim: number, k: number, block: number): void;
+  /**
+   * out[q] = sum_t ((x[a[q], t] - x[b[q], t]) * scale)^2 in float64, x the rows of exactly one of X32,
+   * X64 (the other null), `dim` values each.
+   */
+  sqDistPairs(out: Float64Array, X32: Buf | null, X64: Float64Array | null, dim: number, a: Int32Array, b: Int32Array, m: number, scale: number): void;
+  /** dst = IEEE half of src, round to nearest even (floatToHalf of io/safetensors.ts, bit for bit) */
+  floatToHalf(dst: Uint16Array, src: Buf, n: number): void;
 
   /**
    * Inverted-dropout mask: mask[i] = 0 with probability p, else keep, drawn from the mulberry32 stream
@@ -170,7 +186,7 @@ export interface Kernels {
 type TsOf<T extends ArgType, Opt> =
   T extends 'bool' ? boolean
   : T extends 'f32' ? (Opt extends true ? Buf | null : Buf)
-  : T extends 'f64' ? Float64Array
+  : T extends 'f64' ? (Opt extends true ? Float64Array | null : Float64Array)
   : T extends 'i32' ? Int32Array
   : T extends 'u16' ? Uint16Array
   : number;

@@ -1,11 +1,13 @@
 /**
  * Exact first and second nearest neighbours of every point.
  *
- * Distances come from blocked matrix products (|x|^2 + |y|^2 - 2 x.y, an OpenBLAS sgemm per block of
- * rows), so memory is O(block x N), never O(N^2). The squared-norm trick loses digits when points sit
- * far from the origin, so the points are centred first (in float64), and the few best candidates
- * of every point are re-measured exactly in float64 before the two nearest are chosen. The centred
- * points are also rescaled to unit size (see centre), so the result does not depend on the data's units.
+ * Candidates come from blocked matrix products (|x|^2 + |y|^2 - 2 x.y, an OpenBLAS sgemm per strip of
+ * rows of the upper triangle, the top-k selection fused after each strip), so memory is O(block x N),
+ * never O(N^2). The squared-norm trick loses digits when points sit far from the origin, so the points
+ * are centred first (in float64), and the few best candidates of every point are re-measured exactly
+ * in float64 before the two nearest are chosen, with a worst-case error bound deciding whether the
+ * candidates can be trusted (see twoNearest). The centred points are also rescaled to unit size (see
+ * centre), so the result does not depend on the data's units.
  */
 import { kernels } from '../engine/backend.js';
 
@@ -21,18 +23,24 @@ export interface TwoNeighbours {
 }
 
 export interface KnnOptions {
-  /** rows per distance block (default: about 32 MB of float32 per block) */
+  /** rows per strip of the distance sweep (default: 64..512, at most about 32 MB of float32 a strip) */
   blockRows?: number;
-  /** candidates re-measured exactly per point (default 4) */
+  /** candidates re-measured exactly per point (default 4; more only where a point's list cannot be certified) */
   candidates?: number;
-  /** called after each block with the number of points done */
+  /** called with the number of points done */
   onProgress?: (done: number, total: number) => void;
+  /** seconds spent (centre, candidates, exact, recheck) and points rechecked, added to these keys */
+  timings?: Record<string, number>;
 }
 
 export function checkPoints(p: Points, what = 'points'): void {
   if (!Number.isInteger(p.n) || !Number.isInteger(p.dim) || p.n < 0 || p.dim < 1 || p.data.length !== p.n * p.dim) {
     throw new Error(`${what}: ${p.data.length} values do not form ${p.n} points of dimension ${p.dim}`);
   }
+  // x * 0 is NaN exactly for NaN and +-Infinity: one multiply-add a value, and a search only on failure
+  let probe = 0;
+  for (let i = 0; i < p.data.length; i++) probe += p.data[i] * 0;
+  if (probe === 0) return;
   for (let i = 0; i < p.data.length; i++) {
     if (!Number.isFinite(p.data[i])) {
       throw new Error(`${what}: value ${p.data[i]} at point ${Math.floor(i / p.dim)}, coordinate ${i % p.dim}; remove or fix non-finite values first`);
@@ -40,71 +48,113 @@ export function checkPoints(p: Points, what = 'points'): void {
   }
 }
 
-/** The power of two nearest to x > 0: dividing by it is exact in binary floating point. */
-const pow2Near = (x: number): number => 2 ** Math.round(Math.log2(x));
-
 /**
- * Centred points in units where the largest coordinate is about 1, as float64 and float32, and that
- * unit. Distances then do not depend on the units of the data: squared distances of points at 1e-25
- * underflow float32 (and 1e-22 lose most of their digits to subnormals), at 1e20 they overflow it
- * and at 1e200 float64 too ("ratio NaN"). Both divisions are by powers of two, so for data in the
- * ordinary range every product, candidate and distance is the unscaled one times a power of two,
- * bit for bit: mu is unchanged and the distances are scaled back exactly.
+ * Centred points in units where the largest coordinate is about 1, as float32, with their squared
+ * norms (summed in float64 before rounding) and that unit (the centrePoints kernel). Distances then
+ * do not depend on the units of the data: squared distances of points at 1e-25 underflow float32
+ * (and 1e-22 lose most of their digits to subnormals), at 1e20 they overflow it and at 1e200 float64
+ * too ("ratio NaN"). The unit is two powers of two, one near the largest value (so that the sum for
+ * the mean cannot overflow: n values of 1e307), one near the spread once centred (so that points far
+ * from the origin, 1e6 + unit noise, get O(1) coordinates too), so for data in the ordinary range
+ * every product, candidate and distance is the unscaled one times a power of two, bit for bit: mu is
+ * unchanged and the distances are scaled back exactly. The float64 centred points are never stored:
+ * the exact distances are measured on the data itself (differences do not need the mean).
  */
-function centre(p: Points): { c64: Float64Array; c32: Float32Array; unit: number } {
-  const { n, dim, data } = p;
-  let maxAbs = 0;
-  for (let i = 0; i < data.length; i++) maxAbs = Math.max(maxAbs, Math.abs(data[i]));
-  // first near the largest value, so that the sum for the mean cannot overflow (n values of 1e307)
-  const s1 = maxAbs > 0 ? pow2Near(maxAbs) : 1;
-  const mean = new Float64Array(dim);
-  for (let i = 0; i < n; i++) for (let j = 0; j < dim; j++) mean[j] += data[i * dim + j] / s1;
-  for (let j = 0; j < dim; j++) mean[j] /= n;
-  const c64 = new Float64Array(n * dim);
-  let maxC = 0;
-  for (let i = 0; i < n; i++) for (let j = 0; j < dim; j++) {
-    const v = data[i * dim + j] / s1 - mean[j];
-    c64[i * dim + j] = v;
-    maxC = Math.max(maxC, Math.abs(v));
-  }
-  // then near the spread, so that points far from the origin (1e6 + unit noise) get O(1) coordinates too
-  const s2 = maxC > 0 ? pow2Near(maxC) : 1;
-  if (s2 !== 1) for (let i = 0; i < c64.length; i++) c64[i] /= s2;
-  return { c64, c32: Float32Array.from(c64), unit: s1 * s2 };
+function centre(p: Points): { c32: Float32Array; sq: Float32Array; unit: number } {
+  const c32 = new Float32Array(p.n * p.dim), sq = new Float32Array(p.n);
+  const unit = kernels().centrePoints(c32, sq, p.data instanceof Float32Array ? p.data : null, p.data instanceof Float64Array ? p.data : null, p.n, p.dim);
+  if (!(unit > 0 && Number.isFinite(unit))) throw new Error(`nearest neighbours: centring ${p.n} points failed (out of memory?)`);
+  return { c32, sq, unit };
 }
 
+/**
+ * A bound on |d2~ - d2| for the float32 squared distance d2~ = sq_i + sq_j - 2 x_i.x_j of two centred
+ * points against their exact one, as c (|x_i|^2 + |x_j|^2): rounding the coordinates and norms to
+ * float32 (3u), the dot product (gamma_dim = dim u / (1 - dim u) times sum |x_i,t x_j,t| <= |x_i||x_j|,
+ * in any summation order, FMA or not) and the two float32 additions (3u), with u = 2^-24; 5% slack
+ * covers the float64 re-measure's own rounding. This is the worst case, so a candidate list that is
+ * certified with it is the exact answer, whatever the data.
+ */
+export function gramErrorFactor(dim: number): number {
+  const u = 2 ** -24;
+  return 1.05 * (6 * u + (dim * u) / (1 - dim * u)) * 2;
+}
+
+/** Offers point j at float64 squared distance d to a running top two (ties to the lower index). */
+function bestTwo(d: number, j: number, b: { d1: number; j1: number; d2: number; j2: number }): void {
+  if (d < b.d1 || (d === b.d1 && j < b.j1)) { b.d2 = b.d1; b.j2 = b.j1; b.d1 = d; b.j1 = j; }
+  else if (d < b.d2 || (d === b.d2 && j < b.j2)) { b.d2 = d; b.j2 = j; }
+}
+
+/**
+ * Exact first and second nearest neighbours (float64 distances; ties to the lower index).
+ *
+ *  1. candidates: every point's k nearest by float32 Gram distances, from one fused native sweep over
+ *     the upper triangle of X X^T (knnCandidates: each pair computed once, memory O(block x N));
+ *  2. the candidates re-measured exactly in float64 on the data (sqDistPairs);
+ *  3. a certificate per point: no other point can be nearer than the second exact distance b2 when the
+ *     k-th candidate's float32 distance minus the worst-case float32 error (gramErrorFactor) exceeds
+ *     b2. Points without it (near-ties around the k-th candidate) get their Gram row recomputed and
+ *     every point whose lower bound is within b2 re-measured exactly, so the answer is exact always.
+ */
 export function twoNearest(p: Points, o: KnnOptions = {}): TwoNeighbours {
   const { n, dim } = p;
   if (n < 3) throw new Error(`two nearest neighbours need at least 3 distinct points, got ${n}`);
-  const k = Math.min(o.candidates ?? 4, n - 1);
-  const block = Math.max(1, Math.min(n, o.blockRows ?? Math.floor((1 << 23) / n)));
-  const { c64, c32, unit } = centre(p);
-  const sq = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    let s = 0;
-    for (let j = 0; j < dim; j++) s += c64[i * dim + j] * c64[i * dim + j];
-    sq[i] = s;
-  }
+  const k = Math.max(2, Math.min(o.candidates ?? 4, n - 1));
+  const block = Math.max(1, Math.min(n, o.blockRows ?? Math.max(64, Math.min(512, Math.floor((1 << 23) / n)))));
   const K = kernels();
-  const G = new Float32Array(block * n), candD2 = new Float32Array(block * k), candIdx = new Int32Array(block * k);
+  const t0 = performance.now();
+  const { c32, sq, unit } = centre(p);
+  const t1 = performance.now();
+  const candIdx = new Int32Array(n * k), candD2 = new Float32Array(n * k);
+  K.knnCandidates(candIdx, candD2, c32, sq, n, dim, k, block);
+  const t2 = performance.now();
+  if (candIdx.some((j) => j < 0 || j >= n)) throw new Error(`nearest neighbours: the candidate search of ${n} points failed (out of memory?)`);
+  const rowOf = new Int32Array(n * k);
+  for (let i = 0; i < n; i++) rowOf.fill(i, i * k, i * k + k);
+  const X32 = p.data instanceof Float32Array ? p.data : null, X64 = p.data instanceof Float64Array ? p.data : null, inv = 1 / unit;
+  const exact = new Float64Array(n * k);
+  K.sqDistPairs(exact, X32, X64, dim, rowOf, candIdx, n * k, inv);
+  let sqMax = 0;
+  for (let i = 0; i < n; i++) sqMax = Math.max(sqMax, sq[i]);
+  const c = gramErrorFactor(dim);
   const r1 = new Float64Array(n), r2 = new Float64Array(n), i1 = new Int32Array(n), i2 = new Int32Array(n);
-  for (let s = 0; s < n; s += block) {
-    const rows = Math.min(block, n - s);
-    K.gemm(false, true, rows, n, dim, 1, c32, s * dim, dim, c32, 0, dim, 0, G, 0, n);
-    K.knnSelect(candIdx, candD2, G, sq.subarray(s, s + rows), sq, rows, n, s, k);
-    for (let r = 0; r < rows; r++) {
-      const i = s + r;
-      let b1 = Infinity, b2 = Infinity, j1 = -1, j2 = -1;
-      for (let q = 0; q < k; q++) {
-        const j = candIdx[r * k + q];
-        let d = 0;
-        for (let t = 0; t < dim; t++) { const x = c64[i * dim + t] - c64[j * dim + t]; d += x * x; }
-        if (d < b1 || (d === b1 && j < j1)) { b2 = b1; j2 = j1; b1 = d; j1 = j; }
-        else if (d < b2 || (d === b2 && j < j2)) { b2 = d; j2 = j; }
+  const open: number[] = [];
+  const b = { d1: Infinity, j1: -1, d2: Infinity, j2: -1 };
+  const d2 = new Float64Array(n);
+  const done = (i: number): void => { r1[i] = Math.sqrt(b.d1) * unit; r2[i] = Math.sqrt(b.d2) * unit; i1[i] = b.j1; i2[i] = b.j2; d2[i] = b.d2; };
+  for (let i = 0; i < n; i++) {
+    b.d1 = b.d2 = Infinity; b.j1 = b.j2 = -1;
+    for (let q = i * k; q < i * k + k; q++) bestTwo(exact[q], candIdx[q], b);
+    done(i);
+    // every other point is a candidate, or none outside the list can come within b2
+    if (!(k === n - 1 || candD2[i * k + k - 1] - c * (sq[i] + sqMax) > b.d2)) open.push(i);
+  }
+  const t3 = performance.now();
+  // uncertified points: their whole Gram row again, then every point whose lower bound reaches b2
+  const rowsPer = Math.max(1, Math.min(open.length, Math.floor((1 << 22) / n)));
+  const G = new Float32Array(rowsPer * n), Xo = new Float32Array(rowsPer * dim);
+  for (let s = 0; s < open.length; s += rowsPer) {
+    const rows = open.slice(s, s + rowsPer);
+    rows.forEach((i, r) => Xo.set(c32.subarray(i * dim, i * dim + dim), r * dim));
+    K.gemm(false, true, rows.length, n, dim, 1, Xo, 0, dim, c32, 0, dim, 0, G, 0, n);
+    rows.forEach((i, r) => {
+      const bound = d2[i], a: number[] = [], js: number[] = [];
+      for (let j = 0; j < n; j++) {
+        if (j !== i && sq[i] + sq[j] - 2 * G[r * n + j] - c * (sq[i] + sq[j]) <= bound) { a.push(i); js.push(j); }
       }
-      r1[i] = Math.sqrt(b1) * unit; r2[i] = Math.sqrt(b2) * unit; i1[i] = j1; i2[i] = j2;
-    }
-    o.onProgress?.(s + rows, n);
+      const d = new Float64Array(js.length);
+      K.sqDistPairs(d, X32, X64, dim, Int32Array.from(a), Int32Array.from(js), js.length, inv);
+      b.d1 = b.d2 = Infinity; b.j1 = b.j2 = -1;
+      js.forEach((j, q) => bestTwo(d[q], j, b));
+      done(i);
+    });
+  }
+  o.onProgress?.(n, n);
+  if (o.timings) {
+    const t4 = performance.now(), add = (key: string, ms: number): void => { o.timings![key] = (o.timings![key] ?? 0) + ms / 1000; };
+    add('centre', t1 - t0); add('candidates', t2 - t1); add('exact', t3 - t2); add('recheck', t4 - t3);
+    o.timings.rechecked = (o.timings.rechecked ?? 0) + open.length;
   }
   return { r1, r2, i1, i2 };
 }

@@ -9,7 +9,7 @@
  */
 import { Rng } from '../engine/random.js';
 import { checkPoints, dedupe, type Points } from './knn.js';
-import { bootstrapId, idFromMus, neighbourRatios, type IdOptions } from './twonn.js';
+import { bootstrapId, distinctRatios, idFromMus, neighbourRatios, type IdOptions } from './twonn.js';
 
 export type Pooling = 'mean' | 'cls' | 'last' | 'tokens';
 export const POOLINGS: Pooling[] = ['mean', 'cls', 'last', 'tokens'];
@@ -109,24 +109,43 @@ export interface LayerEstimate {
  * Too few points in all (n < 3) is still an error: that is a sample too small, not a collapsed layer.
  */
 export function idProfile(layers: Points[], o: IdOptions & { bootstrap?: number; seed?: number; onLayer?: (l: number) => void } = {}): LayerEstimate[] {
-  return layers.map((p, layer): LayerEstimate => {
-    checkPoints(p, `layer ${layer}`);
-    const distinct = p.n >= 3 ? dedupe(p).points.n : p.n;
+  return idProfileOf(layers.length, (l) => layers[l], o);
+}
+
+/**
+ * idProfile over layers produced one at a time by `layer(l)` (read from a file, say), so that only
+ * one layer's points need be in memory. `timings` (from IdOptions) also gets `checks` (finite values,
+ * duplicates) and `bootstrap` seconds.
+ */
+export function idProfileOf(count: number, layer: (l: number) => Points, o: IdOptions & { bootstrap?: number; seed?: number; onLayer?: (l: number) => void } = {}): LayerEstimate[] {
+  const out: LayerEstimate[] = [];
+  const add = (key: string, t0: number): void => { if (o.timings) o.timings[key] = (o.timings[key] ?? 0) + (performance.now() - t0) / 1000; };
+  for (let l = 0; l < count; l++) {
+    const p = layer(l);
+    let t0 = performance.now();
+    checkPoints(p, `layer ${l}`);
+    const d = p.n >= 3 ? dedupe(p) : null;
+    add('checks', t0);
+    const distinct = d ? d.points.n : p.n;
     if (p.n >= 3 && distinct < 3) {
-      o.onLayer?.(layer);
-      return {
-        layer, id: 0, error: 0, low: 0, high: 0, n: p.n, duplicates: p.n - distinct, scale: 0, collapsed: true,
-        note: `the ${p.n} states of layer ${layer} take only ${distinct} distinct value${distinct === 1 ? '' : 's'}: a finite set of points, dimension 0 (TwoNN needs 3 distinct points)`,
-      };
+      o.onLayer?.(l);
+      out.push({
+        layer: l, id: 0, error: 0, low: 0, high: 0, n: p.n, duplicates: p.n - distinct, scale: 0, collapsed: true,
+        note: `the ${p.n} states of layer ${l} take only ${distinct} distinct value${distinct === 1 ? '' : 's'}: a finite set of points, dimension 0 (TwoNN needs 3 distinct points)`,
+      });
+      continue;
     }
-    const r = neighbourRatios(p, o);
+    const r = d ? distinctRatios(d.points, d.duplicates, p.n, o) : neighbourRatios(p, o);
     const est = idFromMus(r.mus, o);
     const B = o.bootstrap ?? 100;
-    const ci = B > 0 ? bootstrapId(r.mus, { ...o, samples: B, seed: (o.seed ?? 0) + layer }) : null;
-    o.onLayer?.(layer);
-    return {
-      layer, id: est.id, error: ci ? ci.std : est.error ?? 0, low: ci ? ci.low : est.id, high: ci ? ci.high : est.id,
+    t0 = performance.now();
+    const ci = B > 0 ? bootstrapId(r.mus, { ...o, samples: B, seed: (o.seed ?? 0) + l }) : null;
+    add('bootstrap', t0);
+    o.onLayer?.(l);
+    out.push({
+      layer: l, id: est.id, error: ci ? ci.std : est.error ?? 0, low: ci ? ci.low : est.id, high: ci ? ci.high : est.id,
       n: p.n, duplicates: r.duplicates, scale: r.scale,
-    };
-  });
+    });
+  }
+  return out;
 }

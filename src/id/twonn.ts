@@ -46,14 +46,22 @@ const DEGENERATE = 'every point has its two nearest neighbours at the same dista
 
 /** The estimate from the ratios mu = r2/r1 alone. */
 export function idFromMus(mus: Float64Array, o: IdOptions = {}): { id: number; error: number | null; nUsed: number; discarded: number } {
-  const method = o.method ?? 'fit', N = mus.length;
-  if (N < 2) throw new Error(`TwoNN needs at least 2 ratios, got ${N}`);
+  checkMus(mus);
+  return idFromLogs(Float64Array.from(mus, Math.log), false, o);
+}
+
+function checkMus(mus: Float64Array): void {
+  if (mus.length < 2) throw new Error(`TwoNN needs at least 2 ratios, got ${mus.length}`);
   for (const m of mus) if (!(m >= 1) || !Number.isFinite(m)) throw new Error(`invalid neighbour-distance ratio ${m} (must be finite and >= 1)`);
-  const logs = Float64Array.from(mus, Math.log);
+}
+
+/** idFromMus from log(mu) (sorted ascending in place when not `sorted` and the method is the fit). */
+function idFromLogs(logs: Float64Array, sorted: boolean, o: IdOptions): { id: number; error: number | null; nUsed: number; discarded: number } {
+  const method = o.method ?? 'fit', N = logs.length;
   if (method === 'fit') {
     const discard = o.discard ?? 0.1;
     if (!(discard >= 0 && discard < 1)) throw new Error(`discard must be in [0, 1), got ${discard}`);
-    logs.sort();
+    if (!sorted) logs.sort();
     const nEff = Math.floor(N * (1 - discard));
     if (nEff < 1) throw new Error(`discard ${discard} leaves no ratio of ${N} to fit`);
     // the fit's target -log(1 - i/N) is infinite at i = N, so it must leave out at least the largest ratio
@@ -85,6 +93,11 @@ export function idFromMus(mus: Float64Array, o: IdOptions = {}): { id: number; e
 export function neighbourRatios(p: Points, o: KnnOptions = {}): { mus: Float64Array; scale: number; duplicates: number; ties: number; n: number } {
   checkPoints(p);
   const { points, duplicates } = dedupe(p);
+  return distinctRatios(points, duplicates, p.n, o);
+}
+
+/** neighbourRatios of points already checked and free of duplicates (`duplicates` removed from `n` given). */
+export function distinctRatios(points: Points, duplicates: number, n: number, o: KnnOptions = {}): { mus: Float64Array; scale: number; duplicates: number; ties: number; n: number } {
   if (points.n < 3) throw new Error(`TwoNN needs at least 3 distinct points; got ${points.n} (${duplicates} duplicates removed)`);
   const nn = twoNearest(points, o);
   const mus = new Float64Array(points.n);
@@ -94,7 +107,7 @@ export function neighbourRatios(p: Points, o: KnnOptions = {}): { mus: Float64Ar
     if (nn.r2[i] === nn.r1[i]) ties++;
     scale += nn.r1[i] + nn.r2[i];
   }
-  return { mus, scale: scale / (2 * points.n), duplicates, ties, n: p.n };
+  return { mus, scale: scale / (2 * points.n), duplicates, ties, n };
 }
 
 export function estimateId(p: Points, o: IdOptions = {}): IdEstimate {
@@ -134,14 +147,26 @@ export function idScaling(p: Points, o: IdOptions & { nMin?: number; seed?: numb
   return out;
 }
 
-/** Bootstrap over the points' ratios: percentile interval and standard deviation of the estimate. */
+/**
+ * Bootstrap over the points' ratios: percentile interval and standard deviation of the estimate.
+ * Each resample is N draws with replacement (rng.int(N)). The fit needs a resample sorted: it is
+ * assembled from the ratios sorted once and how often each was drawn (a counting sort, the same
+ * values in the same order as sorting the draws), so B resamples cost O(B N), not O(B N log N).
+ */
 export function bootstrapId(mus: Float64Array, o: IdOptions & { samples?: number; level?: number; seed?: number } = {}): { low: number; high: number; std: number; samples: number } {
   const B = o.samples ?? 200, level = o.level ?? 0.95, rng = new Rng(o.seed ?? 0), N = mus.length;
+  checkMus(mus);
+  const logs = Float64Array.from(mus, Math.log), fit = (o.method ?? 'fit') === 'fit';
+  const order = fit ? Int32Array.from({ length: N }, (_, i) => i).sort((a, b) => logs[a] - logs[b]) : null;
   const ests: number[] = [];
-  const draw = new Float64Array(N);
+  const draw = new Float64Array(N), count = new Int32Array(N);
   for (let b = 0; b < B; b++) {
-    for (let i = 0; i < N; i++) draw[i] = mus[rng.int(N)];
-    try { ests.push(idFromMus(draw, o).id); } catch { /* a degenerate resample (all ties) carries no estimate */ }
+    if (order) {
+      count.fill(0);
+      for (let i = 0; i < N; i++) count[rng.int(N)]++;
+      for (let q = 0, at = 0; q < N; q++) for (let c = count[order[q]]; c > 0; c--) draw[at++] = logs[order[q]];
+    } else for (let i = 0; i < N; i++) draw[i] = logs[rng.int(N)];
+    try { ests.push(idFromLogs(draw, true, o).id); } catch { /* a degenerate resample (all ties) carries no estimate */ }
   }
   if (ests.length === 0) throw new Error(DEGENERATE);
   ests.sort((a, b) => a - b);

@@ -5,6 +5,7 @@
  */
 import { BinaryOp, ReduceOp, UnaryOp, type Buf, type Kernels } from '../kernels.js';
 import { Rng } from '../random.js';
+import { floatToHalf } from '../../io/safetensors.js';
 
 const INV_SQRT2 = Math.SQRT1_2;
 const INV_SQRT_2PI = 0.3989422804014327;
@@ -281,20 +282,69 @@ export const jsKernels: Kernels = {
         }
   },
 
-  knnSelect(outIdx, outD2, G, rowSq, colSq, rows, cols, selfOffset, k) {
-    for (let i = 0; i < rows; i++) {
+  centrePoints(c32, sq, X32, X64, n, dim) {
+    const data = X32 ?? X64;
+    if (!data || (X32 && X64)) throw new Error('centrePoints: give exactly one of X32 and X64');
+    const pow2Near = (x: number): number => 2 ** Math.round(Math.log2(x));
+    let maxAbs = 0;
+    for (let i = 0; i < n * dim; i++) { const a = Math.abs(data[i]); if (a > maxAbs) maxAbs = a; }
+    const s1 = maxAbs > 0 ? pow2Near(maxAbs) : 1;
+    const mean = new Float64Array(dim);
+    for (let i = 0; i < n; i++) for (let j = 0, o = i * dim; j < dim; j++) mean[j] += data[o + j] / s1;
+    for (let j = 0; j < dim; j++) mean[j] /= n;
+    let maxC = 0;
+    for (let i = 0; i < n; i++) for (let j = 0, o = i * dim; j < dim; j++) { const a = Math.abs(data[o + j] / s1 - mean[j]); if (a > maxC) maxC = a; }
+    const s2 = maxC > 0 ? pow2Near(maxC) : 1;
+    for (let i = 0; i < n; i++) {
+      let s = 0;
+      for (let j = 0, o = i * dim; j < dim; j++) {
+        const v = (data[o + j] / s1 - mean[j]) / s2;
+        c32[o + j] = v;
+        s += v * v;
+      }
+      sq[i] = s;
+    }
+    return s1 * s2;
+  },
+
+  knnCandidates(outIdx, outD2, X, sq, n, dim, k, block) {
+    outD2.fill(Infinity, 0, n * k);
+    outIdx.fill(0x7fffffff, 0, n * k);
+    const offer = (i: number, d: number, j: number): void => {
       const o = i * k;
-      for (let q = 0; q < k; q++) { outD2[o + q] = Infinity; outIdx[o + q] = -1; }
-      for (let j = 0; j < cols; j++) {
-        if (j === selfOffset + i) continue;
-        const d = rowSq[i] + colSq[j] - 2 * G[i * cols + j];
-        if (d >= outD2[o + k - 1]) continue;
-        let q = k - 1; // insertion into the sorted list
-        while (q > 0 && outD2[o + q - 1] > d) { outD2[o + q] = outD2[o + q - 1]; outIdx[o + q] = outIdx[o + q - 1]; q--; }
-        outD2[o + q] = d;
-        outIdx[o + q] = j;
+      const before = (q: number): boolean => d < outD2[o + q] || (d === outD2[o + q] && j < outIdx[o + q]);
+      if (!before(k - 1)) return;
+      let q = k - 1; // insertion into the sorted list, ties to the lower index
+      while (q > 0 && before(q - 1)) { outD2[o + q] = outD2[o + q - 1]; outIdx[o + q] = outIdx[o + q - 1]; q--; }
+      outD2[o + q] = d;
+      outIdx[o + q] = j;
+    };
+    const B = Math.max(1, Math.min(block, n));
+    for (let s = 0; s < n; s += B) {
+      const rows = Math.min(B, n - s), cols = n - s, G = new Float32Array(rows * cols);
+      gemm(false, true, rows, cols, dim, 1, X, s * dim, dim, X, s * dim, dim, 0, G, 0, cols);
+      for (let r = 0; r < rows; r++) {
+        for (let c = r + 1; c < cols; c++) {
+          const i = s + r, j = s + c, d = Math.fround(sq[i] + sq[j] - 2 * G[r * cols + c]);
+          offer(i, d, j);
+          offer(j, d, i);
+        }
       }
     }
+  },
+
+  sqDistPairs(out, X32, X64, dim, a, b, m, scale) {
+    const X = X32 ?? X64;
+    if (!X || (X32 && X64)) throw new Error('sqDistPairs: give exactly one of X32 and X64');
+    for (let q = 0; q < m; q++) {
+      let s = 0;
+      for (let t = 0; t < dim; t++) { const v = X[a[q] * dim + t] * scale - X[b[q] * dim + t] * scale; s += v * v; }
+      out[q] = s;
+    }
+  },
+
+  floatToHalf(dst, src, n) {
+    for (let i = 0; i < n; i++) dst[i] = floatToHalf(src[i]);
   },
 
   dropoutMask(mask, n, p, keep, state) {
