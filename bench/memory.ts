@@ -36,7 +36,7 @@ export interface MemoryOptions {
   batch?: number; seq?: number;
   /** run `gelora analyze` too (default: for llama1b) over this many samples of 128 tokens */
   analyze?: boolean; samples?: number;
-  /** analyze's --batch-size (its default: 16) */
+  /** analyze's --batch-size (absent: analyze's own default, autoBatchSize) */
   analyzeBatch?: number;
   precision?: string;
 }
@@ -126,7 +126,7 @@ export function memoryBench(name: string, o: MemoryOptions = {}): Record<string,
       forward: { ...forward, peak_over_checkpoint: ratio(forward.peak_rss_bytes) },
     };
     if (o.analyze ?? cfg.analyze) {
-      const a = child(['analyze', dir, String(samples), precision, String(o.analyzeBatch ?? 16)], join(dir, 'analyze.json'));
+      const a = child(['analyze', dir, String(samples), precision, o.analyzeBatch === undefined ? 'auto' : String(o.analyzeBatch)], join(dir, 'analyze.json'));
       out.analyze = { ...a, peak_over_checkpoint: ratio(a.peak_rss_bytes) };
     }
     return out;
@@ -163,7 +163,7 @@ async function runChild(resultFile: string, mode: string, dir: string, rest: str
     };
   } else if (mode === 'analyze') {
     const { buildProgram } = await import('../src/cli/program.js');
-    const args = ['analyze', '--model', dir, '--train', join(dir, 'train.jsonl'), '--samples', rest[0], '--max-length', '128', '--out', join(dir, 'analysis'), '--precision', rest[1], '--batch-size', rest[2]];
+    const args = ['analyze', '--model', dir, '--train', join(dir, 'train.jsonl'), '--samples', rest[0], '--max-length', '128', '--out', join(dir, 'analysis'), '--precision', rest[1], ...(rest[2] === 'auto' ? [] : ['--batch-size', rest[2]])];
     await buildProgram().exitOverride().parseAsync(args, { from: 'user' });
     const report = JSON.parse(readFileSync(join(dir, 'analysis', 'gelora.json'), 'utf8')) as { data: Record<string, unknown>; ranks: number[] };
     result = { mode, command: `gelora ${args.join(' ')}`, points: report.data.points, pooling: report.data.pooling, ranks: report.ranks };

@@ -223,3 +223,22 @@ describe('memory: half-precision checkpoints stay half precision', () => {
     } finally { f.close(); }
   });
 });
+
+describe('streamed hidden states (Model.forward onHidden)', () => {
+  for (const [name, dir] of [['llama3 (final norm)', F32], ['bert', HF + 'bert'], ['gpt2 (final norm)', HF + 'gpt2']] as const) {
+    it(`${name}: the same states as keepHidden, in order, each released after the next block`, () => {
+      const { model } = loadModel(dir);
+      const x = fixtureInputs(dir);
+      const kept = outputs(model, x).slice(0, model.numLayers + 1);
+      const seen: number[] = [], streamed: Float32Array[] = [], tensors: Tensor[] = [];
+      noGrad(() => scope(() => {
+        const o = model.forward(x, { onHidden: (k, h) => { seen.push(k); streamed.push(h.toFloat32()); tensors.push(h); } });
+        assert.equal(o.hiddenStates.length, 0);
+        // every state but the last is given back to the pool before the forward returns
+        assert.deepEqual(tensors.map((t) => t.released), tensors.map((_, k) => k < model.numLayers));
+      }));
+      assert.deepEqual(seen, [...Array(model.numLayers + 1).keys()]);
+      streamed.forEach((s, k) => assert.deepEqual(s, kept[k], `hidden_states.${k}`));
+    });
+  }
+});

@@ -20,7 +20,7 @@ import { precisionOption } from './train-options.js';
 interface AnalyzeCli {
   model?: string; train?: string; hiddenStates?: string; moduleNames?: string; modelType?: string; numLayers?: number;
   textCol?: string; pairCol?: string; samples: number; pooling: Pooling; keepSpecial?: boolean; maxTokens: number; maxLength: number;
-  batchSize: number; method: IdMethod; discard: number; bootstrap: number; offset: number; alphaRatio: number; errorAware?: boolean;
+  batchSize?: number; method: IdMethod; discard: number; bootstrap: number; offset: number; alphaRatio: number; errorAware?: boolean;
   budget?: number; budgetLikeRank?: number; maxRank?: number; targets?: string[]; seed: number; out: string; json?: boolean;
   precision: Precision;
 }
@@ -51,7 +51,7 @@ export function registerAnalyze(program: Command): void {
     .option('--keep-special', 'keep [CLS]/[SEP]/<s> tokens in mean and tokens pooling')
     .option('--max-tokens <n>', 'tokens pooling: about n points in total', positiveInt, 10000)
     .option('--max-length <n>', 'truncate inputs to n tokens', positiveInt, 128)
-    .option('--batch-size <n>', 'sequences per forward pass', positiveInt, 16)
+    .option('--batch-size <n>', 'sequences per forward pass (default 16, fewer for wide models: 2^23 values in the widest activation)', positiveInt)
     .addOption(new Option('--method <m>', 'TwoNN estimator').choices(['fit', 'ml', 'bayes']).default('fit'))
     .option('--discard <f>', 'fraction of largest ratios the fit leaves out', fraction, 0.1)
     .option('--bootstrap <n>', 'bootstrap resamples for each layer\'s interval', nonNegInt, 100)

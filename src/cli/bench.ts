@@ -54,9 +54,9 @@ export function registerBench(program: Command): void {
     .option('--seq <n>', 'forward: tokens per sequence', positiveInt, 128)
     .option('--analyze', 'also run gelora analyze (always for llama1b)')
     .option('--samples <n>', 'analyze: examples of 128 tokens', positiveInt, 64)
-    .option('--analyze-batch <n>', 'analyze: --batch-size', positiveInt, 16)
+    .option('--analyze-batch <n>', 'analyze: --batch-size (default: analyze\'s own)', positiveInt)
     .addOption(precisionOption())
-    .action((o: { config: string; batch: number; seq: number; analyze?: boolean; samples: number; analyzeBatch: number; precision: Precision }) => {
+    .action((o: { config: string; batch: number; seq: number; analyze?: boolean; samples: number; analyzeBatch?: number; precision: Precision }) => {
       console.log(JSON.stringify({ ...memoryBench(o.config, o), blas: blasInfo() }));
     });
   bench.command('analyze-scale')

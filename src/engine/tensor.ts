@@ -468,6 +468,8 @@ export function noGrad<T>(fn: () => T): T {
  * Runs one block of a model. Without gradients (inference) the block's intermediates go back to the
  * pool as soon as it returns; with gradients they must live until backward, so fn runs as is.
  */
+/** Whether operations are being recorded for backward (false inside noGrad). */
+export function recording(): boolean { return gradEnabled; }
 export function blockScope<T>(fn: () => T): T {
   return gradEnabled ? fn() : scope(fn);
 }

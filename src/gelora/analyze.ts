@@ -26,9 +26,21 @@ export interface CollectOptions {
   /** tokens pooling: about this many tokens in total */
   maxTokens?: number;
   maxLength?: number;
+  /** sequences per forward pass (default: autoBatchSize) */
   batchSize?: number;
   seed?: number;
   onBatch?: (done: number, total: number) => void;
+}
+
+/**
+ * The analysis' default batch: 16 sequences, fewer where a batch's widest activation (the
+ * feed-forward's [B, T, intermediate_size]) would pass 2^23 values (32 MB): a Llama-3.2-1B shape
+ * (8,192 wide) at 128 tokens gets 8, which keeps its analysis under 3 GB with 2.5 GB of bf16 weights
+ * (bench memory --config llama1b). Encoders up to BERT-base at 128 tokens keep 16.
+ */
+export function autoBatchSize(model: Model, tokens: number): number {
+  const widest = Math.max(model.hiddenSize, Number(model.config.intermediate_size ?? 4 * model.hiddenSize));
+  return Math.max(1, Math.min(16, Math.floor(2 ** 23 / (Math.max(tokens, 1) * widest))));
 }
 
 /** Pooled points of every layer (hidden_states.0..L) for a seeded sample of the examples. */
@@ -47,15 +59,16 @@ export function collectLayerPoints(model: Model, tok: TextTokenizer, examples: {
     const total = enc.reduce((s, e) => s + e.ids.filter((id) => !exclude?.has(id)).length, 0);
     keepProb = Math.min(1, (o.maxTokens ?? 10000) / Math.max(total, 1));
   }
-  const bs = o.batchSize ?? 16, collector = new LayerPoints(model.numLayers + 1, model.hiddenSize);
+  const bs = o.batchSize ?? autoBatchSize(model, Math.max(...enc.map((e) => e.ids.length))), collector = new LayerPoints(model.numLayers + 1, model.hiddenSize);
   const batches = Math.ceil(order.length / bs);
   for (let b = 0; b < batches; b++) {
     const idx = order.slice(b * bs, (b + 1) * bs);
     const x = padBatch(idx.map((i) => enc[i].ids), idx.map((i) => enc[i].typeIds), tok.padId);
     const plan = poolPlan(x.attentionMask, x.inputIds, x.batch, x.seq, { mode: pooling, excludeIds: exclude, keepProb, rng });
     noGrad(() => scope(() => {
-      const out = model.forward(x, { logits: false }); // a causal LM's vocab-sized logits are not needed
-      out.hiddenStates.forEach((h, l) => collector.add(l, h.data as Float32Array, plan)); // I/O boundary: each batch's hidden states pooled into the point sets in place (toFloat32 would copy every layer)
+      // a causal LM's vocab-sized logits are not needed; each layer is pooled as it comes and released
+      // (I/O boundary: pooled into the point sets in place; toFloat32 would copy every layer)
+      model.forward(x, { logits: false, onHidden: (l, h) => collector.add(l, h.data as Float32Array, plan) });
     }));
     o.onBatch?.(b + 1, batches);
   }

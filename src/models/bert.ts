@@ -6,7 +6,7 @@
  */
 import * as op from '../engine/ops.js';
 import type { Tensor } from '../engine/tensor.js';
-import { ConfigReader, blockFromPath, runBlocks, type HfConfig, type Model, type ModelFamily, type ModelInputs, type ModelOutput } from './model.js';
+import { ConfigReader, blockFromPath, runBlocks, type HfConfig, type Model, type ModelFamily, type ForwardOptions, type ModelInputs, type ModelOutput } from './model.js';
 import { LayerNorm, Linear, ParamStore, additiveMask } from './modules.js';
 import { QA_HEAD, createQaHead, encoderTask } from './qa.js';
 
@@ -192,13 +192,13 @@ export class BertForSequenceClassification implements Model {
     return op.add(op.matmul(t, this.wordEmb, { transB: true }), this.mlm.bias);
   }
 
-  forward(x: ModelInputs, opts: { keepHidden?: boolean } = {}): ModelOutput {
+  forward(x: ModelInputs, opts: ForwardOptions = {}): ModelOutput {
     if (this.mlm) throw new Error('a masked-language model has no classification forward; use encode() and mlmLogits()');
     const { batch: B } = x;
     const keep = opts.keepHidden !== false;
     const mask = additiveMask(x.attentionMask, x.batch, x.seq);
     return runBlocks(this.embed(x), this.layers, (layer, h) => layer.forward(h, mask, this.act), {
-      keepHidden: keep, blockPrefix: `${this.backbonePrefix}.encoder.layer`,
+      keepHidden: keep, onHidden: opts.onHidden, blockPrefix: `${this.backbonePrefix}.encoder.layer`,
       head: (h) => this.qa ? this.qa.forward(h) : this.classifier.forward(op.tanh(this.pooler.forward(op.reshape(op.slice(h, 1, 0, 1), [B, this.hiddenSize])))),
     });
   }

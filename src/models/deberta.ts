@@ -7,7 +7,7 @@
  */
 import * as op from '../engine/ops.js';
 import { Tensor } from '../engine/tensor.js';
-import { ConfigReader, blockFromPath, runBlocks, type HfConfig, type Model, type ModelFamily, type ModelInputs, type ModelOutput } from './model.js';
+import { ConfigReader, blockFromPath, runBlocks, type HfConfig, type Model, type ModelFamily, type ForwardOptions, type ModelInputs, type ModelOutput } from './model.js';
 import { LayerNorm, Linear, ParamStore, additiveMask } from './modules.js';
 import { QA_HEAD, createQaHead, encoderTask } from './qa.js';
 
@@ -176,7 +176,7 @@ export class DebertaV2ForSequenceClassification implements Model {
     return e;
   }
 
-  forward(x: ModelInputs, opts: { keepHidden?: boolean } = {}): ModelOutput {
+  forward(x: ModelInputs, opts: ForwardOptions = {}): ModelOutput {
     const { batch: B, seq: T } = x, keep = opts.keepHidden !== false;
     let e = op.embedding(this.wordEmb, x.inputIds, [B, T]);
     if (this.posEmb) {
@@ -193,7 +193,7 @@ export class DebertaV2ForSequenceClassification implements Model {
     const rel = this.relEmb ? (this.relNorm ? this.relNorm.forward(this.relEmb) : this.relEmb) : null;
     const idx = this.relIndices(T);
     return runBlocks(h0, this.layers, (layer, h) => layer.forward(h, mask, x.attentionMask, rel, idx.c2p, idx.p2c, this.act), {
-      keepHidden: keep, blockPrefix: 'deberta.encoder.layer',
+      keepHidden: keep, onHidden: opts.onHidden, blockPrefix: 'deberta.encoder.layer',
       head: (h) => this.qa ? this.qa.forward(h) : this.classifier!.forward(this.poolerAct(this.pooler!.forward(op.reshape(op.slice(h, 1, 0, 1), [B, this.hiddenSize])))),
     });
   }

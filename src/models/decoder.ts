@@ -10,7 +10,7 @@
  */
 import * as op from '../engine/ops.js';
 import { Tensor, blockScope, parameter, type Storage } from '../engine/tensor.js';
-import { ConfigReader, blockFromPath, lastTokenPositions, runBlocks, type HfConfig, type Model, type ModelFamily, type ModelInputs, type ModelOutput, type ModelType, type ModelTask } from './model.js';
+import { ConfigReader, blockFromPath, lastTokenPositions, runBlocks, type HfConfig, type Model, type ModelFamily, type ForwardOptions, type ModelInputs, type ModelOutput, type ModelType, type ModelTask } from './model.js';
 import { Linear, ParamStore, additiveMask } from './modules.js';
 
 /** torch.finfo(float32).min: what transformers' eager masks add where attention is not allowed */
@@ -397,13 +397,13 @@ export class DecoderModel implements Model {
     return cap === null ? logits : op.scale(op.tanh(op.scale(logits, 1 / cap)), cap);
   }
 
-  forward(x: ModelInputs, opts: { keepHidden?: boolean; logits?: boolean } = {}): ModelOutput {
+  forward(x: ModelInputs, opts: ForwardOptions = {}): ModelOutput {
     const { batch: B, seq: T } = x, keep = opts.keepHidden !== false;
     const c: ForwardContext = { B, T, Tk: T, mask: additiveMask(x.attentionMask, B, T), windowBias: new Map(), rope: (s) => this.ropeTables(s, T) };
     let h = op.embedding(this.embed, x.inputIds, [B, T]);
     if (this.spec.embedScale !== null) h = op.scale(h, this.spec.embedScale);
     return runBlocks(h, this.layers, (l, prev) => l.forward(prev, c), {
-      keepHidden: keep, blockPrefix: 'model.layers', final: (last) => this.norm.forward(last),
+      keepHidden: keep, onHidden: opts.onHidden, blockPrefix: 'model.layers', final: (last) => this.norm.forward(last),
       head: opts.logits === false ? undefined : (last) => this.logitsOf(this.task === 'causal-lm' ? last : op.embedding(op.reshape(last, [B * T, this.hiddenSize]), lastTokenPositions(x, this.padTokenId), [B])),
     });
   }

@@ -5,7 +5,7 @@
  */
 import * as op from '../engine/ops.js';
 import type { Tensor } from '../engine/tensor.js';
-import { ConfigReader, blockFromPath, runBlocks, type HfConfig, type Model, type ModelFamily, type ModelInputs, type ModelOutput } from './model.js';
+import { ConfigReader, blockFromPath, runBlocks, type HfConfig, type Model, type ModelFamily, type ForwardOptions, type ModelInputs, type ModelOutput } from './model.js';
 import { LayerNorm, Linear, ParamStore, additiveMask } from './modules.js';
 import { QA_HEAD, createQaHead, encoderTask } from './qa.js';
 
@@ -84,7 +84,7 @@ export class DistilBertForSequenceClassification implements Model {
 
   blockOf(name: string): number | null { return blockFromPath(name, DISTILBERT_FAMILY.blockPattern); }
 
-  forward(x: ModelInputs, opts: { keepHidden?: boolean } = {}): ModelOutput {
+  forward(x: ModelInputs, opts: ForwardOptions = {}): ModelOutput {
     const { batch: B, seq: T } = x;
     if (T > this.maxPos) throw new Error(`sequence length ${T} exceeds max_position_embeddings ${this.maxPos}`);
     const pos = new Int32Array(B * T);
@@ -92,7 +92,7 @@ export class DistilBertForSequenceClassification implements Model {
     const mask = additiveMask(x.attentionMask, B, T), keep = opts.keepHidden !== false;
     const h0 = this.embNorm.forward(op.add(op.embedding(this.wordEmb, x.inputIds, [B, T]), op.embedding(this.posEmb, pos, [B, T])));
     return runBlocks(h0, this.layers, (layer, h) => layer.forward(h, mask, this.act), {
-      keepHidden: keep, blockPrefix: 'distilbert.transformer.layer',
+      keepHidden: keep, onHidden: opts.onHidden, blockPrefix: 'distilbert.transformer.layer',
       head: (h) => this.qa ? this.qa.forward(h) : this.classifier!.forward(op.relu(this.preClassifier!.forward(op.reshape(op.slice(h, 1, 0, 1), [B, this.hiddenSize])))),
     });
   }

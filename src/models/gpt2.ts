@@ -6,7 +6,7 @@
  */
 import * as op from '../engine/ops.js';
 import type { Tensor } from '../engine/tensor.js';
-import { ConfigReader, blockFromPath, lastTokenPositions, runBlocks, type ModelFamily, type HfConfig, type Model, type ModelInputs, type ModelOutput, type ModelTask } from './model.js';
+import { ConfigReader, blockFromPath, lastTokenPositions, runBlocks, type ModelFamily, type HfConfig, type Model, type ForwardOptions, type ModelInputs, type ModelOutput, type ModelTask } from './model.js';
 import { LayerNorm, Linear, ParamStore, additiveMask } from './modules.js';
 
 class GPT2Block {
@@ -84,14 +84,14 @@ export class GPT2Model implements Model {
 
   blockOf(name: string): number | null { return blockFromPath(name, GPT2_FAMILY.blockPattern); }
 
-  forward(x: ModelInputs, opts: { keepHidden?: boolean; logits?: boolean } = {}): ModelOutput {
+  forward(x: ModelInputs, opts: ForwardOptions = {}): ModelOutput {
     const { batch: B, seq: T } = x, keep = opts.keepHidden !== false;
     if (T > this.wpe.shape[0]) throw new Error(`sequence length ${T} exceeds n_positions ${this.wpe.shape[0]}`);
     const pos = Int32Array.from({ length: B * T }, (_, i) => i % T);
     const h0 = op.add(op.embedding(this.wte, x.inputIds, [B, T]), op.embedding(this.wpe, pos, [B, T]));
     const mask = additiveMask(x.attentionMask, B, T);
     return runBlocks(h0, this.blocks, (b, h) => b.forward(h, mask, this.act), {
-      keepHidden: keep, blockPrefix: 'transformer.h', final: (h) => this.lnF.forward(h),
+      keepHidden: keep, onHidden: opts.onHidden, blockPrefix: 'transformer.h', final: (h) => this.lnF.forward(h),
       head: opts.logits === false ? undefined : (h) => this.head.forward(this.task === 'causal-lm' ? h : op.embedding(op.reshape(h, [B * T, this.hiddenSize]), lastTokenPositions(x, this.padTokenId), [B])),
     });
   }
