@@ -140,3 +140,56 @@ describe('gelora baseline', () => {
     assert.match(none.stderr, /give --train FILE/);
   });
 });
+
+describe('compare where GeLoRA\'s allocation is uniform', () => {
+  interface Run { method: string; seed: number; metric_value: number; same_as?: string; ranks: number[] }
+  /** a compare folder whose analysis says: flat profile (uniform ranks) or a growing one */
+  const withProfile = (t: { dir: string; model: string; data: string }, name: string, ids: (layer: number) => number): string => {
+    const first = join(t.dir, 'first');
+    if (!existsSync(join(first, 'analysis', 'gelora.json'))) {
+      const r = gelora('compare', '--model', t.model, '--train', t.data, '--methods', 'gelora,lora', '--seeds', '1', '--epochs', '1', '--samples', '100', '--max-steps', '1', '--out', first);
+      assert.equal(r.status, 0, r.stderr);
+    }
+    const g = readJson<{ profile: { layer: number; id: number; low: number; high: number }[] }>(join(first, 'analysis', 'gelora.json'));
+    g.profile = g.profile.map((p) => ({ ...p, id: ids(p.layer), low: ids(p.layer) - 0.1, high: ids(p.layer) + 0.1 }));
+    const out = join(t.dir, name);
+    spawnSync('mkdir', ['-p', join(out, 'analysis')]);
+    writeFileSync(join(out, 'analysis', 'gelora.json'), JSON.stringify(g));
+    return out;
+  };
+
+  it('says so, trains GeLoRA once (as LoRA) and draws the budget curve from LoRA at each rank', () => {
+    const t = dogTask(160, 4), out = withProfile(t, 'flat', () => 5);
+    const r = gelora('compare', '--model', t.model, '--train', t.data, '--methods', 'gelora,lora', '--seeds', '1', '--epochs', '1', '--lr', '2e-3', '--budget-like-rank', '1', '--budget-curve', '1,2', '--out', out);
+    assert.equal(r.status, 0, r.stderr);
+    assert.ok(!existsSync(join(out, 'runs', 'gelora-seed0')), 'the GeLoRA run is not trained a second time');
+    assert.ok(existsSync(join(out, 'budget', 'r2', 'runs', 'lora-seed0', 'metrics.json')));
+    const res = readJson<{ runs: Run[]; uniform_allocation: number[]; budget_curve: { method: string; points: { r: number; params: number; mean: number; same_as_lora?: boolean }[] }[] }>(join(out, 'results.json'));
+    const [g, l] = ['gelora', 'lora'].map((m) => res.runs.find((x) => x.method === m)!);
+    assert.equal(g.same_as, 'lora');
+    assert.equal(g.metric_value, l.metric_value);
+    assert.deepEqual(res.uniform_allocation, l.ranks);
+    const lora2 = readJson<{ best: { primary: number }; trainable_params: number }>(join(out, 'budget', 'r2', 'runs', 'lora-seed0', 'metrics.json'));
+    const [lc, gc] = res.budget_curve;
+    assert.deepEqual(lc.points.map((p) => [p.r, p.mean]), [[1, l.metric_value], [2, lora2.best.primary]]);
+    assert.ok(lc.points[1].params === lora2.trainable_params && lc.points[1].params > lc.points[0].params);
+    assert.ok(gc.points.every((p) => p.same_as_lora), 'a flat profile scaled to any budget stays uniform');
+    const md = readFileSync(join(out, 'results.md'), 'utf8');
+    assert.match(md, /GeLoRA's allocation is uniform: rank 1 in every block/);
+    assert.match(md, /\| 2 \| \d+ \| \d\.\d{4} ± 0\.0000 \| 1 \| same ranks as LoRA/);
+    const html = readFileSync(join(out, 'report.html'), 'utf8');
+    assert.ok(html.includes('<h2>Budget curve</h2>') && html.includes('lora = gelora (same ranks: identical runs)'));
+    assert.ok(!/<td>gelora<\/td>/.test(html), 'no second, identical row');
+    assert.ok(existsSync(join(out, 'budget.svg')));
+  });
+
+  it('trains GeLoRA and draws no curve where the allocation is not uniform', () => {
+    const t = dogTask(160, 4), out = withProfile(t, 'growing', (layer) => 2 + 3 * layer * (layer % 2));
+    const r = gelora('compare', '--model', t.model, '--train', t.data, '--methods', 'gelora,lora', '--seeds', '1', '--epochs', '1', '--budget-like-rank', '2', '--budget-curve', '1,2', '--max-steps', '2', '--out', out);
+    assert.equal(r.status, 0, r.stderr);
+    const res = readJson<{ runs: Run[]; budget_curve?: unknown }>(join(out, 'results.json'));
+    assert.ok(new Set(res.runs.find((x) => x.method === 'gelora')!.ranks).size > 1);
+    assert.ok(existsSync(join(out, 'runs', 'gelora-seed0', 'metrics.json')) && !existsSync(join(out, 'budget.svg')) && res.budget_curve === undefined);
+    assert.doesNotMatch(readFileSync(join(out, 'results.md'), 'utf8'), /allocation is uniform/);
+  });
+});
