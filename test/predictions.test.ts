@@ -116,7 +116,7 @@ describe('paired bootstrap over seeds and dev examples', () => {
 describe('gelora baseline', () => {
   it('prints the TF-IDF + LR result as JSON and a line of text, C chosen on dev, predictions saved', async () => {
     const t = dogTask(300, 3), pred = join(t.dir, 'bl.jsonl'), outFile = join(t.dir, 'bl.json');
-    const r = gelora('baseline', '--train', t.data, '--c', '0.1', '--c', '10', '--out', outFile, '--predictions', pred);
+    const r = gelora('baseline', '--train', t.data, '--c', '0.1,10', '--out', outFile, '--predictions', pred);
     assert.equal(r.status, 0, r.stderr);
     const j = JSON.parse(r.stdout) as { task: string; metric: string; C: number; score: number; grid: { C: number; score: number }[]; train: number; dev: number };
     assert.deepEqual(readJson(outFile), j);

@@ -5,7 +5,7 @@ import { writeJsonAtomic } from '../io/atomic.js';
 import { evaluate } from '../train/metrics.js';
 import { loadTask } from '../train/task.js';
 import { writePredictions } from '../train/predictions.js';
-import { checkWritable, positive } from './flags.js';
+import { checkWritable, listOf, positive } from './flags.js';
 import { addOptions, DATA_OPTIONS, taskOptions, type DataCli } from './train-options.js';
 
 /** The data options that apply to a classification baseline (no QA, causal-LM or regression flags). */
@@ -17,7 +17,7 @@ interface BaselineCli extends DataCli { out?: string; predictions?: string; c?: 
 export function registerBaseline(program: Command): void {
   const cmd = program.command('baseline')
     .description('TF-IDF (word 1-2-grams, sublinear tf) + logistic regression, C chosen on dev: the bag-of-words score to beat')
-    .option('--c <x...>', 'the regularisation strengths C to try on dev (default 0.1 0.3 1 3 10 30 100)', (v: string, prev: number[] | undefined) => [...(prev ?? []), positive(v)])
+    .option('--c <list>', 'the regularisation strengths C to try on dev, comma-separated (default 0.1,0.3,1,3,10,30,100)', listOf(positive))
     .option('--out <file>', 'write the result as JSON here')
     .option('--predictions <file>', 'write the dev predictions at the chosen C as JSONL (index, prediction, label)');
   addOptions(cmd, BASELINE_DATA).action(async (o: BaselineCli) => {

@@ -5,7 +5,7 @@ import type { Command } from 'commander';
 import { runCompare as runComparison, type ChildRun, type CompareOutcome } from '../compare/compare.js';
 import { taskTypeOf } from '../train/run.js';
 import { METHODS, type Method } from '../train/methods.js';
-import { checkWritable, positiveInt } from './flags.js';
+import { checkWritable, listOf, positiveInt } from './flags.js';
 import { progressBar } from './progress.js';
 import { addOptions, DATA_OPTIONS, keysWithRole, longFlag, optionArgv, TRAIN_OPTIONS, TUNING_OPTIONS, taskOptions, type TrainCli } from './train-options.js';
 
@@ -27,7 +27,7 @@ export function registerCompare(program: Command): void {
     .option('--methods <list>', `comma-separated, of ${METHODS.join(', ')}`, 'gelora,lora,full')
     .option('--seeds <n>', 'seeds per method (0..n-1)', positiveInt, 3)
     .option('--lr-for <method=lr...>', 'learning rate of one method (e.g. full=5e-5); others use --lr')
-    .option('--budget-curve <ranks>', 'where GeLoRA\'s allocation is uniform: also train uniform LoRA at these ranks (e.g. 1,2,4,8) and draw budget.svg', (v: string) => v.split(',').map((x) => positiveInt(x.trim())))
+    .option('--budget-curve <ranks>', 'where GeLoRA\'s allocation is uniform: also train uniform LoRA at these ranks (e.g. 1,2,4,8) and draw budget.svg', listOf(positiveInt))
     .requiredOption('--out <dir>', 'output folder');
   addOptions(addOptions(cmd, DATA_OPTIONS), TUNING_OPTIONS).action(async (o: CompareCli) => {
     for (const k of keysWithRole(TRAIN_OPTIONS, 'refuse')) {
