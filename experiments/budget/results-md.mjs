@@ -4,7 +4,8 @@
 import { existsSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { budgetCurveSvg } from '../../dist/src/report/budget.js';
-import { pairedSeeds } from '../../dist/src/report/significance.js';
+import { methodComparisons } from '../../dist/src/compare/compare.js';
+import { comparisonsMarkdown } from '../../dist/src/report/significance.js';
 import { meanStd } from '../../dist/src/train/metrics.js';
 
 const root = process.argv[2] ?? 'experiments/budget/results';
@@ -16,25 +17,28 @@ for (const setting of readdirSync(root).filter((d) => existsSync(join(root, d)))
   if (!budgets.length) continue;
   const series = new Map(), rows = [], sig = [];
   let metric = '', task = '';
+  const comps = [];
   for (const b of budgets) {
     const res = JSON.parse(readFileSync(join(dir, b, 'results.json'), 'utf8'));
     metric = res.metric; task = res.task;
+    // AdaLoRA and SoRA at the same budget (run.sh METHODS=adalora,sora SUBDIR=adaptive), paired with this budget's LoRA runs
+    const sub = join(dir, b, 'adaptive', 'results.json');
+    const runs = [...res.runs, ...(existsSync(sub) ? JSON.parse(readFileSync(sub, 'utf8')).runs : [])];
     const by = new Map();
-    for (const r of res.runs) { if (!by.has(r.method)) by.set(r.method, []); by.get(r.method).push(r); }
-    for (const [m, runs] of by) {
-      const { mean, std } = meanStd(runs.map((r) => r.metric_value));
+    for (const r of runs) { if (!by.has(r.method)) by.set(r.method, []); by.get(r.method).push(r); }
+    for (const [m, rs] of by) {
+      const { mean, std } = meanStd(rs.map((r) => r.metric_value));
       if (!series.has(m)) series.set(m, []);
-      series.get(m).push({ params: runs[0].trainable_params, mean, std, runs: runs.length, label: b });
-      rows.push(`| ${b.slice(1)} | ${m} | ${runs[0].ranks.join(', ')} | ${runs[0].trainable_params} | ${mean.toFixed(4)} ± ${std.toFixed(4)} | ${runs.length} |`);
+      series.get(m).push({ params: rs[0].trainable_params, mean, std, runs: rs.length, label: b });
+      rows.push(`| ${b.slice(1)} | ${m} | ${rs[0].ranks ? rs[0].ranks.join(', ') : '–'} | ${rs[0].trainable_params} | ${mean.toFixed(4)} ± ${std.toFixed(4)} | ${rs.length} |`);
     }
-    const g = new Map((by.get('gelora') ?? []).map((r) => [r.seed, r.metric_value])), l = new Map((by.get('lora') ?? []).map((r) => [r.seed, r.metric_value]));
-    const seeds = [...g.keys()].filter((s) => l.has(s)).sort();
-    if (seeds.length >= 2) {
-      const iv = pairedSeeds(seeds.map((s) => g.get(s)), seeds.map((s) => l.get(s)));
-      const same = JSON.stringify(by.get('gelora')[0].ranks) === JSON.stringify(by.get('lora')[0].ranks);
-      sig.push(`| ${b.slice(1)} | ${iv.mean.toFixed(4)} | [${iv.lo.toFixed(4)}, ${iv.hi.toFixed(4)}] | ${same ? 'identical ranks (tie by construction)' : iv.verdict} |`);
-    }
+    // dev predictions where the runs saved them (predictions.json; runs before that have the seed test only)
+    const pf = join(dir, b, 'predictions.json'), pfa = join(dir, b, 'adaptive', 'predictions.json');
+    const preds = existsSync(pf) ? JSON.parse(readFileSync(pf, 'utf8')) : null;
+    if (preds && existsSync(pfa)) preds.runs.push(...JSON.parse(readFileSync(pfa, 'utf8')).runs);
+    comps.push(...methodComparisons(runs, preds && runs.every((r) => preds.runs.some((p) => p.method === r.method && p.seed === r.seed)) ? preds : null).map((c) => ({ ...c, label: b.slice(1) })));
   }
+  sig.push(comparisonsMarkdown(comps, 'r'));
   const svg = budgetCurveSvg([...series].map(([method, points]) => ({ method, points })), { title: `${task} (${setting}): dev ${metric} against trainable parameters`, metric });
   atomic(join(dir, 'budget.svg'), svg + '\n');
   const md = `# Budget curve: ${task}, ${setting}
@@ -50,12 +54,12 @@ training sentences, 2 epochs, batch 32, lr 3e-3, linear schedule; same seeds, so
 |---|---|---|---|---|---|
 ${rows.join('\n')}
 
-GeLoRA − LoRA, paired over seeds (mean difference, 95% t interval):
+Each method − LoRA at the same budget, paired by seed (t interval over seeds; paired bootstrap over the
+dev examples where every run saved its predictions, – where they were trained before that; "same ranks":
+the two trained the same adapter, a tie by construction). AdaLoRA's and SoRA's points sit at the
+parameters they keep after pruning; they train more (results.json: initial_trainable_params).
 
-| r | difference | 95% interval | verdict |
-|---|---|---|---|
-${sig.join('\n')}
-`;
+${sig.join('\n')}`;
   atomic(join(dir, 'BUDGET.md'), md);
   console.log(md);
 }

@@ -4,20 +4,24 @@
 # the GLUE experiment's settings (2,000 training sentences, 2 epochs, batch 32, linear schedule, the
 # adapters' chosen rate 3e-3). ALPHA=32 runs the paper's alpha/r instead of gelora's default 2.
 # Runs finished earlier are reused (gelora compare), so the script resumes.
-# Usage: bash experiments/budget/run.sh   (GLUE=path, TASK=SST-2, RANKS="1 2 4 8 16", SEEDS=3, LR=3e-3)
+# METHODS=adalora,sora SUBDIR=adaptive adds AdaLoRA (target_r r) and SoRA (r_max r) at the same budgets,
+# in rR/adaptive/ (results-md.mjs draws them on the same curve and pairs them with LoRA's runs).
+# Usage: bash experiments/budget/run.sh   (GLUE=path, TASK=SST-2, RANKS="1 2 4 8 16", SEEDS=3, LR=3e-3,
+#        METHODS=gelora,lora, SUBDIR=)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 GLUE=${GLUE:-../shared/data/glue}
 MODEL=${MODEL:-models/gelora-bert-6l}
 TASK=${TASK:-SST-2}; RANKS=${RANKS:-"1 2 4 8 16"}; SEEDS=${SEEDS:-3}; LR=${LR:-3e-3}; ALPHA=${ALPHA:-2}
+METHODS=${METHODS:-gelora,lora}; SUBDIR=${SUBDIR:-}
 OUT=${OUT:-experiments/budget/results/$TASK-alpha$ALPHA}
 COMMON=(--epochs 2 --batch-size 32 --max-length 128 --max-train 2000 --warmup 0.06 --schedule linear --alpha-ratio "$ALPHA" --lr "$LR")
 ANALYSIS=experiments/glue/results/$TASK/analysis   # the GLUE experiment's analysis: same model, data and settings
 for r in $RANKS; do
-  B=$OUT/r$r
+  B=$OUT/r$r${SUBDIR:+/$SUBDIR}
   mkdir -p "$B"
-  [ -d "$B/analysis" ] || { [ -d "$ANALYSIS" ] && cp -r "$ANALYSIS" "$B/analysis"; } || true
-  node dist/src/cli/main.js compare --model "$MODEL" --glue "$GLUE" --task "$TASK" "${COMMON[@]}" \
-    --methods gelora,lora --budget-like-rank "$r" --seeds "$SEEDS" --out "$B" > "$B/compare.log" 2>&1
+  [[ ",$METHODS," != *,gelora,* ]] || [ -d "$B/analysis" ] || { [ -d "$ANALYSIS" ] && cp -r "$ANALYSIS" "$B/analysis"; } || true
+  node "${GELORA:-dist/src/cli/main.js}" compare --model "$MODEL" --glue "$GLUE" --task "$TASK" "${COMMON[@]}" \
+    --methods "$METHODS" --budget-like-rank "$r" --seeds "$SEEDS" --out "$B" > "$B/compare.log" 2>&1
   echo "r=$r done: $(date)"
 done

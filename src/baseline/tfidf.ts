@@ -205,3 +205,23 @@ export function tfidfBaseline(train: BaselineExample[], dev: BaselineExample[], 
   }
   return best!;
 }
+
+/** What `gelora baseline` reports: the task, its metric, the chosen C and dev score, the grid, sizes and time. */
+export interface BaselineReport {
+  task: string; metric: string; train: number; dev: number; C: number; score: number; grid: { C: number; score: number }[]; features: number; seconds: number;
+  /** the dev predictions at the chosen C, in dev order (class indices) */
+  predictions: number[];
+}
+
+/**
+ * The baseline on a loaded task (`gelora baseline`, experiments/baseline/run.sh): the task's own metric
+ * scores every C, the best is kept. Regression tasks are refused (logistic regression classifies).
+ */
+export function baselineOnTask(task: { name: string; kind: 'classification' | 'regression'; labels: string[]; metric: string; train: BaselineExample[]; dev: BaselineExample[] },
+  score: (pred: number[], gold: number[]) => number, o: TfidfOptions & { grid?: number[] } = {}): BaselineReport {
+  if (task.kind !== 'classification') throw new Error(`${task.name}: the TF-IDF baseline is logistic regression, a classifier; this task's labels are real-valued (regression)`);
+  if (task.dev.length === 0) throw new Error(`${task.name}: no dev examples to choose C on; give --dev FILE`);
+  const t0 = performance.now();
+  const r = tfidfBaseline(task.train, task.dev, task.labels.length, score, o);
+  return { task: task.name, metric: task.metric, train: task.train.length, dev: task.dev.length, C: r.C, score: r.score, grid: r.grid, features: r.features, seconds: (performance.now() - t0) / 1000, predictions: r.predictions };
+}

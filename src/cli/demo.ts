@@ -12,6 +12,9 @@ import { runCompare, type CompareCli } from './compare.js';
 import { checkWritable, positive, positiveInt } from './flags.js';
 import { optionDefaults, TRAIN_OPTIONS } from './train-options.js';
 
+/** uniform LoRA ranks of the demo's budget curve: three runs at the demo's size, the first the comparison's own when GeLoRA's ranks are 1 */
+const DEMO_BUDGET_CURVE = [1, 2, 4];
+
 interface DemoCli { task: string; model?: string; out: string; methods: string; seeds: number; epochs: number; maxTrain?: number; lr: number; fullLr: number; batchSize: number }
 
 export function registerDemo(program: Command): void {
@@ -39,16 +42,16 @@ export function registerDemo(program: Command): void {
         model, out: o.out, train: data.train, dev: data.dev, task: o.task, taskType: data.taskType, seed: 0, methods: o.methods, seeds: o.seeds,
         epochs: o.epochs, batchSize: o.batchSize, lr: o.lr, schedule: 'linear', gradAccum: 1, evalEvery: 0, patience: 0, maxLength: data.taskType === 'qa' ? 128 : 64, checkpointEvery: 50,
         r: 8, alphaRatio: 2, loraDropout: 0.05, samples: 2000, maxTrain: o.maxTrain, lrFor: o.methods.includes('full') ? [`full=${o.fullLr}`] : undefined,
+        // classification demos: used only where GeLoRA's allocation is uniform (its rows would equal LoRA's)
+        budgetCurve: data.taskType === 'seq-cls' ? DEMO_BUDGET_CURVE : undefined,
       };
       const r = await runCompare(opts);
       const g = JSON.parse(readFileSync(join(o.out, 'analysis', 'gelora.json'), 'utf8')) as { profile: { id: number }[]; ranks: number[] };
       console.log(`intrinsic dimension by layer: ${g.profile.map((p) => p.id.toFixed(1)).join(' → ')}`);
       console.log(`GeLoRA ranks by block: ${g.ranks.join(', ')}`);
-      if (new Set(g.ranks).size === 1) {
-        console.log('Every block got the same rank: where the dimension does not grow from one layer to the next, the lower bound is 0 and a block gets only the offset; at an equal budget GeLoRA then trains the same adapter as uniform LoRA.');
-      }
       if (data.taskType === 'causal-lm') writeDefineReport(o.out, model, data.dev);
       console.log(r.markdown);
+      if (r.budgetMarkdown) console.log(`budget curve: ${join(o.out, 'budget.svg')} (in report.html)`);
       console.log(`report: ${r.reportFile}\nresults: ${r.resultsFile}`);
     });
 }

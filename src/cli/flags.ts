@@ -39,5 +39,15 @@ export const fraction = parser('a fraction in [0, 1)', ['abc', '-0.1', '1', 'NaN
 /** TwoNN needs three points: a sample of fewer examples can never be analysed */
 export const sampleCount = intAtLeast(3, ' (the intrinsic dimension needs 3 examples)');
 
+/** A comma-separated list of values that `each` accepts (e.g. ranks 1,2,4,8); refused whole when one item is bad. */
+export function listOf(each: FlagParser): ((v: string) => number[]) & { bad: readonly string[]; what: string } {
+  const what = `a comma-separated list, each ${each.what}`;
+  const f = ((v: string): number[] => v.split(',').map((x) => {
+    try { return each(x.trim()); } catch { throw new InvalidArgumentError(`expected ${what}`); }
+  })) as ((v: string) => number[]) & { bad: readonly string[]; what: string };
+  f.bad = ['', '1,,2', ...each.bad.filter((b) => b !== '').map((b) => `1,${b}`)]; f.what = what;
+  return f;
+}
+
 export { checkWritable } from '../io/atomic.js';
 export { refuseBoth } from '../train/options.js';

@@ -1,6 +1,7 @@
 /** The gelora command tree. Each subcommand lives in its own module; this file only wires them. */
 import { Command } from 'commander';
 import { registerAnalyze } from './analyze.js';
+import { registerBaseline } from './baseline.js';
 import { registerBench } from './bench.js';
 import { registerCompare } from './compare.js';
 import { registerDemo } from './demo.js';
@@ -25,5 +26,6 @@ export function buildProgram(): Command {
   registerId(program);
   registerPretrain(program);
   registerBench(program);
+  registerBaseline(program);
   return program;
 }

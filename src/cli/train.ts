@@ -23,10 +23,11 @@ export function registerTrain(program: Command): void {
     .requiredOption('--model <dir>', 'base model folder (or a fully fine-tuned model folder)')
     .option('--adapter <dir>', 'PEFT LoRA adapter folder')
     .option('--out <file>', 'write the metrics as JSON here')
+    .option('--predictions <file>', 'write the dev predictions as JSONL here (index, prediction, label; sequence tasks)')
     .option('--max-length <n>', 'truncate inputs to n tokens', positiveInt, DEFAULT_TRAIN.maxLength)
     .option('--batch-size <n>', 'examples per forward pass', positiveInt, 32)
     .addOption(precisionOption());
-  addOptions(ev, DATA_OPTIONS).action(async (o: DataCli & { model: string; adapter?: string; out?: string; maxLength: number; batchSize: number; precision: Precision }) => {
+  addOptions(ev, DATA_OPTIONS).action(async (o: DataCli & { model: string; adapter?: string; out?: string; predictions?: string; maxLength: number; batchSize: number; precision: Precision }) => {
     const out = await evaluateSaved(o);
     if (o.out) writeJsonAtomic(o.out, out);
     console.log(JSON.stringify(out));

@@ -28,7 +28,11 @@ import type { Tensor } from '../engine/tensor.js';
 import type { Model } from '../models/model.js';
 
 /** Dev metrics: every metric by name, the one the loop selects on (higher is better), and the dev loss. */
-export interface EvalResult { metrics: Record<string, number>; primary: number; loss: number }
+export interface EvalResult {
+  metrics: Record<string, number>; primary: number; loss: number;
+  /** the prediction of every dev example, in dev order (sequence tasks; predictions.jsonl) */
+  predictions?: number[];
+}
 
 export interface Objective {
   /** 'classification', 'regression', 'mlm', ... (logged and part of the resume fingerprint) */

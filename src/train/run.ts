@@ -17,8 +17,9 @@ import type { Model } from '../models/model.js';
 import { learningCurveSvg } from '../report/curves.js';
 import { profileSvg } from '../report/plots.js';
 import { useTrainingLabels } from './labels.js';
-import { encodeExamples, evaluateOn, stepCounts, train, type TrainConfig, type TrainResult } from './loop.js';
-import type { MetricName } from './metrics.js';
+import { encodeExamples, evaluateOn, predict, stepCounts, train, type TrainConfig, type TrainResult } from './loop.js';
+import { evaluate, type MetricName } from './metrics.js';
+import { PREDICTIONS_FILE, writePredictions } from './predictions.js';
 import { prepareMethod, readTaskInfo, type Prepared } from './methods.js';
 import { causalLmObjective, encodeLmExamples, evaluateLm, packLm, type LmEncoded, type LmEncodeOptions } from './objectives/causal-lm.js';
 import { refuseBoth, taskOptions, type DataOptions, type TaskType, type TrainOptions } from './options.js';
@@ -97,7 +98,21 @@ export async function runTraining(o: TrainOptions, hooks: { progress?: ProgressF
     onStep: (s, t, loss, metric) => bar.update(s, t, `loss ${loss.toFixed(4)}${metric === null ? '' : ` | ${task.metric} ${metric.toFixed(4)}`}`),
   });
   bar.stop();
+  savePredictions(join(o.out, PREDICTIONS_FILE), model, task, tok, o, result, hooks.warn ?? stderrWarn);
   return finishRun(o, prepared, result, { task: task.name, metric: task.metric, kind: task.kind, labels: task.labels, data: task.source, precision });
+}
+
+/**
+ * predictions.jsonl of the selected (best) state the loop left in the model: the dev set predicted
+ * once more, batched as the loop's evaluation is, so the metric of these predictions is the one
+ * that selected the state (a mismatch is reported, never hidden).
+ */
+function savePredictions(file: string, model: Model, task: Task, tok: TextTokenizer, o: TrainOptions, result: TrainResult, warn: (message: string) => void): void {
+  const { pred } = predict(model, task, encodeExamples(tok, task.dev, o.maxLength), tok.padId, Math.max(o.batchSize, 32));
+  const gold = task.dev.map((x) => x.label);
+  const primary = evaluate(task.kind, pred, gold, task.metric).primary;
+  if (result.best && Math.abs(primary - result.best.primary) > 1e-6) warn(`warning: ${file}: the saved predictions score ${task.metric} ${primary}, the selected evaluation ${result.best.primary}\n`);
+  writePredictions(file, { prediction: pred, label: gold });
 }
 
 /** The loop's configuration from a run's options. */
@@ -212,6 +227,8 @@ export interface EvaluateOptions extends DataOptions {
   adapter?: string;
   /** write the metrics as JSON here */
   out?: string;
+  /** write the dev predictions here (predictions.jsonl's format, src/train/predictions.ts; sequence tasks) */
+  predictions?: string;
   maxLength: number;
   batchSize: number;
   /** matmul precision of the forward passes (src/engine/precision.ts) */
@@ -224,10 +241,12 @@ export interface EvalSummary { task: string; metric: string; primary: number; me
 /** Dev metrics of a saved adapter (or fully fine-tuned model), in the label order it was trained with. */
 export async function evaluateSaved(o: EvaluateOptions, hooks: { warn?: (message: string) => void } = {}): Promise<EvalSummary> {
   if (o.out) checkWritable(o.out, '--out', 'file');
+  if (o.predictions) checkWritable(o.predictions, '--predictions', 'file');
   setMatmulPrecision(o.precision ?? 'fp32'); // refused before any work where bf16 cannot run
-  if (o.taskType !== 'causal-lm' && resolveTaskType(o, o.adapter ?? o.model) === 'qa') return evaluateSavedQa(o, hooks.warn ?? stderrWarn);
+  const noPredictions = (kind: string): void => { if (o.predictions) throw new Error(`--predictions: dev predictions are written for sequence classification and regression, not ${kind}; leave it out`); };
+  if (o.taskType !== 'causal-lm' && resolveTaskType(o, o.adapter ?? o.model) === 'qa') { noPredictions('extractive QA'); return evaluateSavedQa(o, hooks.warn ?? stderrWarn); }
   const info = readTaskInfo(o.adapter ?? o.model);
-  if (o.taskType === 'causal-lm' || (o.taskType === undefined && (info?.kind as string | undefined) === 'causal-lm')) return evaluateCausalLm(o, info, hooks.warn ?? stderrWarn);
+  if (o.taskType === 'causal-lm' || (o.taskType === undefined && (info?.kind as string | undefined) === 'causal-lm')) { noPredictions('causal LM'); return evaluateCausalLm(o, info, hooks.warn ?? stderrWarn); }
   const task = await loadTask({ ...taskOptions(o), regression: o.regression ?? (info ? info.kind === 'regression' : undefined), metric: o.metric ?? (info?.metric as MetricName | undefined) });
   // the label order of training, not of this file
   if (info) useTrainingLabels(task, info.labels);
@@ -240,5 +259,6 @@ export async function evaluateSaved(o: EvaluateOptions, hooks: { warn?: (message
   const { precision } = applyPrecision(model, o.precision ?? 'fp32', hooks.warn);
   const tok = TextTokenizer.fromDir(o.model, Number(model.config.pad_token_id ?? 0));
   const r = evaluateOn(model, task, encodeExamples(tok, task.dev, o.maxLength), tok.padId, o.batchSize);
+  if (o.predictions) writePredictions(o.predictions, { prediction: r.predictions!, label: task.dev.map((x) => x.label) });
   return { task: task.name, metric: task.metric, primary: r.primary, metrics: r.metrics, dev_loss: r.loss, examples: task.dev.length, precision };
 }

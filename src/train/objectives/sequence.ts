@@ -52,7 +52,7 @@ export function predict(model: Model, task: Pick<Task, 'kind'>, enc: Encoded[], 
 export function evaluateOn(model: Model, task: Pick<Task, 'kind' | 'metric'>, enc: Encoded[], padId: number, batchSize: number): EvalResult {
   const { pred, loss } = predict(model, task, enc, padId, batchSize);
   const r = evaluate(task.kind, pred, enc.map((e) => e.label), task.metric);
-  return { ...r, loss };
+  return { ...r, loss, predictions: pred };
 }
 
 /** gelora_task.json: the label order and metric a model was trained with, next to its weights (eval reads it back). */
