@@ -17,6 +17,9 @@ const DEMO_BUDGET_CURVE = [1, 2, 4];
 
 interface DemoCli { task: string; model?: string; out: string; methods: string; seeds: number; epochs: number; maxTrain?: number; lr: number; fullLr: number; batchSize: number }
 
+/** uniform LoRA rank whose trainable-parameter count both methods get in the wordnet-define demo */
+const DEFINE_BUDGET_RANK = 2;
+
 export function registerDemo(program: Command): void {
   program.command('demo')
     .description('GeLoRA end to end on the embedded pretrained model: ID profile, ranks, GeLoRA vs uniform LoRA at the same budget, report.html')
@@ -44,6 +47,9 @@ export function registerDemo(program: Command): void {
         r: 8, alphaRatio: 2, loraDropout: 0.05, samples: 2000, maxTrain: o.maxTrain, lrFor: o.methods.includes('full') ? [`full=${o.fullLr}`] : undefined,
         // classification demos: used only where GeLoRA's allocation is uniform (its rows would equal LoRA's)
         budgetCurve: data.taskType === 'seq-cls' ? DEMO_BUDGET_CURVE : undefined,
+        // wordnet-define: GeLoRA's own budget (ranks 1-2 on the embedded decoder) falls between uniform
+        // ranks, so its allocation is scaled to exactly uniform rank 2's budget: an equal budget, not the closest
+        ...(data.taskType === 'causal-lm' ? { budgetLikeRank: DEFINE_BUDGET_RANK } : {}),
       };
       const r = await runCompare(opts);
       const g = JSON.parse(readFileSync(join(o.out, 'analysis', 'gelora.json'), 'utf8')) as { profile: { id: number }[]; ranks: number[] };
