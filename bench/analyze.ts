@@ -5,7 +5,8 @@
  * offset 1, alpha 2r, every Linear inside the blocks), on the config's model with random weights
  * built in memory (no checkpoint is read: loading is not what this measures) and `samples` random
  * texts of exactly `seq` tokens. Seconds are split into the forward passes with pooling, the
- * intrinsic-dimension profile and the allocation.
+ * intrinsic-dimension profile and the allocation; peak_rss_mb covers the analysis (VmHWM reset after
+ * the model was built), build_peak_rss_mb the building.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -16,7 +17,7 @@ import { Rng } from '../src/engine/random.js';
 import { allocate, blockModules, collectLayerPoints, fixedTrainableParams } from '../src/gelora/analyze.js';
 import { idProfile } from '../src/id/pooling.js';
 import { TextTokenizer, wordPieceTokenizerJson } from '../src/io/tokenizer.js';
-import { benchConfigs, peakRssMb, pick, type DecoderBenchConfig } from './configs.js';
+import { benchConfigs, peakRssMb, pick, resetPeakRss, type DecoderBenchConfig } from './configs.js';
 import { buildDecoderBenchModel, modelParams } from './lora-step.js';
 
 export interface AnalyzeBenchOptions { samples?: number; seq?: number; batchSize?: number; precision?: Precision }
@@ -50,6 +51,7 @@ export function decoderAnalyzeBench(c: DecoderBenchConfig, name: string, o: Anal
   const prec = applyPrecision(model, o.precision ?? 'fp32', () => {});
   const words = Math.min(Number(c.config.vocab_size) - 5, 32000), tok = wordTokenizer(words), rng = new Rng(1);
   const examples = Array.from({ length: samples }, () => ({ text: Array.from({ length: seq - 2 }, () => `w${rng.int(words)}`).join(' ') }));
+  const buildPeak = peakRssMb(), window = resetPeakRss() ? 'analysis' : 'process';
   const t1 = performance.now();
   const { layers, sequences } = collectLayerPoints(model, tok, examples, { samples, maxLength: seq, batchSize, seed: 0 });
   const t2 = performance.now();
@@ -64,7 +66,7 @@ export function decoderAnalyzeBench(c: DecoderBenchConfig, name: string, o: Anal
     bench: 'analyze', config: name, backend: kernels().name, model_type: model.type, params: size,
     samples: sequences, seq, tokens: sequences * seq, batch_size: batchSize,
     setup_s: s(t0, t1), forward_s: s(t1, t2), id_s: s(t2, t3), allocate_s: s(t3, t4), analysis_s: s(t1, t4),
-    tokens_per_s: (sequences * seq) / s(t1, t2), peak_rss_mb: peakRssMb(),
+    tokens_per_s: (sequences * seq) / s(t1, t2), peak_rss_mb: peakRssMb(), peak_rss_window: window, build_peak_rss_mb: buildPeak,
     precision: prec.precision, isa: prec.isa, library: prec.library,
     layers: layers.length, points: layers[0].n, id_profile: profile.map((p) => Number(p.id.toFixed(3))), ranks: alloc.ranks,
   };

@@ -1,5 +1,5 @@
 /** The benchmark shapes, shared with bench/torch_reference.py through bench/configs.json. */
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -62,4 +62,19 @@ export function peakRssMb(): number {
     if (m) return Number(m[1]) / 1024;
   } catch { /* not Linux */ }
   return process.resourceUsage().maxRSS / 1024;
+}
+
+/**
+ * Starts a new peak-RSS window: VmHWM becomes the current RSS (Linux's /proc/self/clear_refs "5"),
+ * so a bench's peak covers what it times and not the building of its random model (whose seeded
+ * float64 draws of the embedding alone are 1 GB for qwen05b). False where that cannot be done: the
+ * peak then covers the whole process.
+ */
+export function resetPeakRss(): boolean {
+  try {
+    writeFileSync('/proc/self/clear_refs', '5');
+    return true;
+  } catch {
+    return false;
+  }
 }

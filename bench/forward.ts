@@ -7,7 +7,7 @@ import { kernels } from '../src/engine/backend.js';
 import { noGrad, scope } from '../src/engine/tensor.js';
 import { applyPrecision, type Precision } from '../src/engine/precision.js';
 import type { Model, ModelInputs } from '../src/models/model.js';
-import { median, peakRssMb, pickModelConfig, type DecoderBenchConfig } from './configs.js';
+import { median, peakRssMb, pickModelConfig, resetPeakRss, type DecoderBenchConfig } from './configs.js';
 import { benchInputs, buildBenchModel, buildDecoderBenchModel, decoderBenchBatch, defaultSteps, modelParams } from './lora-step.js';
 
 /** warmup + steps forward passes of x keeping every hidden state, each timed. */
@@ -38,10 +38,11 @@ export function forwardBench(name: string, steps?: number, warmup?: number, prec
 export function decoderForwardBench(c: DecoderBenchConfig, name: string, steps = 3, warmup = 1, precision: Precision = 'fp32'): Record<string, unknown> {
   const model = buildDecoderBenchModel(c), size = modelParams(model);
   const prec = applyPrecision(model, precision, () => {});
-  const { times, hidden } = timedForward(model, decoderBenchBatch(c).x, steps, warmup);
+  const x = decoderBenchBatch(c).x, buildPeak = peakRssMb(), window = resetPeakRss() ? 'steps' : 'process';
+  const { times, hidden } = timedForward(model, x, steps, warmup);
   const med = median(times);
   return { bench: 'forward', config: name, backend: kernels().name, median_s: med, min_s: Math.min(...times),
     tokens_per_s: (c.batch * c.seq) / med, hidden_states: hidden, peak_rss_mb: peakRssMb(),
     precision: prec.precision, isa: prec.isa, library: prec.library,
-    model_type: model.type, params: size, batch: c.batch, seq: c.seq, steps, warmup };
+    model_type: model.type, params: size, batch: c.batch, seq: c.seq, steps, warmup, peak_rss_window: window, build_peak_rss_mb: buildPeak };
 }

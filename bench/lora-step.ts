@@ -20,7 +20,7 @@ import { initWeights } from '../src/models/modules.js';
 import { applyPrecision, type Precision, type PrecisionInfo } from '../src/engine/precision.js';
 import { causalLmLoss, IGNORE_INDEX, lmBatch, type LmEncoded } from '../src/train/objectives/causal-lm.js';
 import { AdamW } from '../src/train/optim.js';
-import { benchConfigs, median, peakRssMb, pick, pickModelConfig, type DecoderBenchConfig, type LoraStepConfig } from './configs.js';
+import { benchConfigs, median, peakRssMb, pick, pickModelConfig, resetPeakRss, type DecoderBenchConfig, type LoraStepConfig } from './configs.js';
 
 export function buildBenchModel(c: LoraStepConfig): BertForSequenceClassification {
   const model = new BertForSequenceClassification({
@@ -78,6 +78,10 @@ export interface LoraStepResult {
 /** Decoder runs say also what ran: the model, its size, the batch and the tokens the loss covers. */
 export interface DecoderLoraStepResult extends LoraStepResult {
   model_type: string; params: number; batch: number; seq: number; trained_tokens: number; warmup: number; targets: string[]; lora_r: number;
+  /** peak_rss_mb covers the steps ('steps': VmHWM reset after the model was built) or the whole process ('process') */
+  peak_rss_window: 'steps' | 'process';
+  /** the peak while building the random model, LoRA and the precision conversion */
+  build_peak_rss_mb: number;
 }
 
 /** warmup + steps optimizer steps over `params` (loss, backward, AdamW lr 1e-4), each timed; every step's loss. */
@@ -132,6 +136,7 @@ export function decoderLoraStepBench(c: DecoderBenchConfig, name: string, steps 
   const { trainable: params } = applyLoraConfig(model, defaultLoraConfig(model, { r: c.lora_r, lora_alpha: c.lora_alpha, target_modules: c.targets }));
   const prec = applyPrecision(model, precision, () => {}); // after LoRA: the frozen weights in bf16 mode
   const b = decoderBenchBatch(c);
+  const buildPeak = peakRssMb(), window = resetPeakRss() ? 'steps' : 'process';
   const { times, losses } = timedSteps(params, () => causalLmLoss(model.forward(b.x, { keepHidden: false }).logits, b.shifted), steps, warmup);
   const bad = losses.findIndex((l) => !Number.isFinite(l));
   if (bad >= 0) throw new Error(`bench lora-step ${name}: the loss of step ${bad} is ${losses[bad]}`);
@@ -142,6 +147,7 @@ export function decoderLoraStepBench(c: DecoderBenchConfig, name: string, steps 
     trainable_params: params.reduce((s, p) => s + p.size, 0), first_loss: losses[0], last_loss: losses[losses.length - 1], steps,
     precision: prec.precision, isa: prec.isa, library: prec.library,
     model_type: model.type, params: size, batch: c.batch, seq: c.seq, trained_tokens: b.tokens, warmup, targets: c.targets, lora_r: c.lora_r,
+    peak_rss_window: window, build_peak_rss_mb: buildPeak,
   };
 }
 

@@ -2,8 +2,10 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { describe, it } from 'node:test';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { decoderAnalyzeBench } from '../bench/analyze.js';
-import { benchConfigs, peakRssMb, type DecoderBenchConfig } from '../bench/configs.js';
+import { benchConfigs, peakRssMb, resetPeakRss, type DecoderBenchConfig } from '../bench/configs.js';
 import { decoderForwardBench } from '../bench/forward.js';
 import { buildDecoderBenchModel, decoderBenchBatch, decoderLoraStepBench, modelParams } from '../bench/lora-step.js';
 import { bf16Available } from '../src/engine/backends/dnnl.js';
@@ -62,6 +64,8 @@ describe('decoder bench configs (qwen05b shape)', () => {
       assert.ok(r.median_step_s > 0 && r.tokens_per_s > 0);
       assert.equal(r.precision, precision);
       assert.ok(r.peak_rss_mb > 10 && r.peak_rss_mb <= peakRssMb() + 1e-9);
+      assert.equal(r.peak_rss_window, process.platform === 'linux' ? 'steps' : 'process');
+      assert.ok(r.build_peak_rss_mb > 10);
       assert.equal(typeof r.isa, 'string');
       assert.equal(typeof r.library, 'string');
       assert.deepEqual([r.model_type, r.batch, r.seq], ['qwen2', 2, 24]);
@@ -91,8 +95,17 @@ describe('decoder bench configs (qwen05b shape)', () => {
     assert.match(bad.stderr, /unknown config "nope" \(encoders: mini, base; decoders: qwen05b, qwen-mini; bench\/configs\.json\)/);
   });
 
-  it('peak RSS is /proc/self/status VmHWM', { skip: process.platform !== 'linux' && 'no /proc' }, () => {
-    const hwm = Number(/^VmHWM:\s+(\d+)/m.exec(readFileSync('/proc/self/status', 'utf8'))![1]) / 1024;
-    assert.ok(Math.abs(peakRssMb() - hwm) < 1, `${peakRssMb()} vs ${hwm}`);
+  it('peak RSS is /proc/self/status VmHWM, and resetPeakRss starts a new window at the current RSS', { skip: process.platform !== 'linux' && 'no /proc' }, () => {
+    const status = (k: string): number => Number(new RegExp(`^${k}:\\s+(\\d+)`, 'm').exec(readFileSync('/proc/self/status', 'utf8'))![1]) / 1024;
+    assert.ok(Math.abs(peakRssMb() - status('VmHWM')) < 1, `${peakRssMb()} vs ${status('VmHWM')}`);
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    let big: Float64Array | null = new Float64Array(2 ** 24).fill(1); // 128 MB touched
+    const before = peakRssMb();
+    assert.ok(big[5] === 1 && before > 128);
+    big = null;
+    gc();
+    assert.ok(resetPeakRss());
+    assert.ok(peakRssMb() < before - 64, `after the 128 MB are freed the new window's peak ${peakRssMb()} MB is below the old ${before} MB`);
   });
 });
