@@ -1,27 +1,48 @@
 /**
- * Frozen encoder forward keeping every hidden state (what intrinsic-dimension analysis runs): the
- * same work as `bench/torch_reference.py forward CONFIG`. Median time of one batch.
+ * Frozen forward keeping every hidden state (what intrinsic-dimension analysis runs). Encoder
+ * configs: the same work as `bench/torch_reference.py forward CONFIG`; decoder configs (qwen05b):
+ * the decoder LLM on its lora-step batch (batch x seq random tokens). Median time of one batch.
  */
 import { kernels } from '../src/engine/backend.js';
 import { noGrad, scope } from '../src/engine/tensor.js';
 import { applyPrecision, type Precision } from '../src/engine/precision.js';
-import { benchConfigs, median, peakRssMb, pick } from './configs.js';
-import { benchInputs, buildBenchModel } from './lora-step.js';
+import type { Model, ModelInputs } from '../src/models/model.js';
+import { median, peakRssMb, pickModelConfig, resetPeakRss, type DecoderBenchConfig } from './configs.js';
+import { benchInputs, buildBenchModel, buildDecoderBenchModel, decoderBenchBatch, defaultSteps, modelParams } from './lora-step.js';
 
-export function forwardBench(name: string, steps = 10, warmup = 2, precision: Precision = 'fp32'): Record<string, unknown> {
-  const c = pick(benchConfigs().lora_step, name, 'lora_step');
-  const model = buildBenchModel(c);
-  const prec = applyPrecision(model, precision, () => {});
-  const { inputs } = benchInputs(c);
+/** warmup + steps forward passes of x keeping every hidden state, each timed. */
+function timedForward(model: Model, x: ModelInputs, steps: number, warmup: number): { times: number[]; hidden: number } {
   const times: number[] = [];
   let hidden = 0;
   for (let i = 0; i < warmup + steps; i++) {
     const t0 = performance.now();
-    noGrad(() => scope(() => { hidden = model.forward(inputs).hiddenStates.length; }));
+    noGrad(() => scope(() => { hidden = model.forward(x).hiddenStates.length; }));
     if (i >= warmup) times.push((performance.now() - t0) / 1000);
   }
+  return { times, hidden };
+}
+
+export function forwardBench(name: string, steps?: number, warmup?: number, precision: Precision = 'fp32'): Record<string, unknown> {
+  const m = pickModelConfig(name), d = defaultSteps(m.kind);
+  if (m.kind === 'decoder') return decoderForwardBench(m.c, name, steps ?? d.steps, warmup ?? d.warmup, precision);
+  const c = m.c, model = buildBenchModel(c);
+  const prec = applyPrecision(model, precision, () => {});
+  const { times, hidden } = timedForward(model, benchInputs(c).inputs, steps ?? d.steps, warmup ?? d.warmup);
   const med = median(times);
   return { bench: 'forward', config: name, backend: kernels().name, median_s: med, min_s: Math.min(...times),
     tokens_per_s: (c.batch * c.seq) / med, hidden_states: hidden, peak_rss_mb: peakRssMb(),
-    precision: prec.precision, isa: prec.isa };
+    precision: prec.precision, isa: prec.isa, library: prec.library };
+}
+
+/** The frozen forward of a decoder config (a config object, so tests can run a tiny one). */
+export function decoderForwardBench(c: DecoderBenchConfig, name: string, steps = 3, warmup = 1, precision: Precision = 'fp32'): Record<string, unknown> {
+  const model = buildDecoderBenchModel(c), size = modelParams(model);
+  const prec = applyPrecision(model, precision, () => {});
+  const x = decoderBenchBatch(c).x, buildPeak = peakRssMb(), window = resetPeakRss() ? 'steps' : 'process';
+  const { times, hidden } = timedForward(model, x, steps, warmup);
+  const med = median(times);
+  return { bench: 'forward', config: name, backend: kernels().name, median_s: med, min_s: Math.min(...times),
+    tokens_per_s: (c.batch * c.seq) / med, hidden_states: hidden, peak_rss_mb: peakRssMb(),
+    precision: prec.precision, isa: prec.isa, library: prec.library,
+    model_type: model.type, params: size, batch: c.batch, seq: c.seq, steps, warmup, peak_rss_window: window, build_peak_rss_mb: buildPeak };
 }

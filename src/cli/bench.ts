@@ -1,5 +1,6 @@
 /** `gelora bench ...`: benchmarks that print one JSON line each (never a test, never a pass/fail). */
 import type { Command } from 'commander';
+import { analyzeBench } from '../../bench/analyze.js';
 import { analyzeScaleBench } from '../../bench/analyze-scale.js';
 import { forwardBench } from '../../bench/forward.js';
 import { loraStepBench } from '../../bench/lora-step.js';
@@ -9,29 +10,39 @@ import { matmulBf16Bench } from '../../bench/matmul-bf16.js';
 import { trainBench } from '../../bench/train.js';
 import { twonnBench } from '../../bench/twonn.js';
 import { blasInfo } from '../engine/backend.js';
-import { positiveInt } from './flags.js';
+import { positiveInt, sampleCount } from './flags.js';
 import type { Precision } from '../engine/precision.js';
 import { precisionOption } from './train-options.js';
 
 export function registerBench(program: Command): void {
   const bench = program.command('bench').description('measure the engine; prints one JSON line');
   bench.command('lora-step')
-    .description('one LoRA training step of a BERT encoder (same work as bench/torch_reference.py lora_step)')
-    .option('--config <name>', 'mini or base (bench/configs.json)', 'mini')
-    .option('--steps <n>', 'timed steps', positiveInt, 10)
-    .option('--warmup <n>', 'untimed steps first', positiveInt, 2)
+    .description('one LoRA training step: a BERT encoder (mini, base: same work as bench/torch_reference.py lora_step) or a decoder LLM with the causal-LM loss (qwen05b, qwen-mini)')
+    .option('--config <name>', 'mini, base, qwen05b or qwen-mini (bench/configs.json)', 'mini')
+    .option('--steps <n>', 'timed steps (default 10; decoder configs 3)', positiveInt)
+    .option('--warmup <n>', 'untimed steps first (default 2; decoder configs 1)', positiveInt)
     .addOption(precisionOption())
-    .action((o: { config: string; steps: number; warmup: number; precision: Precision }) => {
+    .action((o: { config: string; steps?: number; warmup?: number; precision: Precision }) => {
       console.log(JSON.stringify({ ...loraStepBench(o.config, o.steps, o.warmup, o.precision), blas: blasInfo() }));
     });
   bench.command('forward')
-    .description('frozen encoder forward keeping every hidden state (same work as bench/torch_reference.py forward)')
-    .option('--config <name>', 'mini or base (bench/configs.json)', 'base')
-    .option('--steps <n>', 'timed batches', positiveInt, 10)
-    .option('--warmup <n>', 'untimed batches first', positiveInt, 2)
+    .description('frozen forward keeping every hidden state: an encoder (same work as bench/torch_reference.py forward) or a decoder config on its lora-step batch')
+    .option('--config <name>', 'base, mini, qwen05b or qwen-mini (bench/configs.json)', 'base')
+    .option('--steps <n>', 'timed batches (default 10; decoder configs 3)', positiveInt)
+    .option('--warmup <n>', 'untimed batches first (default 2; decoder configs 1)', positiveInt)
     .addOption(precisionOption())
-    .action((o: { config: string; steps: number; warmup: number; precision: Precision }) => {
+    .action((o: { config: string; steps?: number; warmup?: number; precision: Precision }) => {
       console.log(JSON.stringify({ ...forwardBench(o.config, o.steps, o.warmup, o.precision), blas: blasInfo() }));
+    });
+  bench.command('analyze')
+    .description("the GeLoRA analysis (gelora analyze's forward passes, TwoNN profile and allocation) of a decoder config with random weights; seconds split into forward and ID")
+    .option('--config <name>', 'qwen05b or qwen-mini (bench/configs.json decoder)', 'qwen05b')
+    .option('--samples <n>', 'texts to analyse (default: the config\'s, 256 for qwen05b)', sampleCount)
+    .option('--seq <n>', 'tokens per text (default: the config\'s, 128 for qwen05b)', positiveInt)
+    .option('--batch-size <n>', 'sequences per forward pass (default: the config\'s, 16 as gelora analyze)', positiveInt)
+    .addOption(precisionOption())
+    .action((o: { config: string; samples?: number; seq?: number; batchSize?: number; precision: Precision }) => {
+      console.log(JSON.stringify({ ...analyzeBench(o.config, o), blas: blasInfo() }));
     });
   bench.command('train')
     .description('the training loop on the lora-step shapes, against bench lora-step in the same run')

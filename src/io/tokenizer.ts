@@ -79,6 +79,9 @@ export class TextTokenizer {
   /** The id of one token of the vocabulary (a special token such as eos_token), or undefined. */
   tokenId(token: string): number | undefined { return this.tok.token_to_id(token) ?? undefined; }
 
+  /** The vocabulary entry of an id (a special token's text), or undefined. */
+  tokenText(id: number): string | undefined { return this.tok.id_to_token(id) ?? undefined; }
+
   private idsOf(tokens: string[]): number[] {
     const unk = (this.tok as unknown as { model: { unk_token_id?: number } }).model.unk_token_id;
     return tokens.map((t) => {

@@ -3,13 +3,16 @@
  * that end generation and the sampling defaults a checkpoint ships with. Fields it leaves out fall
  * back to config.json's token ids, then to transformers' defaults (greedy, temperature 1, top_k 50,
  * top_p 1). eos_token_id may be one id or a list (Llama 3 Instruct stops on several).
- * Also the sampling step and the KV-cached generation loop that use them.
+ * Also the sampling step, the KV-cached generation loop that use them, and the prompt: plain or
+ * rendered by the chat template, cut from the left to the context, with the ids that end a chat answer.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Rng } from '../engine/random.js';
 import { slice } from '../engine/ops.js';
 import { noGrad, scope } from '../engine/tensor.js';
+import { loadChatTemplate, readTokenizerConfig, specialTokens, type ChatMessage, type ChatTemplate } from '../io/chat.js';
+import type { TextTokenizer } from '../io/tokenizer.js';
 import type { DecoderModel } from './decoder.js';
 import type { HfConfig } from './model.js';
 
@@ -150,4 +153,123 @@ export function generate(model: DecoderModel, prompt: number[], o: SampleOptions
     }
   });
   return { tokens, stop, promptSeconds, decodeSeconds: (performance.now() - t0) / 1000 - promptSeconds };
+}
+
+/** A chat prompt: the user's text as one user turn, after an optional system turn. */
+export interface ChatPrompt { template: ChatTemplate; system?: string }
+
+/**
+ * The prompt's token ids. Plain text gets the tokenizer's own special tokens (bos), as tokenizer(text)
+ * does. A chat prompt is rendered by the model's chat template with add_generation_prompt (so it
+ * ends where the assistant's answer begins) and tokenized without adding special tokens: the
+ * template writes them, as transformers' apply_chat_template(tokenize=True) does.
+ */
+export function promptIds(tok: TextTokenizer, text: string, chat: ChatPrompt | null): { ids: number[]; rendered: string | null } {
+  if (!chat) return { ids: tok.encode(text, null, { maxLength: Number.MAX_SAFE_INTEGER }).ids, rendered: null };
+  const messages: ChatMessage[] = [...(chat.system !== undefined ? [{ role: 'system', content: chat.system }] : []), { role: 'user', content: text }];
+  const rendered = chat.template.render(messages, true, '--prompt');
+  return { ids: tok.encodePlain(rendered), rendered };
+}
+
+/**
+ * A prompt that fits a context of maxLength positions together with maxNewTokens new ones, cut from
+ * the left (the end of the prompt, where the answer begins, is kept, as transformers' pipelines
+ * truncate with truncation_side="left"). cut: how many tokens were dropped.
+ */
+export function fitPrompt(ids: number[], maxLength: number, maxNewTokens: number, contextName = '--max-length'): { ids: number[]; cut: number } {
+  const room = maxLength - maxNewTokens;
+  if (room < 1) throw new Error(`--max-new-tokens ${maxNewTokens} leaves no room for the prompt in a context of ${maxLength} positions (${contextName}); lower --max-new-tokens${contextName === '--max-length' ? ' or raise --max-length' : ''}`);
+  return ids.length <= room ? { ids, cut: 0 } : { ids: ids.slice(ids.length - room), cut: ids.length - room };
+}
+
+/**
+ * The ids that end a chat answer: generation_config.json's eos ids and tokenizer_config.json's
+ * eos_token (instruction-tuned checkpoints name their end-of-turn token there: Llama 3's <|eot_id|>,
+ * Qwen2's <|im_end|>). turnEnd: the special token the chat template writes after an assistant turn,
+ * when one is found, and whether it is among the stop ids (so a caller can say when it is not).
+ */
+export function chatStopIds(gen: GenerationConfig, tok: TextTokenizer, tokenizerConfig: Record<string, unknown>, template: ChatTemplate):
+  { ids: number[]; turnEnd: { token: string; id: number; stops: boolean } | null } {
+  const ids = [...gen.eosTokenIds];
+  const eos = specialTokens(tokenizerConfig).eos_token, eosId = eos === undefined ? undefined : tok.tokenId(eos);
+  if (eosId !== undefined && !ids.includes(eosId)) ids.push(eosId);
+  const end = templateTurnEnd(template, tok);
+  return { ids, turnEnd: end ? { ...end, stops: ids.includes(end.id) } : null };
+}
+
+/**
+ * The special token a chat template writes right after an assistant's text, found by rendering a
+ * one-exchange conversation with and without its answer; null when the template does not render
+ * that conversation as a prefix of itself or no special token follows the answer.
+ */
+function templateTurnEnd(template: ChatTemplate, tok: TextTokenizer): { token: string; id: number } | null {
+  const answer = 'gelora-answer', user = { role: 'user', content: 'hello' };
+  let before: string, after: string;
+  try {
+    before = template.render([user], true);
+    after = template.render([user, { role: 'assistant', content: answer }], false);
+  } catch {
+    return null; // templates that refuse this exchange (raise_exception) say nothing about turn ends
+  }
+  const at = after.indexOf(answer, before.length);
+  if (!after.startsWith(before) || at < 0) return null;
+  const rest = after.slice(at + answer.length), first = rest ? tok.encodePlain(rest)[0] : undefined;
+  if (first === undefined || !tok.specialIds.has(first)) return null;
+  const token = tok.tokenText(first);
+  return token === undefined ? null : { token, id: first };
+}
+
+export interface PromptRequest {
+  prompt: string;
+  /** render the prompt with the folder's chat template (a user turn, after a system turn when given) */
+  chat?: boolean;
+  system?: string;
+  /** context length (prompt + new tokens); default: config.json max_position_embeddings, else unbounded */
+  maxLength?: number;
+  maxNewTokens: number;
+}
+
+export interface PreparedPrompt {
+  /** the token ids to generate from, after any cut */
+  ids: number[];
+  /** tokens dropped from the left of the prompt to fit the context */
+  cut: number;
+  /** ids that stop generation */
+  eosTokenIds: number[];
+  /** where the chat template came from, or null without --chat */
+  template: string | null;
+  /** what the caller should tell the user (a cut prompt, an end-of-turn token that does not stop) */
+  warnings: string[];
+}
+
+/**
+ * The prompt `gelora generate` runs: plain or rendered by the model folder's chat template (an
+ * error naming tokenizer_config.json and the fix when the folder has none), cut from the left to
+ * the context with the number of cut tokens in a warning, and the ids that stop generation
+ * (generation_config.json's, with --chat also tokenizer_config.json's eos_token).
+ */
+export function preparePrompt(dir: string, tok: TextTokenizer, gen: GenerationConfig, config: HfConfig, o: PromptRequest): PreparedPrompt {
+  if (o.system !== undefined && !o.chat) throw new Error('--system needs --chat (the system message goes through the chat template)');
+  const warnings: string[] = [];
+  const template = o.chat ? loadChatTemplate(dir) : null;
+  if (o.chat && !template) {
+    throw new Error(`${dir}: --chat needs a chat template, and the folder has none (no "chat_template" in ${join(dir, 'tokenizer_config.json')}, no chat_template.jinja); ` +
+      'copy tokenizer_config.json (or chat_template.jinja) of the instruction-tuned checkpoint into the folder, or drop --chat to give the prompt as plain text');
+  }
+  let eosTokenIds = gen.eosTokenIds;
+  if (template) {
+    const stops = chatStopIds(gen, tok, readTokenizerConfig(dir), template);
+    eosTokenIds = stops.ids;
+    if (stops.turnEnd && !stops.turnEnd.stops) {
+      warnings.push(`the chat template ends assistant turns with ${stops.turnEnd.token} (id ${stops.turnEnd.id}), which is neither an eos id of ${gen.file ?? join(dir, 'config.json')} ` +
+        `nor tokenizer_config.json's eos_token, so generation does not stop there; add ${stops.turnEnd.id} to eos_token_id in generation_config.json`);
+    }
+  }
+  const full = promptIds(tok, o.prompt, template ? { template, system: o.system } : null).ids;
+  const maxPos = config.max_position_embeddings;
+  const context = o.maxLength ?? (typeof maxPos === 'number' ? maxPos : null);
+  const contextName = o.maxLength !== undefined ? '--max-length' : `max_position_embeddings of ${join(dir, 'config.json')}`;
+  const { ids, cut } = context === null ? { ids: full, cut: 0 } : fitPrompt(full, context, o.maxNewTokens, contextName);
+  if (cut > 0) warnings.push(`the prompt has ${full.length} tokens; with ${o.maxNewTokens} new tokens a context of ${context} (${contextName}) holds ${ids.length} of them, so its first ${cut} tokens were cut`);
+  return { ids, cut, eosTokenIds, template: template?.name ?? null, warnings };
 }
