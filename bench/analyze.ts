@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { kernels } from '../src/engine/backend.js';
 import { applyPrecision, type Precision } from '../src/engine/precision.js';
 import { Rng } from '../src/engine/random.js';
-import { allocate, blockModules, collectLayerPoints, fixedTrainableParams } from '../src/gelora/analyze.js';
+import { allocate, autoBatchSize, blockModules, collectLayerPoints, fixedTrainableParams } from '../src/gelora/analyze.js';
 import { idProfile } from '../src/id/pooling.js';
 import { TextTokenizer, wordPieceTokenizerJson } from '../src/io/tokenizer.js';
 import { benchConfigs, peakRssMb, pick, resetPeakRss, type DecoderBenchConfig } from './configs.js';
@@ -44,7 +44,7 @@ export function analyzeBench(name: string, o: AnalyzeBenchOptions = {}): Record<
 
 /** The analysis bench of a decoder config (a config object, so tests can run a tiny one). */
 export function decoderAnalyzeBench(c: DecoderBenchConfig, name: string, o: AnalyzeBenchOptions = {}): Record<string, unknown> {
-  const samples = o.samples ?? c.analyze.samples, seq = o.seq ?? c.analyze.seq, batchSize = o.batchSize ?? c.analyze.batch_size;
+  const samples = o.samples ?? c.analyze.samples, seq = o.seq ?? c.analyze.seq, batchSize = o.batchSize ?? c.analyze.batch_size; // absent: gelora analyze's own default (autoBatchSize)
   if (seq < 3) throw new Error(`--seq ${seq}: a text needs at least 3 tokens (2 are special)`);
   const t0 = performance.now();
   const model = buildDecoderBenchModel(c), size = modelParams(model);
@@ -64,7 +64,7 @@ export function decoderAnalyzeBench(c: DecoderBenchConfig, name: string, o: Anal
   const s = (a: number, b: number): number => (b - a) / 1000;
   return {
     bench: 'analyze', config: name, backend: kernels().name, model_type: model.type, params: size,
-    samples: sequences, seq, tokens: sequences * seq, batch_size: batchSize,
+    samples: sequences, seq, tokens: sequences * seq, batch_size: batchSize ?? autoBatchSize(model, seq),
     setup_s: s(t0, t1), forward_s: s(t1, t2), id_s: s(t2, t3), allocate_s: s(t3, t4), analysis_s: s(t1, t4),
     tokens_per_s: (sequences * seq) / s(t1, t2), peak_rss_mb: peakRssMb(), peak_rss_window: window, build_peak_rss_mb: buildPeak,
     precision: prec.precision, isa: prec.isa, library: prec.library,

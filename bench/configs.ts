@@ -16,7 +16,7 @@ export interface TwonnConfig { n: number; dim: number; intrinsic: number; seed: 
  */
 export interface DecoderBenchConfig {
   config: Record<string, unknown>; batch: number; seq: number; lora_r: number; lora_alpha: number; targets: string[];
-  prompt_fraction: [number, number]; analyze: { samples: number; seq: number; batch_size: number };
+  prompt_fraction: [number, number]; analyze: { samples: number; seq: number; batch_size?: number };
 }
 export interface BenchConfigs {
   lora_step: Record<string, LoraStepConfig>; decoder: Record<string, DecoderBenchConfig>; twonn: Record<string, TwonnConfig>;

@@ -39,7 +39,7 @@ export function registerBench(program: Command): void {
     .option('--config <name>', 'qwen05b or qwen-mini (bench/configs.json decoder)', 'qwen05b')
     .option('--samples <n>', 'texts to analyse (default: the config\'s, 256 for qwen05b)', sampleCount)
     .option('--seq <n>', 'tokens per text (default: the config\'s, 128 for qwen05b)', positiveInt)
-    .option('--batch-size <n>', 'sequences per forward pass (default: the config\'s, 16 as gelora analyze)', positiveInt)
+    .option('--batch-size <n>', 'sequences per forward pass (default: gelora analyze\'s)', positiveInt)
     .addOption(precisionOption())
     .action((o: { config: string; samples?: number; seq?: number; batchSize?: number; precision: Precision }) => {
       console.log(JSON.stringify({ ...analyzeBench(o.config, o), blas: blasInfo() }));
