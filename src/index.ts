@@ -24,6 +24,8 @@ export { backendInfo, useBackend } from './engine/backend.js';
 
 /** Build a model from a Hugging Face folder (config.json + safetensors), or from a config alone. */
 export { loadModel, createModel, type LoadOptions, type LoadReport } from './models/load.js';
+/** Decoding for causal LMs: greedy or seeded sampling with a KV cache, chat prompts, generation_config.json. */
+export { generate, pickToken, preparePrompt, promptIds, fitPrompt, readGenerationConfig, type GenerationConfig, type SampleOptions, type GenerateResult, type PreparedPrompt } from './models/generation.js';
 /** The supported model families, one registry entry each (config reading, module names, heads, LoRA targets). */
 export { FAMILIES, MODEL_TYPES, familyFor, readConfig } from './models/registry.js';
 /** What every model provides: forward with every hidden state, its LoRA-adaptable Linears, its heads. */
@@ -54,7 +56,10 @@ export { geloraRanks, fitBudget } from './gelora/allocate.js';
 export {
   analyzeTask, allocate, allocationConfig, blockModules, buildReport, collectLayerPoints, fixedTrainableParams, standardModules, readModuleList,
   type Allocation, type AllocateOptions, type BlockModule, type GeloraReport, type TaskAnalysisOptions,
+  autoBatchSize,
 } from './gelora/analyze.js';
+/** How stable the ranks are: a paired bootstrap of input rows through every layer (experiments/sensitivity). */
+export { ratiosByRow, bootstrapRanks, rankStability } from './gelora/ranks.js';
 
 // ---- LoRA in PEFT's format
 
