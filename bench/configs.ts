@@ -57,11 +57,18 @@ export function median(xs: number[]): number {
  * getrusage maximum (the same high-water mark where both exist).
  */
 export function peakRssMb(): number {
+  const peak = procStatusBytes('VmHWM');
+  return peak !== null ? peak / 1024 / 1024 : process.resourceUsage().maxRSS / 1024;
+}
+
+/** A kB field of /proc/self/status (VmHWM, VmRSS) in bytes; null where there is none (not Linux). */
+export function procStatusBytes(key: string): number | null {
   try {
-    const m = /^VmHWM:\s+(\d+)\s+kB/m.exec(readFileSync('/proc/self/status', 'utf8'));
-    if (m) return Number(m[1]) / 1024;
-  } catch { /* not Linux */ }
-  return process.resourceUsage().maxRSS / 1024;
+    const m = new RegExp(`^${key}:\\s+(\\d+)\\s+kB`, 'm').exec(readFileSync('/proc/self/status', 'utf8'));
+    return m ? Number(m[1]) * 1024 : null;
+  } catch {
+    return null; // not Linux
+  }
 }
 
 /**

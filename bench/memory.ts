@@ -15,6 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { writeSafetensorsStreamed, type TensorSpec } from '../src/io/safetensors.js';
+import { procStatusBytes } from './configs.js';
 
 /** Llama-3.2-1B (config.json of meta-llama/Llama-3.2-1B), all but the number of layers. */
 const LLAMA_1B = {
@@ -92,11 +93,10 @@ export function writeRandomLlama(dir: string, layers: number, samples = 64): { b
 
 /** The peak and current resident set of this process, in bytes (VmHWM and VmRSS of /proc/self/status). */
 export function residentBytes(): { peak: number; now: number } {
-  const s = readFileSync('/proc/self/status', 'utf8');
   const kb = (key: string): number => {
-    const m = new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(s);
-    if (!m) throw new Error(`/proc/self/status has no ${key} (bench memory needs Linux)`);
-    return Number(m[1]) * 1024;
+    const bytes = procStatusBytes(key);
+    if (bytes === null) throw new Error(`/proc/self/status has no ${key} (bench memory needs Linux)`);
+    return bytes;
   };
   return { peak: kb('VmHWM'), now: kb('VmRSS') };
 }
