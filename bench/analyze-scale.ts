@@ -16,6 +16,8 @@ import { join } from 'node:path';
 import { blasInfo, kernels } from '../src/engine/backend.js';
 import { Rng } from '../src/engine/random.js';
 import type { Precision } from '../src/engine/precision.js';
+import { bf16Available } from '../src/engine/backends/dnnl.js';
+import { gramInBf16 } from '../src/id/knn.js';
 import { allocate, buildReport, hiddenStatesProfile, standardModules } from '../src/gelora/analyze.js';
 import { peakRssMb } from './configs.js';
 
@@ -78,6 +80,7 @@ export function analyzeScaleBench(o: AnalyzeScaleOptions): Record<string, unknow
     let t0 = performance.now();
     const size = writeSyntheticHiddenStates(file, count, o.points, o.dim, seed);
     const writeS = (performance.now() - t0) / 1000;
+    const bf16 = gramInBf16('auto');
     const cpu0 = process.cpuUsage();
     t0 = performance.now();
     // what `gelora analyze --hidden-states FILE --model-type llama --num-layers L` runs
@@ -89,16 +92,19 @@ export function analyzeScaleBench(o: AnalyzeScaleOptions): Record<string, unknow
     const report = buildReport({ modelPath: null, modelType: 'llama', hidden: dim, profile, alloc, modules, data: { hidden_states: file, points }, ...idOpts, allocOpts: {}, fixed: null });
     const seconds = (performance.now() - t0) / 1000;
     const cpu = process.cpuUsage(cpu0);
-    const { rechecked, ...phases } = timings;
+    const { rechecked, bf16_fallbacks: fallbacks, ...phases } = timings;
     const other = seconds - Object.values(phases).reduce((a, b) => a + b, 0);
     return {
       bench: 'analyze-scale', layers: count, points: o.points, dim: o.dim, file_mb: size / 2 ** 20, write_s: writeS,
       seconds, user_cpu_s: cpu.user / 1e6, system_cpu_s: cpu.system / 1e6,
       phases_s: { ...phases, other },
       path: {
-        backend: kernels().name, blas: blasInfo(), precision_requested: o.precision ?? 'auto', precision: 'fp32', // the TwoNN distances stay fp32 under any --precision (as in analyze)
-        distances: 'float32 Gram candidates (symmetric strips, fused top-k), float64 exact re-measure, worst-case bound certificate',
-        points_rechecked: rechecked ?? 0,
+        backend: kernels().name, blas: blasInfo(), precision_requested: o.precision ?? 'auto',
+        // the neighbours and distances are the exact float64 ones under any --precision (as in analyze);
+        // only the candidate search's products may run in bf16, certified by their error bound
+        precision: 'fp32', candidate_products: bf16 ? `bf16 (oneDNN ${bf16Available().isa})` : 'float32 (OpenBLAS sgemm)',
+        distances: `${bf16 ? 'bf16' : 'float32'} Gram candidates (symmetric strips, fused top-k), float64 exact re-measure, worst-case bound certificate`,
+        points_rechecked: rechecked ?? 0, bf16_fallbacks: fallbacks ?? 0,
       },
       estimates: report.profile.map((p) => ({ layer: p.layer, true_d: layerDimension(p.layer, count), id: p.id, low: p.low, high: p.high })),
       ranks: report.ranks, peak_rss_mb: peakRssMb(),

@@ -23,6 +23,8 @@
 
 #include <oneapi/dnnl/dnnl.hpp>
 
+#include "bf16.h"  // bf16_of: float32 -> bf16, round to nearest even
+
 extern "C" void omp_set_num_threads(int);
 extern "C" int omp_get_max_threads(void);
 
@@ -115,17 +117,6 @@ struct Args {
   }
 };
 
-// ---------------------------------------------------------------------------------------------
-// bf16 rounding: the top 16 bits of the float, rounded to nearest even; NaN stays a (quiet) NaN.
-// Written so that the compiler vectorizes it; the same rule as f32ToBf16 in src/engine/backends/dnnl.ts.
-
-inline uint16_t bf16_of(float f) {
-  uint32_t u;
-  memcpy(&u, &f, 4);
-  if ((u & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((u >> 16) | 0x40u);
-  return static_cast<uint16_t>((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
-}
-
 // rows x cols of src (leading dimension ld) -> dense rows x cols bf16
 void to_bf16(uint16_t *dst, const float *src, long rows, long cols, long ld) {
   for (long r = 0; r < rows; r++) {
@@ -201,6 +192,23 @@ void run(Prim &p, void *A, void *B, float *C) {
   p.prim.execute(strm(), {{DNNL_ARG_SRC, ma}, {DNNL_ARG_WEIGHTS, mb}, {DNNL_ARG_DST, mc}});
   strm().wait();
 }
+
+}  // namespace
+
+// C = A B^T for bf16 A [M, K] (row stride lda) and B [N, K] (ldb) into float32 C (ldc), accumulated
+// in float32: the Gram strips of knn.c's bf16 candidate search. Returns 0, or -1 when oneDNN failed
+// (the caller then falls back to sgemm on the same bf16 values). Main thread only, as the addon.
+extern "C" int gelora_dnnl_gram_bf16(long M, long N, long K, const uint16_t *A, long lda, const uint16_t *B, long ldb, float *C, long ldc) {
+  try {
+    Prim &p = matmul_for(dt::bf16, Geom{false, true, M, N, K, lda, ldb, ldc}, 1.f, 0.f);
+    run(p, const_cast<uint16_t *>(A), const_cast<uint16_t *>(B), C);
+    return 0;
+  } catch (...) {
+    return -1;
+  }
+}
+
+namespace {
 
 // bf16 copy of A, reused between calls (the addon runs on Node's main thread only)
 std::vector<uint16_t> a_bf16;

@@ -438,6 +438,30 @@ static napi_value glue_knn_candidates(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+static napi_value glue_knn_candidates_bf16(napi_env env, napi_callback_info info) {
+  Args ga;
+  if (!args_of(&ga, env, info, "knnCandidatesBf16", 8)) return NULL;
+  long long len_outIdx; int32_t *outIdx = arg_buf(&ga, 0, "outIdx", napi_int32_array, 0, &len_outIdx);
+  long long len_outD2; float *outD2 = arg_buf(&ga, 1, "outD2", napi_float32_array, 0, &len_outD2);
+  long long len_X; const float *X = arg_buf(&ga, 2, "X", napi_float32_array, 0, &len_X);
+  long long len_sq; const float *sq = arg_buf(&ga, 3, "sq", napi_float32_array, 0, &len_sq);
+  long n = (long)arg_int(&ga, 4, "n", 0, 9007199254740991.0);
+  int dim = (int)arg_int(&ga, 5, "dim", 0, INT_MAX);
+  int k = (int)arg_int(&ga, 6, "k", 0, INT_MAX);
+  long block = (long)arg_int(&ga, 7, "block", 0, 9007199254740991.0);
+  if (!ga.ok) return NULL;
+  if (ga.ok) require(&ga, k >= 1, "k must be at least 1");
+  if (ga.ok) require(&ga, dim >= 1, "dim must be at least 1");
+  if (ga.ok) require(&ga, n <= INT_MAX, "n must fit a 32-bit index");
+  if (ga.ok) need(&ga, "outIdx", len_outIdx, (long long)(n * k));
+  if (ga.ok) need(&ga, "outD2", len_outD2, (long long)(n * k));
+  if (ga.ok) need(&ga, "X", len_X, (long long)(n * dim));
+  if (ga.ok) need(&ga, "sq", len_sq, (long long)(n));
+  if (!ga.ok) return NULL;
+  k_knn_candidates_bf16(outIdx, outD2, X, sq, n, dim, k, block);
+  return NULL;
+}
+
 static napi_value glue_sq_dist_pairs(napi_env env, napi_callback_info info) {
   Args ga;
   if (!args_of(&ga, env, info, "sqDistPairs", 8)) return NULL;
@@ -788,6 +812,7 @@ static const napi_property_descriptor KERNEL_TABLE[] = {
   {"rope", NULL, glue_rope, NULL, NULL, NULL, napi_enumerable, NULL},
   {"centrePoints", NULL, glue_centre_points, NULL, NULL, NULL, napi_enumerable, NULL},
   {"knnCandidates", NULL, glue_knn_candidates, NULL, NULL, NULL, napi_enumerable, NULL},
+  {"knnCandidatesBf16", NULL, glue_knn_candidates_bf16, NULL, NULL, NULL, napi_enumerable, NULL},
   {"sqDistPairs", NULL, glue_sq_dist_pairs, NULL, NULL, NULL, napi_enumerable, NULL},
   {"floatToHalf", NULL, glue_float_to_half, NULL, NULL, NULL, napi_enumerable, NULL},
   {"dropoutMask", NULL, glue_dropout_mask, NULL, NULL, NULL, napi_enumerable, NULL},

@@ -22,6 +22,7 @@ void k_gather_last_backward(float *dsrc, const float *dout, const int32_t *idx, 
 void k_rope(float *out, const float *inp, const float *cos, const float *sin, int B, int T, int H, int d, float sign, int accumulate);
 double k_centre_points(float *c32, float *sq, const float *X32, const double *X64, long n, int dim);
 void k_knn_candidates(int32_t *outIdx, float *outD2, const float *X, const float *sq, long n, int dim, int k, long block);
+void k_knn_candidates_bf16(int32_t *outIdx, float *outD2, const float *X, const float *sq, long n, int dim, int k, long block);
 void k_sq_dist_pairs(double *out, const float *X32, const double *X64, int dim, const int32_t *a, const int32_t *b, long m, double scale);
 void k_float_to_half(uint16_t *dst, const float *src, long n);
 uint32_t k_dropout_mask(float *mask, long n, double p, double keep, uint32_t state);

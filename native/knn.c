@@ -1,7 +1,8 @@
 // Nearest-neighbour kernels for TwoNN at scale (src/id/knn.ts): the candidate search fused with the
-// Gram products, the exact float64 re-measure of candidate pairs, and float32 -> IEEE half for
-// writing F16 point sets. Contracts are documented in src/engine/kernels.ts.
+// Gram products (float32, or bf16 on the CPU's matrix units), the exact float64 re-measure of
+// candidate pairs, and float32 -> IEEE half for writing F16 point sets. Contracts are documented in src/engine/kernels.ts.
 #include "kernels.gen.h"
+#include "bf16.h"
 #include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
@@ -31,27 +32,62 @@ static inline void offer(float *bd, int32_t *bi, int k, float d, int32_t j) {
   bi[q] = j;
 }
 
-void k_knn_candidates(int32_t *outIdx, float *outD2, const float *X, const float *sq, long n, int dim, int k, long block) {
+// One strip's Gram products G[r * ldg + c] = x_(s+r) . x_(s+c), r < rows, c < cols, in float32 or
+// (bf16 set) on bf16 copies of the points Xb. oneDNN generates code per shape, so the bf16 strip is cut
+// into column tiles of B: every strip then has at most two tile shapes (B and n mod B columns), and
+// the whole sweep compiles at most four primitives. Without oneDNN, or when it fails, sgemm runs on the
+// bf16 values widened to float32 (Xw): the same products (a bf16 x bf16 product is exact in float32),
+// accumulated in float32 in another order, so the error bound of the bf16 path holds either way.
+#ifdef GELORA_DNNL
+extern int gelora_dnnl_gram_bf16(long M, long N, long K, const uint16_t *A, long lda, const uint16_t *B, long ldb, float *C, long ldc);
+#endif
+typedef struct { const float *X; const uint16_t *Xb; float *Xw; int dim; long B; int dnnl_ok; } Gram;
+
+static void gram_strip(Gram *g, float *G, long ldg, long s, long rows, long cols) {
+  const int dim = g->dim;
+  if (!g->Xb) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, (int)cols, dim, 1.0f, g->X + s * dim, dim, g->X + s * dim, dim, 0.0f, G, (int)ldg);
+    return;
+  }
+#ifdef GELORA_DNNL
+  for (long c0 = 0; g->dnnl_ok && c0 < cols; c0 += g->B) {
+    const long w = cols - c0 < g->B ? cols - c0 : g->B;
+    if (gelora_dnnl_gram_bf16(rows, w, dim, g->Xb + s * dim, dim, g->Xb + (s + c0) * dim, dim, G + c0, ldg) != 0) g->dnnl_ok = 0;
+  }
+  if (g->dnnl_ok) return;
+#endif
+  if (!g->Xw) {
+    const long n = s + cols;
+    g->Xw = malloc(sizeof(float) * (size_t)n * (size_t)dim);
+    if (!g->Xw) { for (long r = 0; r < rows; r++) for (long c = 0; c < cols; c++) G[r * ldg + c] = INFINITY; return; } // no candidates: fails loudly
+    for (long q = 0; q < n * dim; q++) g->Xw[q] = bf16_value(g->Xb[q]);
+  }
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, (int)cols, dim, 1.0f, g->Xw + s * dim, dim, g->Xw + s * dim, dim, 0.0f, G, (int)ldg);
+}
+
+// The sweep: one strip of the upper triangle at a time, rows [s, s + rows) against columns [s, n).
+// Each pair i < j is computed once and offered to both rows, which halves the products of a full
+// sweep; memory is the strip, never N x N.
+static void candidates_sweep(int32_t *outIdx, float *outD2, Gram *g, const float *sq, long n, int k, long block) {
   for (long q = 0; q < n * k; q++) { outD2[q] = INFINITY; outIdx[q] = INT32_MAX; }
   if (n < 2) return;
-  long B = block < 1 ? 1 : block > n ? n : block;
-  // one strip of the upper triangle at a time: rows [s, s + rows) against columns [s, n). Each pair
-  // i < j is computed once and offered to both rows, which halves the products of a full sweep;
-  // memory is the strip, never N x N.
+  const long B = block < 1 ? 1 : block > n ? n : block;
+  g->B = B;
   float *G = malloc(sizeof(float) * (size_t)B * (size_t)n);
   if (!G) return; // the caller sees no candidates (index INT32_MAX) and fails loudly
   for (long s = 0; s < n; s += B) {
-    long rows = n - s < B ? n - s : B, cols = n - s;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, (int)cols, dim, 1.0f, X + s * dim, dim,
-                X + s * dim, dim, 0.0f, G, (int)cols);
+    const long rows = n - s < B ? n - s : B, cols = n - s;
+    // float32: one sgemm a strip, dense (ld = cols), measured the fastest; bf16: tiles into ld n
+    const long ldg = g->Xb ? n : cols;
+    gram_strip(g, G, ldg, s, rows, cols);
     for (long r = 0; r < rows; r++) {
       const long i = s + r;
-      const float si = sq[i], *g = G + r * cols;
+      const float si = sq[i], *gr = G + r * ldg;
       float *di = outD2 + i * k;
       int32_t *ii = outIdx + i * k;
       for (long c = r + 1; c < cols; c++) {
         const long j = s + c;
-        const float d = si + sq[j] - 2.0f * g[c];
+        const float d = si + sq[j] - 2.0f * gr[c];
         // most pairs are far from both rows' lists: two comparisons and on
         if (d <= di[k - 1]) offer(di, ii, k, d, (int32_t)j);
         if (d <= outD2[j * k + k - 1]) offer(outD2 + j * k, outIdx + j * k, k, d, (int32_t)i);
@@ -59,6 +95,27 @@ void k_knn_candidates(int32_t *outIdx, float *outD2, const float *X, const float
     }
   }
   free(G);
+}
+
+void k_knn_candidates(int32_t *outIdx, float *outD2, const float *X, const float *sq, long n, int dim, int k, long block) {
+  Gram g = {.X = X, .dim = dim};
+  candidates_sweep(outIdx, outD2, &g, sq, n, k, block);
+}
+
+// The same sweep on the points rounded to bf16 (oneDNN on AMX / AVX512-BF16 where built in): only
+// the candidates come from it; src/id/knn.ts certifies them with the bf16 error bound.
+void k_knn_candidates_bf16(int32_t *outIdx, float *outD2, const float *X, const float *sq, long n, int dim, int k, long block) {
+  uint16_t *Xb = malloc(sizeof(uint16_t) * (size_t)n * (size_t)dim);
+  if (!Xb) { for (long q = 0; q < n * k; q++) { outD2[q] = INFINITY; outIdx[q] = INT32_MAX; } return; }
+  for (long q = 0; q < n * (long)dim; q++) Xb[q] = bf16_of(X[q]);
+#ifdef GELORA_DNNL
+  Gram g = {.X = X, .Xb = Xb, .dim = dim, .dnnl_ok = 1};
+#else
+  Gram g = {.X = X, .Xb = Xb, .dim = dim, .dnnl_ok = 0};
+#endif
+  candidates_sweep(outIdx, outD2, &g, sq, n, k, block);
+  free(g.Xw);
+  free(Xb);
 }
 
 #define NT 8 // most threads a pass of knn.c uses

@@ -5,13 +5,13 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { useBackend } from '../src/engine/backend.js';
 import { Rng } from '../src/engine/random.js';
-import { twoNearest, type Points } from '../src/id/knn.js';
+import { gramErrorFactor, gramErrorFactorBf16, twoNearest, type Points } from '../src/id/knn.js';
 import { idProfile } from '../src/id/pooling.js';
 import { hiddenStatesProfile } from '../src/gelora/analyze.js';
 import { floatToHalf, halfToFloat, writeSafetensors } from '../src/io/safetensors.js';
 import { readPoints } from '../src/io/points.js';
 import { HAS_NATIVE } from './gradcheck.js';
-import { writeSyntheticHiddenStates } from '../bench/analyze-scale.js';
+import { syntheticLayer, writeSyntheticHiddenStates } from '../bench/analyze-scale.js';
 
 const BACKENDS = HAS_NATIVE ? (['js', 'native'] as const) : (['js'] as const);
 
@@ -60,12 +60,12 @@ describe('exact two nearest neighbours at scale (fused candidates, float64 re-me
   const data = hardPoints(), p: Points = { data, n: 3000, dim: 48 };
   const ref = Array.from({ length: p.n }, (_, i) => bruteTwo(p, i));
 
-  for (const backend of BACKENDS) {
-    it(`${backend}: r1, r2 equal the brute-force float64 distances to 1e-9 relative, ids equal except at exact ties`, () => {
+  for (const backend of BACKENDS) for (const gram of ['fp32', 'bf16'] as const) {
+    it(`${backend}, ${gram} candidates: r1, r2 equal the brute-force float64 distances to 1e-9 relative, ids equal except at exact ties`, () => {
       useBackend(backend);
       const timings: Record<string, number> = {};
       for (const blockRows of [97, 512]) {
-        const nn = twoNearest(p, { blockRows, timings });
+        const nn = twoNearest(p, { blockRows, timings, gram });
         for (let i = 0; i < p.n; i++) {
           const r = ref[i];
           for (const [got, want] of [[nn.r1[i], r.d[0]], [nn.r2[i], r.d[1]]]) {
@@ -80,6 +80,66 @@ describe('exact two nearest neighbours at scale (fused candidates, float64 re-me
       assert.ok(timings.rechecked > 0, `rechecked ${timings.rechecked}`);
     });
   }
+
+  it('bf16 candidates: the same kernel contract, equal to float32 on values bf16 holds exactly, on both backends', () => {
+    const rng = new Rng(4), n = 300, dim = 24, k = 6;
+    const X = Float32Array.from({ length: n * dim }, () => Math.floor(rng.next() * 9) - 4); // small integers: exact in bf16, exact products
+    const sq = new Float32Array(n);
+    for (let i = 0; i < n; i++) for (let t = 0; t < dim; t++) sq[i] += X[i * dim + t] ** 2;
+    for (const b of BACKENDS) {
+      const K = useBackend(b), run = (f: typeof K.knnCandidates) => {
+        const idx = new Int32Array(n * k), d2 = new Float32Array(n * k);
+        f.call(K, idx, d2, X, sq, n, dim, k, 41);
+        return { idx: Array.from(idx), d2: Array.from(d2) };
+      };
+      assert.deepEqual(run(K.knnCandidatesBf16), run(K.knnCandidates), b);
+    }
+  });
+
+  it('the bf16 error bound covers worst-case rounding (every coordinate rounded the same way), where the float32 one does not', () => {
+    // coordinates just under a bf16 midpoint above 1 all round down by almost 2^-8 relative: the dot
+    // product's rounding errors add up instead of cancelling
+    const dim = 1024, n = 3, x = 1 + 2 ** -8 - 2 ** -20, X = new Float32Array(n * dim);
+    for (let t = 0; t < dim; t++) { X[t] = x; X[dim + t] = t % 2 ? x : -x; X[2 * dim + t] = 0.5 * x; }
+    const sq = new Float32Array(n);
+    for (let i = 0; i < n; i++) { let s = 0; for (let t = 0; t < dim; t++) s += X[i * dim + t] ** 2; sq[i] = s; }
+    for (const b of BACKENDS) {
+      const K = useBackend(b), idx = new Int32Array(n * 2), d2 = new Float32Array(n * 2);
+      K.knnCandidatesBf16(idx, d2, X, sq, n, dim, 2, 3);
+      let worst = 0, worst32 = 0;
+      for (let q = 0; q < n * 2; q++) {
+        const i = Math.floor(q / 2), j = idx[q];
+        let exact = 0;
+        for (let t = 0; t < dim; t++) exact += (X[i * dim + t] - X[j * dim + t]) ** 2;
+        const err = Math.abs(d2[q] - exact), scale = sq[i] + sq[j];
+        worst = Math.max(worst, err / (gramErrorFactorBf16(dim) * scale));
+        worst32 = Math.max(worst32, err / (gramErrorFactor(dim) * scale));
+      }
+      assert.ok(worst <= 1, `${b}: the bf16 error is ${worst} of its bound`);
+      assert.ok(worst > 0.1, `${b}: the test reaches ${worst} of the bound (it should come near it)`);
+      assert.ok(worst32 > 1, `${b}: the float32 bound would not cover the bf16 error (${worst32})`);
+    }
+  });
+
+  it('bf16 and float32 searches give the same neighbours and distances, bit for bit (a closed curve, a 24-d manifold)', () => {
+    const n = 1200, dim = 256, rng = new Rng(9);
+    // a circle through 256-d with a little noise: nearest distances ~1/200 of the norms, far below the
+    // bf16 bound, so the search must fall back to float32; the 24-d manifold's are not
+    const circle = new Float32Array(n * dim), u = Float32Array.from({ length: 2 * dim }, () => rng.normal() / Math.sqrt(dim));
+    for (let i = 0; i < n; i++) {
+      const a = rng.next() * 2 * Math.PI;
+      for (let t = 0; t < dim; t++) circle[i * dim + t] = Math.cos(a) * u[t] + Math.sin(a) * u[dim + t] + 1e-4 * rng.normal();
+    }
+    for (const b of BACKENDS) {
+      useBackend(b);
+      for (const [name, data, fallbacks] of [['circle', circle, 1], ['24-d', syntheticLayer(16, 33, n, dim, 1), 0]] as const) {
+        const q: Points = { data, n, dim }, timings: Record<string, number> = {};
+        const a = twoNearest(q, { gram: 'fp32' }), c = twoNearest(q, { gram: 'bf16', timings });
+        for (const key of ['r1', 'r2', 'i1', 'i2'] as const) assert.deepEqual(Array.from(c[key]), Array.from(a[key]), `${b} ${name} ${key}`);
+        assert.equal(timings.bf16_fallbacks ?? 0, fallbacks, `${b} ${name}: ${JSON.stringify(timings)}`);
+      }
+    }
+  });
 
   it('the candidate kernels agree between backends (same candidate sets, same float64 distances)', { skip: !HAS_NATIVE }, () => {
     const rng = new Rng(3), n = 500, dim = 16, k = 5;

@@ -50,6 +50,16 @@ const lds: [string, string][] = [
   ['ldc >= (N > 1 ? N : 1)', 'ldc is smaller than a row of C'],
 ];
 
+/** knnCandidates and knnCandidatesBf16: the same arguments and checks. */
+const KNN_CANDIDATES = {
+  args: [
+    { n: 'outIdx', t: 'i32', out: true, len: 'n * k' }, { n: 'outD2', t: 'f32', out: true, len: 'n * k' },
+    { n: 'X', t: 'f32', len: 'n * dim' }, { n: 'sq', t: 'f32', len: 'n' },
+    { n: 'n', t: 'long' }, { n: 'dim', t: 'int' }, { n: 'k', t: 'int' }, { n: 'block', t: 'long' },
+  ],
+  req: [['k >= 1', 'k must be at least 1'], ['dim >= 1', 'dim must be at least 1'], ['n <= INT_MAX', 'n must fit a 32-bit index']],
+} as const satisfies KernelSpec;
+
 export const KERNEL_SPEC = {
   gemm: {
     args: [
@@ -195,14 +205,8 @@ export const KERNEL_SPEC = {
     ret: 'double',
     req: [['(X32 != NULL) != (X64 != NULL)', 'give exactly one of X32 and X64'], ['n >= 1 && dim >= 1', 'need at least one point of one coordinate']],
   },
-  knnCandidates: {
-    args: [
-      { n: 'outIdx', t: 'i32', out: true, len: 'n * k' }, { n: 'outD2', t: 'f32', out: true, len: 'n * k' },
-      { n: 'X', t: 'f32', len: 'n * dim' }, { n: 'sq', t: 'f32', len: 'n' },
-      { n: 'n', t: 'long' }, { n: 'dim', t: 'int' }, { n: 'k', t: 'int' }, { n: 'block', t: 'long' },
-    ],
-    req: [['k >= 1', 'k must be at least 1'], ['dim >= 1', 'dim must be at least 1'], ['n <= INT_MAX', 'n must fit a 32-bit index']],
-  },
+  knnCandidates: KNN_CANDIDATES,
+  knnCandidatesBf16: KNN_CANDIDATES, // the same contract on bf16-rounded points
   sqDistPairs: {
     args: [
       { n: 'out', t: 'f64', out: true, len: 'm' },

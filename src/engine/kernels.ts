@@ -111,6 +111,13 @@ export interface Kernels {
    */
   knnCandidates(outIdx: Int32Array, outD2: Buf, X: Buf, sq: Buf, n: number, dim: number, k: number, block: number): void;
   /**
+   * knnCandidates on X rounded to bf16 (round to nearest even), the products accumulated in float32:
+   * on oneDNN's bf16 matrix units where the native addon has them, else sgemm on the rounded values.
+   * d2 = sq[i] + sq[j] - 2 bf16(X[i]).bf16(X[j]), sq as given (the float32 norms): the search is only
+   * a candidate filter, certified by the caller with the bf16 error bound (src/id/knn.ts).
+   */
+  knnCandidatesBf16(outIdx: Int32Array, outD2: Buf, X: Buf, sq: Buf, n: number, dim: number, k: number, block: number): void;
+  /**
    * out[q] = sum_t ((x[a[q], t] - x[b[q], t]) * scale)^2 in float64, x the rows of exactly one of X32,
    * X64 (the other null), `dim` values each.
    */

@@ -2,14 +2,15 @@
  * Exact first and second nearest neighbours of every point.
  *
  * Candidates come from blocked matrix products (|x|^2 + |y|^2 - 2 x.y, an OpenBLAS sgemm per strip of
- * rows of the upper triangle, the top-k selection fused after each strip), so memory is O(block x N),
- * never O(N^2). The squared-norm trick loses digits when points sit far from the origin, so the points
+ * rows of the upper triangle, or oneDNN bf16 products where the CPU has bf16 matrix units, the top-k
+ * selection fused after each strip), so memory is O(block x N), never O(N^2). The squared-norm trick loses digits when points sit far from the origin, so the points
  * are centred first (in float64), and the few best candidates of every point are re-measured exactly
  * in float64 before the two nearest are chosen, with a worst-case error bound deciding whether the
  * candidates can be trusted (see twoNearest). The centred points are also rescaled to unit size (see
  * centre), so the result does not depend on the data's units.
  */
 import { kernels } from '../engine/backend.js';
+import { bf16Available } from '../engine/backends/dnnl.js';
 
 /** N points of dimension `dim`, row-major. */
 export interface Points { data: Float32Array | Float64Array; n: number; dim: number }
@@ -22,10 +23,21 @@ export interface TwoNeighbours {
   i2: Int32Array;
 }
 
+/**
+ * The precision of the candidate search's Gram products: fp32 (OpenBLAS sgemm), bf16 (the points
+ * rounded to bf16 and multiplied on oneDNN's AMX / AVX512-BF16 units with float32 accumulation), or
+ * auto: bf16 where the native addon multiplies bf16 on matrix units, else fp32. The neighbours are the
+ * exact float64 ones whichever runs (the candidates are certified with the matching error bound), so
+ * this changes the time only, never the result.
+ */
+export type GramPrecision = 'auto' | 'fp32' | 'bf16';
+
 export interface KnnOptions {
+  /** precision of the candidate search (default auto: see GramPrecision) */
+  gram?: GramPrecision;
   /** rows per strip of the distance sweep (default: 64..512, at most about 32 MB of float32 a strip) */
   blockRows?: number;
-  /** candidates re-measured exactly per point (default 4; more only where a point's list cannot be certified) */
+  /** candidates kept per point by the search (default 4 in fp32, 32 in bf16, whose wider error bound needs a longer list to certify it) */
   candidates?: number;
   /** called with the number of points done */
   onProgress?: (done: number, total: number) => void;
@@ -80,6 +92,34 @@ export function gramErrorFactor(dim: number): number {
   return 1.05 * (6 * u + (dim * u) / (1 - dim * u)) * 2;
 }
 
+/**
+ * gramErrorFactor for the bf16 candidate search: the points are rounded once more, to bf16 (unit
+ * roundoff 2^-8), before the products, which adds (2 u_b + u_b^2) sum |x_i,t x_j,t| to the dot
+ * product's error; each product of bf16 values is exact in float32 and the float32 accumulation keeps
+ * gamma_dim, now of the rounded values ((1 + u_b)^2 larger). About 32x the float32 factor: more
+ * points go to the exact recheck, the price of products several times faster. AMX also flushes
+ * subnormal inputs and products (below 2^-126) to zero: an absolute error, bf16FlushError.
+ */
+export function gramErrorFactorBf16(dim: number): number {
+  const u = 2 ** -24, ub = 2 ** -8, gamma = (dim * u) / (1 - dim * u);
+  return 1.05 * (6 * u + gamma * (1 + ub) ** 2 + 2 * ub + ub * ub) * 2;
+}
+
+/**
+ * The absolute part of the bf16 search's error: every flushed input or product of the centred points
+ * (coordinates at most sqrt 2 in magnitude, see centre) moves a dot product by under 2 * 2^-126, so
+ * a distance by under 4 dim 2^-126 (x2 for slack). Nothing for ordinary data; it keeps the bound
+ * true for points within 1e-18 of the centroid too.
+ */
+export const bf16FlushError = (dim: number): number => 8 * dim * 2 ** -126;
+
+/** Whether a candidate search of `gram` precision runs its products in bf16 here. */
+export function gramInBf16(gram: GramPrecision = 'auto'): boolean {
+  if (gram === 'fp32') return false;
+  if (gram === 'bf16') return true;
+  return kernels().name === 'native' && bf16Available().available;
+}
+
 /** Offers point j at float64 squared distance d to a running top two (ties to the lower index). */
 function bestTwo(d: number, j: number, b: { d1: number; j1: number; d2: number; j2: number }): void {
   if (d < b.d1 || (d === b.d1 && j < b.j1)) { b.d2 = b.d1; b.j2 = b.j1; b.d1 = d; b.j1 = j; }
@@ -89,35 +129,54 @@ function bestTwo(d: number, j: number, b: { d1: number; j1: number; d2: number; 
 /**
  * Exact first and second nearest neighbours (float64 distances; ties to the lower index).
  *
- *  1. candidates: every point's k nearest by float32 Gram distances, from one fused native sweep over
- *     the upper triangle of X X^T (knnCandidates: each pair computed once, memory O(block x N));
- *  2. the candidates re-measured exactly in float64 on the data (sqDistPairs);
+ *  1. candidates: every point's k nearest by float32 Gram distances (or bf16 products on the CPU's
+ *     matrix units: o.gram), from one fused native sweep over the upper triangle of X X^T
+ *     (knnCandidates: each pair computed once, memory O(block x N));
+ *  2. the candidates that can be among the two nearest re-measured exactly in float64 on the data
+ *     (sqDistPairs);
  *  3. a certificate per point: no other point can be nearer than the second exact distance b2 when the
- *     k-th candidate's float32 distance minus the worst-case float32 error (gramErrorFactor) exceeds
- *     b2. Points without it (near-ties around the k-th candidate) get their Gram row recomputed and
- *     every point whose lower bound is within b2 re-measured exactly, so the answer is exact always.
+ *     k-th candidate's approximate distance minus the search's worst-case error (gramErrorFactor,
+ *     gramErrorFactorBf16) exceeds b2. Points without it (near-ties around the k-th candidate) get
+ *     their Gram row recomputed in float32 and every point whose lower bound is within b2 re-measured
+ *     exactly, so the answer is exact always, and the same whichever precision searched.
  */
 export function twoNearest(p: Points, o: KnnOptions = {}): TwoNeighbours {
   const { n, dim } = p;
   if (n < 3) throw new Error(`two nearest neighbours need at least 3 distinct points, got ${n}`);
-  const k = Math.max(2, Math.min(o.candidates ?? 4, n - 1));
+  const bf16 = gramInBf16(o.gram);
+  const k = Math.max(2, Math.min(o.candidates ?? (bf16 ? 32 : 4), n - 1));
   const block = Math.max(1, Math.min(n, o.blockRows ?? Math.max(64, Math.min(512, Math.floor((1 << 23) / n)))));
   const K = kernels();
   const t0 = performance.now();
   const { c32, sq, unit } = centre(p);
   const t1 = performance.now();
   const candIdx = new Int32Array(n * k), candD2 = new Float32Array(n * k);
-  K.knnCandidates(candIdx, candD2, c32, sq, n, dim, k, block);
+  (bf16 ? K.knnCandidatesBf16 : K.knnCandidates).call(K, candIdx, candD2, c32, sq, n, dim, k, block);
   const t2 = performance.now();
   if (candIdx.some((j) => j < 0 || j >= n)) throw new Error(`nearest neighbours: the candidate search of ${n} points failed (out of memory?)`);
-  const rowOf = new Int32Array(n * k);
-  for (let i = 0; i < n; i++) rowOf.fill(i, i * k, i * k + k);
   const X32 = p.data instanceof Float32Array ? p.data : null, X64 = p.data instanceof Float64Array ? p.data : null, inv = 1 / unit;
-  const exact = new Float64Array(n * k);
-  K.sqDistPairs(exact, X32, X64, dim, rowOf, candIdx, n * k, inv);
   let sqMax = 0;
   for (let i = 0; i < n; i++) sqMax = Math.max(sqMax, sq[i]);
-  const c = gramErrorFactor(dim);
+  // the certificate bounds the candidate search's error; the recheck below recomputes rows in float32
+  const cCand = bf16 ? gramErrorFactorBf16(dim) : gramErrorFactor(dim), aCand = bf16 ? bf16FlushError(dim) : 0, c = gramErrorFactor(dim);
+  // exact distances in two passes: each row's two best candidates, then only the candidates whose
+  // lower bound (approximate distance minus its error bound) reaches the second of those: any other
+  // is farther than b2 for sure, so it cannot be one of the two nearest (b2 only shrinks after)
+  const exact = new Float64Array(n * k).fill(Infinity);
+  const measure = (qs: number[]): void => {
+    const a = Int32Array.from(qs, (q) => Math.floor(q / k)), js = Int32Array.from(qs, (q) => candIdx[q]), d = new Float64Array(qs.length);
+    K.sqDistPairs(d, X32, X64, dim, a, js, qs.length, inv);
+    qs.forEach((q, t) => { exact[q] = d[t]; });
+  };
+  const first: number[] = [];
+  for (let i = 0; i < n; i++) first.push(i * k, i * k + 1);
+  measure(first);
+  const more: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const b2 = Math.max(exact[i * k], exact[i * k + 1]);
+    for (let q = i * k + 2; q < i * k + k; q++) if (candD2[q] - cCand * (sq[i] + sq[candIdx[q]]) - aCand <= b2) more.push(q);
+  }
+  measure(more);
   const r1 = new Float64Array(n), r2 = new Float64Array(n), i1 = new Int32Array(n), i2 = new Int32Array(n);
   const open: number[] = [];
   const b = { d1: Infinity, j1: -1, d2: Infinity, j2: -1 };
@@ -125,12 +184,18 @@ export function twoNearest(p: Points, o: KnnOptions = {}): TwoNeighbours {
   const done = (i: number): void => { r1[i] = Math.sqrt(b.d1) * unit; r2[i] = Math.sqrt(b.d2) * unit; i1[i] = b.j1; i2[i] = b.j2; d2[i] = b.d2; };
   for (let i = 0; i < n; i++) {
     b.d1 = b.d2 = Infinity; b.j1 = b.j2 = -1;
-    for (let q = i * k; q < i * k + k; q++) bestTwo(exact[q], candIdx[q], b);
+    for (let q = i * k; q < i * k + k; q++) if (exact[q] !== Infinity) bestTwo(exact[q], candIdx[q], b);
     done(i);
     // every other point is a candidate, or none outside the list can come within b2
-    if (!(k === n - 1 || candD2[i * k + k - 1] - c * (sq[i] + sqMax) > b.d2)) open.push(i);
+    if (!(k === n - 1 || candD2[i * k + k - 1] - cCand * (sq[i] + sqMax) - aCand > b.d2)) open.push(i);
   }
   const t3 = performance.now();
+  // most points uncertified (low-dimensional data: nearest distances far below the bf16 bound, which
+  // scales with the norms): the float32 sweep costs less than recomputing over half the rows
+  if (bf16 && 2 * open.length > n) {
+    if (o.timings) { o.timings.bf16_fallbacks = (o.timings.bf16_fallbacks ?? 0) + 1; o.timings.candidates = (o.timings.candidates ?? 0) + (t3 - t1) / 1000; }
+    return twoNearest(p, { ...o, gram: 'fp32', candidates: o.candidates });
+  }
   // uncertified points: their whole Gram row again, then every point whose lower bound reaches b2
   const rowsPer = Math.max(1, Math.min(open.length, Math.floor((1 << 22) / n)));
   const G = new Float32Array(rowsPer * n), Xo = new Float32Array(rowsPer * dim);

@@ -6,6 +6,7 @@
 import { BinaryOp, ReduceOp, UnaryOp, type Buf, type Kernels } from '../kernels.js';
 import { Rng } from '../random.js';
 import { floatToHalf } from '../../io/safetensors.js';
+import { bf16Bits } from './dnnl.js';
 
 const INV_SQRT2 = Math.SQRT1_2;
 const INV_SQRT_2PI = 0.3989422804014327;
@@ -106,9 +107,9 @@ export function halfToNumber(h: number): number {
 }
 
 /** A bfloat16 bit pattern as a number, exactly (the top half of a float32). */
-const bf16View = new Float32Array(1), bf16Bits = new Uint32Array(bf16View.buffer);
+const bf16View = new Float32Array(1), bf16Word = new Uint32Array(bf16View.buffer);
 export function bf16ToNumber(h: number): number {
-  bf16Bits[0] = h << 16;
+  bf16Word[0] = h << 16;
   return bf16View[0];
 }
 
@@ -331,6 +332,14 @@ export const jsKernels: Kernels = {
         }
       }
     }
+  },
+
+  knnCandidatesBf16(outIdx, outD2, X, sq, n, dim, k, block) {
+    // the points rounded to bf16 (nearest even), then the float32 sweep: products of bf16 values are
+    // exact, and the sums at least as accurate as float32's, so the bf16 bound of src/id/knn.ts holds
+    const Xb = new Float32Array(n * dim);
+    for (let q = 0; q < n * dim; q++) Xb[q] = bf16ToNumber(bf16Bits(X[q]));
+    jsKernels.knnCandidates(outIdx, outD2, Xb, sq, n, dim, k, block);
   },
 
   sqDistPairs(out, X32, X64, dim, a, b, m, scale) {
