@@ -17,11 +17,11 @@ import { blasInfo, kernels } from '../src/engine/backend.js';
 import { Rng } from '../src/engine/random.js';
 import type { Precision } from '../src/engine/precision.js';
 import { bf16Available } from '../src/engine/backends/dnnl.js';
-import { gramInBf16 } from '../src/id/knn.js';
+import { gramInBf16, type GramPrecision } from '../src/id/knn.js';
 import { allocate, buildReport, hiddenStatesProfile, standardModules } from '../src/gelora/analyze.js';
 import { peakRssMb } from './configs.js';
 
-export interface AnalyzeScaleOptions { layers: number; points: number; dim: number; seed?: number; precision?: Precision; bootstrap?: number }
+export interface AnalyzeScaleOptions { layers: number; points: number; dim: number; seed?: number; precision?: Precision; bootstrap?: number; gram?: GramPrecision }
 
 /** The intrinsic dimension of synthetic layer l of L+1. */
 export const layerDimension = (l: number, count: number): number => Math.round(4 + 20 * Math.sin((Math.PI * l) / Math.max(1, count - 1)));
@@ -80,13 +80,13 @@ export function analyzeScaleBench(o: AnalyzeScaleOptions): Record<string, unknow
     let t0 = performance.now();
     const size = writeSyntheticHiddenStates(file, count, o.points, o.dim, seed);
     const writeS = (performance.now() - t0) / 1000;
-    const bf16 = gramInBf16('auto');
+    const bf16 = gramInBf16(o.gram);
     const cpu0 = process.cpuUsage();
     t0 = performance.now();
     // what `gelora analyze --hidden-states FILE --model-type llama --num-layers L` runs
     const timings: Record<string, number> = {};
     const idOpts = { method: 'fit' as const, discard: 0.1, bootstrap, seed };
-    const { profile, points, dim } = hiddenStatesProfile(file, { ...idOpts, timings });
+    const { profile, points, dim } = hiddenStatesProfile(file, { ...idOpts, timings, gram: o.gram });
     const modules = standardModules('llama', count - 1);
     const alloc = allocate(profile, modules, { offset: 1, alphaRatio: 2 });
     const report = buildReport({ modelPath: null, modelType: 'llama', hidden: dim, profile, alloc, modules, data: { hidden_states: file, points }, ...idOpts, allocOpts: {}, fixed: null });

@@ -1,5 +1,5 @@
 /** `gelora bench ...`: benchmarks that print one JSON line each (never a test, never a pass/fail). */
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { analyzeBench } from '../../bench/analyze.js';
 import { analyzeScaleBench } from '../../bench/analyze-scale.js';
 import { forwardBench } from '../../bench/forward.js';
@@ -10,6 +10,7 @@ import { matmulBf16Bench } from '../../bench/matmul-bf16.js';
 import { trainBench } from '../../bench/train.js';
 import { twonnBench } from '../../bench/twonn.js';
 import { blasInfo } from '../engine/backend.js';
+import type { GramPrecision } from '../id/knn.js';
 import { positiveInt, sampleCount } from './flags.js';
 import type { Precision } from '../engine/precision.js';
 import { precisionOption } from './train-options.js';
@@ -77,7 +78,8 @@ export function registerBench(program: Command): void {
     .option('--dim <n>', 'hidden size', positiveInt, 4096)
     .option('--bootstrap <n>', 'bootstrap resamples per layer', positiveInt, 100)
     .addOption(precisionOption())
-    .action((o: { layers: number; points: number; dim: number; bootstrap: number; precision: Precision }) => {
+    .addOption(new Option('--gram <p>', 'products of the neighbour candidate search (the neighbours are exact either way): auto = bf16 where the CPU has bf16 matrix units').choices(['auto', 'fp32', 'bf16']).default('auto'))
+    .action((o: { layers: number; points: number; dim: number; bootstrap: number; precision: Precision; gram: GramPrecision }) => {
       console.log(JSON.stringify(analyzeScaleBench(o)));
     });
   bench.command('matmul')
