@@ -1,11 +1,57 @@
 #!/usr/bin/env bash
-# gelora against the PyTorch CPU reference on the same machine, one after the other (never in
-# parallel: 2 cores). PyTorch runs with both thread settings; quote the faster.
-# Usage: bash bench/vs-torch.sh lora-step|forward|twonn CONFIG     (needs: apt-get install python3-torch)
+# gelora against PyTorch on the same machine, one run after the other (never in parallel: 2 cores).
+#  - gelora: fp32, and bf16 where this CPU has bf16 matrix units (twonn: one run; its neighbours are
+#    exact float64 either way).
+#  - PyTorch: every interpreter that imports torch, each with both thread settings (the faster is
+#    quoted), plain fp32 and, for lora-step/forward, under torch.autocast bf16. Interpreters: $PYTHONS
+#    (space-separated) if set, else python3 on PATH, /usr/bin/python3 and $GELORA_TORCH_PYTHON (a
+#    venv with a current PyTorch, say), duplicates removed. Debian's python3-torch is 1.13; users run
+#    a current one, so give one where you can.
+# Prints every result as a JSON line, then one JSON line with every gelora / torch ratio (< 1: gelora faster).
+# Usage: bash bench/vs-torch.sh lora-step|forward|twonn CONFIG     (configs: bench/configs.json)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 kind=${1:?lora-step, forward or twonn}; config=${2:?config name from bench/configs.json}
 torch_kind=${kind//-/_}
-node dist/src/cli/main.js bench "$kind" --config "$config"
-OPENBLAS_NUM_THREADS=2 /usr/bin/python3 bench/torch_reference.py "$torch_kind" "$config" --threads 1 2>/dev/null
-OPENBLAS_NUM_THREADS=1 /usr/bin/python3 bench/torch_reference.py "$torch_kind" "$config" --threads 2 2>/dev/null
+out=$(mktemp); trap 'rm -f "$out"' EXIT
+run() { "$@" | tail -n 1 | tee -a "$out"; }
+if [ "$kind" = twonn ]; then
+  run node dist/src/cli/main.js bench twonn --config "$config"
+else
+  run node dist/src/cli/main.js bench "$kind" --config "$config" --precision fp32
+  if node -e "import('./dist/src/engine/backends/dnnl.js').then((m) => process.exit(m.bf16Available().available ? 0 : 1))"; then
+    run node dist/src/cli/main.js bench "$kind" --config "$config" --precision bf16
+  fi
+fi
+pythons=${PYTHONS:-"$(command -v python3 || true) /usr/bin/python3 ${GELORA_TORCH_PYTHON:-}"}
+seen=""
+for py in $pythons; do
+  real=$(readlink -f "$(command -v "$py" 2>/dev/null || echo "$py")" 2>/dev/null || true)
+  [ -n "$real" ] && [ -x "$real" ] || continue
+  case " $seen " in *" $real "*) continue;; esac
+  seen="$seen $real"
+  "$real" -c 'import torch' 2>/dev/null || { echo "{\"skipped\": \"$real\", \"why\": \"no torch\"}"; continue; }
+  modes=none; [ "$kind" = twonn ] || modes="none bf16"
+  for amp in $modes; do
+    for th in 1 2; do
+      # OpenBLAS threads (Debian's torch) and torch's own: one of them runs the products
+      if line=$(OPENBLAS_NUM_THREADS=$((3 - th)) "$real" bench/torch_reference.py "$torch_kind" "$config" --threads "$th" --autocast "$amp" 2>/dev/null | tail -n 1); then
+        echo "$line" | sed "s|^{|{\"python\": \"$real\", |" | tee -a "$out"
+      else
+        echo "{\"failed\": \"$real bench/torch_reference.py --autocast $amp --threads $th\"}"
+      fi
+    done
+  done
+done
+node -e "
+const rows = require('fs').readFileSync('$out', 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l));
+const t = (r) => r.median_step_s ?? r.median_s ?? r.seconds;
+const ours = rows.filter((r) => !String(r.impl ?? '').startsWith('pytorch'));
+const best = new Map(); // fastest thread setting per torch version and autocast
+for (const r of rows.filter((r) => String(r.impl ?? '').startsWith('pytorch'))) {
+  const key = r.impl + (r.autocast === 'bf16' ? ' bf16 autocast' : ' fp32');
+  if (!best.has(key) || t(r) < t(best.get(key))) best.set(key, r);
+}
+const ratios = [];
+for (const g of ours) for (const [key, r] of best) ratios.push({ gelora: g.precision ?? 'fp32', torch: key, gelora_s: t(g), torch_s: t(r), ratio: t(g) / t(r) });
+console.log(JSON.stringify({ kind: '$kind', config: '$config', ratios }));"
