@@ -18,7 +18,7 @@ import { createModel } from '../src/models/load.js';
 import type { HfConfig, ModelInputs } from '../src/models/model.js';
 import { initWeights } from '../src/models/modules.js';
 import { applyPrecision, type Precision, type PrecisionInfo } from '../src/engine/precision.js';
-import { causalLmLoss, IGNORE_INDEX, lmBatch, type LmEncoded } from '../src/train/objectives/causal-lm.js';
+import { causalLmLoss, IGNORE_INDEX, lmBatch, lmLogits, type LmEncoded } from '../src/train/objectives/causal-lm.js';
 import { AdamW } from '../src/train/optim.js';
 import { benchConfigs, median, peakRssMb, pick, pickModelConfig, resetPeakRss, type DecoderBenchConfig, type LoraStepConfig } from './configs.js';
 
@@ -137,7 +137,8 @@ export function decoderLoraStepBench(c: DecoderBenchConfig, name: string, steps 
   const prec = applyPrecision(model, precision, () => {}); // after LoRA: the frozen weights in bf16 mode
   const b = decoderBenchBatch(c);
   const buildPeak = peakRssMb(), window = resetPeakRss() ? 'steps' : 'process';
-  const { times, losses } = timedSteps(params, () => causalLmLoss(model.forward(b.x, { keepHidden: false }).logits, b.shifted), steps, warmup);
+  // what training runs: logits of the completion tokens only (lmLogits)
+  const { times, losses } = timedSteps(params, () => { const { logits, targets } = lmLogits(model, b); return causalLmLoss(logits, targets); }, steps, warmup);
   const bad = losses.findIndex((l) => !Number.isFinite(l));
   if (bad >= 0) throw new Error(`bench lora-step ${name}: the loss of step ${bad} is ${losses[bad]}`);
   const med = median(times);

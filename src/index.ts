@@ -82,7 +82,7 @@ export { train, DEFAULT_TRAIN, type TrainConfig, type TrainResult } from './trai
 /** What the loop optimises: batches, loss, dev evaluation, what is saved. */
 export type { Objective, EvalResult } from './train/objective.js';
 /** Causal-LM fine-tuning: -100 labels on the prompt and padding, transformers' shifted loss, packing, dev loss/perplexity/token accuracy. */
-export { causalLmObjective, causalLmLoss, encodeLmExamples, evaluateLm, lmBatch, packLm, shiftLabels, IGNORE_INDEX, type LmEncoded, type CausalLmOptions } from './train/objectives/causal-lm.js';
+export { causalLmObjective, causalLmLoss, encodeLmExamples, evaluateLm, lmBatch, lmLogits, packLm, shiftLabels, IGNORE_INDEX, type LmBatch, type LmEncoded, type CausalLmOptions } from './train/objectives/causal-lm.js';
 /** Causal-LM data ({prompt, completion} or {messages}) and chat templates rendered by @huggingface/jinja. */
 export { readLmExamples, readLmData, loadChatTemplate, chatTemplate, conversationSegments, type ChatMessage, type ChatTemplate, type LmExample } from './io/chat.js';
 /** Pretraining through the same loop: MLM (BERT) and causal LM (a LLaMA-style decoder). */

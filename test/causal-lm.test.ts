@@ -16,7 +16,7 @@ import { loadModel } from '../src/models/load.js';
 import type { Model } from '../src/models/model.js';
 import { train, DEFAULT_TRAIN } from '../src/train/loop.js';
 import { METHODS, prepareMethod } from '../src/train/methods.js';
-import { causalLmLoss, causalLmObjective, encodeLmExamples, evaluateLm, IGNORE_INDEX, lmBatch, packLm, shiftLabels, type LmEncoded } from '../src/train/objectives/causal-lm.js';
+import { causalLmLoss, causalLmObjective, encodeLmExamples, evaluateLm, IGNORE_INDEX, lmBatch, lmLogits, packLm, shiftLabels, type LmEncoded } from '../src/train/objectives/causal-lm.js';
 import { fixtureInputs, maxDiff } from './hf-fixtures.js';
 
 const LLM = new URL('../../test/data/hf-llm/', import.meta.url).pathname;
@@ -50,6 +50,36 @@ describe('causal-LM loss against the PEFT CAUSAL_LM golden (hf-llm/llama3/lora-c
       assert.ok(t?.grad, `no gradient for ${key}`);
       const scale = Math.max(...Array.from(want, Math.abs));
       assert.ok(maxDiff(t.grad, want) <= 1e-4 * scale, `${key}: gradient differs by ${maxDiff(t.grad, want)} (scale ${scale})`);
+    }
+    exp.close();
+    grads.close();
+  });
+
+  it('lmLogits (only the scored positions\' logits, logitRows) gives the golden loss and adapter gradients; its rows equal the full logits\' rows', () => {
+    const { model } = loadModel(BASE);
+    const lm = loadAdapter(model, join(CASE, 'adapter'));
+    const j = JSON.parse(readFileSync(join(CASE, 'inputs.json'), 'utf8')) as { input_ids: number[][]; attention_mask: number[][]; labels: number[][] };
+    const rows: LmEncoded[] = j.input_ids.map((ids, b) => {
+      const n = j.attention_mask[b].reduce((s, m) => s + m, 0);
+      return { ids: ids.slice(0, n), labels: j.labels[b].slice(0, n) };
+    });
+    const b = lmBatch(rows, 0), exp = new SafetensorsFile(join(CASE, 'expected.safetensors')), grads = new SafetensorsFile(join(CASE, 'expected_grads.safetensors'));
+    const full = scope(() => model.forward(b.x, { keepHidden: false }).logits.toFloat32());
+    const got = scope(() => {
+      const { logits, targets } = lmLogits(model, b);
+      const loss = causalLmLoss(logits, targets);
+      backward(loss);
+      return { logits: logits.toFloat32(), shape: [...logits.shape], loss: loss.item() };
+    });
+    const V = full.length / (b.x.batch * b.x.seq);
+    assert.deepEqual(got.shape, [b.tokens, V]);
+    assert.ok(b.tokens < b.x.batch * b.x.seq, 'the fixture has prompt and padding positions to skip');
+    b.positions.forEach((p, r) => assert.ok(maxDiff(got.logits.subarray(r * V, r * V + V), full.subarray(p * V, p * V + V)) <= 1e-5, `row ${r} (position ${p})`));
+    assert.ok(Math.abs(got.loss - exp.read('loss').data[0]) <= 1e-4, `loss ${got.loss} vs ${exp.read('loss').data[0]}`);
+    const byName = new Map(lm.trainable.map((t) => [`base_model.model.${t.name}`, t]));
+    for (const key of grads.names()) {
+      const t = byName.get(key)!, want = grads.read(key).data, scale = Math.max(...Array.from(want, Math.abs));
+      assert.ok(maxDiff(t.grad!, want) <= 1e-4 * scale, `${key}: gradient differs by ${maxDiff(t.grad!, want)} (scale ${scale})`);
     }
     exp.close();
     grads.close();

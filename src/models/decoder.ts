@@ -10,7 +10,7 @@
  */
 import * as op from '../engine/ops.js';
 import { Tensor, blockScope, parameter, type Storage } from '../engine/tensor.js';
-import { ConfigReader, blockFromPath, lastTokenPositions, runBlocks, type HfConfig, type Model, type ModelFamily, type ForwardOptions, type ModelInputs, type ModelOutput, type ModelType, type ModelTask } from './model.js';
+import { ConfigReader, blockFromPath, gatherPositions, lastTokenPositions, runBlocks, type HfConfig, type Model, type ModelFamily, type ForwardOptions, type ModelInputs, type ModelOutput, type ModelType, type ModelTask } from './model.js';
 import { Linear, ParamStore, additiveMask } from './modules.js';
 
 /** torch.finfo(float32).min: what transformers' eager masks add where attention is not allowed */
@@ -404,7 +404,7 @@ export class DecoderModel implements Model {
     if (this.spec.embedScale !== null) h = op.scale(h, this.spec.embedScale);
     return runBlocks(h, this.layers, (l, prev) => l.forward(prev, c), {
       keepHidden: keep, onHidden: opts.onHidden, blockPrefix: 'model.layers', final: (last) => this.norm.forward(last),
-      head: opts.logits === false ? undefined : (last) => this.logitsOf(this.task === 'causal-lm' ? last : op.embedding(op.reshape(last, [B * T, this.hiddenSize]), lastTokenPositions(x, this.padTokenId), [B])),
+      head: opts.logits === false ? undefined : (last) => this.logitsOf(this.task !== 'causal-lm' ? gatherPositions(last, lastTokenPositions(x, this.padTokenId)) : opts.logitRows ? gatherPositions(last, opts.logitRows) : last),
     });
   }
 }

@@ -6,7 +6,7 @@
  */
 import * as op from '../engine/ops.js';
 import type { Tensor } from '../engine/tensor.js';
-import { ConfigReader, blockFromPath, lastTokenPositions, runBlocks, type ModelFamily, type HfConfig, type Model, type ForwardOptions, type ModelInputs, type ModelOutput, type ModelTask } from './model.js';
+import { ConfigReader, blockFromPath, gatherPositions, lastTokenPositions, runBlocks, type ModelFamily, type HfConfig, type Model, type ForwardOptions, type ModelInputs, type ModelOutput, type ModelTask } from './model.js';
 import { LayerNorm, Linear, ParamStore, additiveMask } from './modules.js';
 
 class GPT2Block {
@@ -92,7 +92,7 @@ export class GPT2Model implements Model {
     const mask = additiveMask(x.attentionMask, B, T);
     return runBlocks(h0, this.blocks, (b, h) => b.forward(h, mask, this.act), {
       keepHidden: keep, onHidden: opts.onHidden, blockPrefix: 'transformer.h', final: (h) => this.lnF.forward(h),
-      head: opts.logits === false ? undefined : (h) => this.head.forward(this.task === 'causal-lm' ? h : op.embedding(op.reshape(h, [B * T, this.hiddenSize]), lastTokenPositions(x, this.padTokenId), [B])),
+      head: opts.logits === false ? undefined : (h) => this.head.forward(this.task !== 'causal-lm' ? gatherPositions(h, lastTokenPositions(x, this.padTokenId)) : opts.logitRows ? gatherPositions(h, opts.logitRows) : h),
     });
   }
 }

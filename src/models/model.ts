@@ -2,6 +2,7 @@
  * What every architecture provides: transformers' state-dict names, every hidden state, a head, and
  * the Linear modules that LoRA adapts (by their full module path, as PEFT users name them).
  */
+import * as op from '../engine/ops.js';
 import { blockScope, recording, type Tensor } from '../engine/tensor.js';
 import type { Linear, ParamStore } from './modules.js';
 
@@ -155,6 +156,12 @@ export function blockFromPath(name: string, container: RegExp): number | null {
   return m ? Number(m[1]) + 1 : null;
 }
 
+/** Rows `positions` (flat b * T + t) of a [B, T, C] hidden state, as [positions.length, C]; gradients flow back to h. */
+export function gatherPositions(h: Tensor, positions: Int32Array): Tensor {
+  const [B, T, C] = h.shape;
+  return op.embedding(op.reshape(h, [B * T, C]), positions, [positions.length]);
+}
+
 /** Positions of the last non-pad token per row, as transformers' *ForSequenceClassification decoders pick them. */
 export function lastTokenPositions(x: ModelInputs, padTokenId: number | null): Int32Array {
   const pos = new Int32Array(x.batch);
@@ -195,6 +202,13 @@ export interface ForwardOptions {
    * decoder at 16 x 128 tokens). hiddenStates is then empty.
    */
   onHidden?: (k: number, h: Tensor) => void;
+  /**
+   * causal-lm: the flat positions (b * T + t) whose logits to compute, transformers' logits_to_keep
+   * given as indices; logits are then [M, vocab]. Training scores only the tokens with a label, so the
+   * vocabulary projection (151,936 wide for Qwen2) and its logits and their gradient shrink to those
+   * rows. Default: every position, [B, T, vocab].
+   */
+  logitRows?: Int32Array;
 }
 
 export interface BlockRunOptions {

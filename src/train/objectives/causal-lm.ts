@@ -83,20 +83,40 @@ export function shiftLabels(labels: ArrayLike<number>, B: number, T: number): In
   return out;
 }
 
-/** transformers' causal-LM loss: mean cross-entropy of logits [B, T, V] against the shifted labels [B * T] (IGNORE_INDEX skipped). */
+/** transformers' causal-LM loss: mean cross-entropy of logits [B, T, V] against the shifted labels [B * T] (IGNORE_INDEX skipped), or of lmLogits' rows against their targets. */
 export function causalLmLoss(logits: Tensor, shifted: Int32Array): Tensor {
   return crossEntropy(logits, shifted, IGNORE_INDEX);
 }
 
+/** A batch of the causal-LM objective: inputs, shifted labels [B * T], and the scored positions with their labels. */
+export interface LmBatch {
+  x: ModelInputs;
+  shifted: Int32Array;
+  /** trained tokens: positions whose shifted label is not IGNORE_INDEX */
+  tokens: number;
+  /** those positions (flat b * T + t, ascending) and their labels */
+  positions: Int32Array;
+  targets: Int32Array;
+}
+
 /** A right-padded batch (labels IGNORE_INDEX on padding) with its shifted labels and the number of trained tokens. */
-export function lmBatch(rows: LmEncoded[], padId: number): { x: ModelInputs; shifted: Int32Array; tokens: number } {
+export function lmBatch(rows: LmEncoded[], padId: number): LmBatch {
   const x = padBatch(rows.map((r) => r.ids), null, padId);
   const labels = new Int32Array(x.batch * x.seq).fill(IGNORE_INDEX);
   rows.forEach((r, b) => labels.set(r.labels, b * x.seq));
   const shifted = shiftLabels(labels, x.batch, x.seq);
-  let tokens = 0;
-  for (const l of shifted) if (l !== IGNORE_INDEX) tokens++;
-  return { x, shifted, tokens };
+  const positions: number[] = [];
+  shifted.forEach((l, i) => { if (l !== IGNORE_INDEX) positions.push(i); });
+  return { x, shifted, tokens: positions.length, positions: Int32Array.from(positions), targets: Int32Array.from(positions, (i) => shifted[i]) };
+}
+
+/**
+ * Logits of a batch's scored positions only ([tokens, vocab], ForwardOptions.logitRows) and their
+ * labels: the same loss as causalLmLoss over all [B, T, V] logits, without the unscored rows' share
+ * of the vocabulary projection (prompts and padding).
+ */
+export function lmLogits(model: Model, b: LmBatch): { logits: Tensor; targets: Int32Array } {
+  return { logits: model.forward(b.x, { keepHidden: false, logitRows: b.positions }).logits, targets: b.targets };
 }
 
 /** Trained tokens of a set of rows (labels after the first position that are not IGNORE_INDEX). */
@@ -114,11 +134,10 @@ export function evaluateLm(model: Model, rows: LmEncoded[], padId: number, batch
     const b = lmBatch(order.slice(s, s + batchSize).map((i) => rows[i]), padId);
     if (b.tokens === 0) continue;
     noGrad(() => scope(() => {
-      const logits = model.forward(b.x, { keepHidden: false }).logits;
-      lossSum += causalLmLoss(logits, b.shifted).item() * b.tokens;
+      const { logits, targets } = lmLogits(model, b);
+      lossSum += causalLmLoss(logits, targets).item() * b.tokens;
       const V = logits.shape[logits.ndim - 1], d = logits.data;
-      b.shifted.forEach((y, r) => {
-        if (y === IGNORE_INDEX) return;
+      targets.forEach((y, r) => {
         let best = 0;
         for (let v = 1; v < V; v++) if (d[r * V + v] > d[r * V + best]) best = v;
         if (best === y) correct++;
@@ -154,8 +173,8 @@ export function causalLmObjective(o: CausalLmOptions): Objective {
     batchesPerEpoch: () => Math.ceil(o.train.length / o.batchSize),
     weight: (idx) => trainedTokens(idx.map((i) => o.train[i])),
     loss: (model, idx) => {
-      const b = lmBatch(idx.map((i) => o.train[i]), o.padId);
-      return causalLmLoss(model.forward(b.x, { keepHidden: false }).logits, b.shifted);
+      const { logits, targets } = lmLogits(model, lmBatch(idx.map((i) => o.train[i]), o.padId));
+      return causalLmLoss(logits, targets);
     },
     evaluate: (model) => evaluateLm(model, o.dev, o.padId, o.batchSize),
     fingerprint: () => ({
