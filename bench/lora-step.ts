@@ -8,6 +8,7 @@
  */
 import { kernels } from '../src/engine/backend.js';
 import { crossEntropy } from '../src/engine/ops.js';
+import { profileKernels, type KernelTime } from '../src/engine/profile.js';
 import { Rng } from '../src/engine/random.js';
 import { backward, scope, type Tensor } from '../src/engine/tensor.js';
 import { defaultLoraConfig } from '../src/lora/config.js';
@@ -73,6 +74,8 @@ export interface LoraStepResult {
   tokens_per_s: number; peak_rss_mb: number; trainable_params: number; first_loss: number; last_loss: number; steps: number;
   /** the matmul precision that ran, oneDNN's ISA and the library behind bf16 */
   precision: PrecisionInfo['precision']; isa: string; library: string;
+  /** with --profile */
+  profile?: StepProfile;
 }
 
 /** Decoder runs say also what ran: the model, its size, the batch and the tokens the loss covers. */
@@ -85,10 +88,15 @@ export interface DecoderLoraStepResult extends LoraStepResult {
 }
 
 /** warmup + steps optimizer steps over `params` (loss, backward, AdamW lr 1e-4), each timed; every step's loss. */
-function timedSteps(params: Tensor[], loss: () => Tensor, steps: number, warmup: number): { times: number[]; losses: number[] } {
+/** --profile: seconds a timed step spends in each kernel, and the rest (JavaScript: tape, shapes, allocation). */
+export interface StepProfile { per_step_s: number; kernels_s: number; js_s: number; kernels: (KernelTime & { share: number })[] }
+
+function timedSteps(params: Tensor[], loss: () => Tensor, steps: number, warmup: number, profile = false): { times: number[]; losses: number[]; profile?: StepProfile } {
   const opt = new AdamW(params, { lr: 1e-4 });
   const times: number[] = [], losses: number[] = [];
+  let prof: ReturnType<typeof profileKernels> | null = null;
   for (let i = 0; i < warmup + steps; i++) {
+    if (profile && i === warmup) prof = profileKernels();
     const t0 = performance.now();
     const l = scope(() => {
       const t = loss();
@@ -101,7 +109,15 @@ function timedSteps(params: Tensor[], loss: () => Tensor, steps: number, warmup:
     if (i >= warmup) times.push(dt);
     losses.push(l);
   }
-  return { times, losses };
+  if (!prof) return { times, losses };
+  const ks = prof.stop(), total = times.reduce((a, b) => a + b, 0), inKernels = ks.reduce((a, k) => a + k.seconds, 0);
+  return {
+    times, losses,
+    profile: {
+      per_step_s: total / steps, kernels_s: inKernels / steps, js_s: (total - inKernels) / steps,
+      kernels: ks.map((k) => ({ kernel: k.kernel, calls: k.calls / steps, seconds: k.seconds / steps, share: k.seconds / total })),
+    },
+  };
 }
 
 /** Default steps: encoders 10 timed after 2; decoder LLM configs 3 after 1 (a qwen05b step is many seconds on 2 cores). */
@@ -109,9 +125,9 @@ export function defaultSteps(kind: 'encoder' | 'decoder'): { steps: number; warm
   return kind === 'decoder' ? { steps: 3, warmup: 1 } : { steps: 10, warmup: 2 };
 }
 
-export function loraStepBench(name: string, steps?: number, warmup?: number, precision: Precision = 'fp32'): LoraStepResult {
+export function loraStepBench(name: string, steps?: number, warmup?: number, precision: Precision = 'fp32', profile = false): LoraStepResult {
   const m = pickModelConfig(name), d = defaultSteps(m.kind);
-  if (m.kind === 'decoder') return decoderLoraStepBench(m.c, name, steps ?? d.steps, warmup ?? d.warmup, precision);
+  if (m.kind === 'decoder') return decoderLoraStepBench(m.c, name, steps ?? d.steps, warmup ?? d.warmup, precision, profile);
   const c = pick(benchConfigs().lora_step, name, 'lora_step');
   const model = buildBenchModel(c);
   // LoRA on the six matrices of every layer; SEQ_CLS trains the classifier in full, as the reference does
@@ -119,18 +135,18 @@ export function loraStepBench(name: string, steps?: number, warmup?: number, pre
   const prec = applyPrecision(model, precision, () => {}); // after LoRA: the frozen weights in bf16 mode
   const { inputs, labels } = benchInputs(c);
   const n = steps ?? d.steps;
-  const { times, losses } = timedSteps(params, () => crossEntropy(model.forward(inputs, { keepHidden: false }).logits, labels), n, warmup ?? d.warmup);
+  const { times, losses, profile: prof } = timedSteps(params, () => crossEntropy(model.forward(inputs, { keepHidden: false }).logits, labels), n, warmup ?? d.warmup, profile);
   const med = median(times);
   return {
     bench: 'lora_step', config: name, backend: kernels().name, median_step_s: med, min_step_s: Math.min(...times),
     tokens_per_s: (c.batch * c.seq) / med, peak_rss_mb: peakRssMb(),
     trainable_params: params.reduce((s, p) => s + p.size, 0), first_loss: losses[0], last_loss: losses[losses.length - 1], steps: n,
-    precision: prec.precision, isa: prec.isa, library: prec.library,
+    precision: prec.precision, isa: prec.isa, library: prec.library, ...(prof ? { profile: prof } : {}),
   };
 }
 
 /** One causal-LM LoRA step of a decoder config (a config object, so tests can run a tiny one). */
-export function decoderLoraStepBench(c: DecoderBenchConfig, name: string, steps = 3, warmup = 1, precision: Precision = 'fp32'): DecoderLoraStepResult {
+export function decoderLoraStepBench(c: DecoderBenchConfig, name: string, steps = 3, warmup = 1, precision: Precision = 'fp32', profile = false): DecoderLoraStepResult {
   const model = buildDecoderBenchModel(c), size = modelParams(model);
   // CAUSAL_LM: only the LoRA A/B tensors train (no modules_to_save)
   const { trainable: params } = applyLoraConfig(model, defaultLoraConfig(model, { r: c.lora_r, lora_alpha: c.lora_alpha, target_modules: c.targets }));
@@ -138,7 +154,7 @@ export function decoderLoraStepBench(c: DecoderBenchConfig, name: string, steps 
   const b = decoderBenchBatch(c);
   const buildPeak = peakRssMb(), window = resetPeakRss() ? 'steps' : 'process';
   // what training runs: logits of the completion tokens only (lmLogits)
-  const { times, losses } = timedSteps(params, () => { const { logits, targets } = lmLogits(model, b); return causalLmLoss(logits, targets); }, steps, warmup);
+  const { times, losses, profile: prof } = timedSteps(params, () => { const { logits, targets } = lmLogits(model, b); return causalLmLoss(logits, targets); }, steps, warmup, profile);
   const bad = losses.findIndex((l) => !Number.isFinite(l));
   if (bad >= 0) throw new Error(`bench lora-step ${name}: the loss of step ${bad} is ${losses[bad]}`);
   const med = median(times);
@@ -146,7 +162,7 @@ export function decoderLoraStepBench(c: DecoderBenchConfig, name: string, steps 
     bench: 'lora_step', config: name, backend: kernels().name, median_step_s: med, min_step_s: Math.min(...times),
     tokens_per_s: (c.batch * c.seq) / med, peak_rss_mb: peakRssMb(),
     trainable_params: params.reduce((s, p) => s + p.size, 0), first_loss: losses[0], last_loss: losses[losses.length - 1], steps,
-    precision: prec.precision, isa: prec.isa, library: prec.library,
+    precision: prec.precision, isa: prec.isa, library: prec.library, ...(prof ? { profile: prof } : {}),
     model_type: model.type, params: size, batch: c.batch, seq: c.seq, trained_tokens: b.tokens, warmup, targets: c.targets, lora_r: c.lora_r,
     peak_rss_window: window, build_peak_rss_mb: buildPeak,
   };

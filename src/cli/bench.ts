@@ -23,8 +23,9 @@ export function registerBench(program: Command): void {
     .option('--steps <n>', 'timed steps (default 10; decoder configs 3)', positiveInt)
     .option('--warmup <n>', 'untimed steps first (default 2; decoder configs 1)', positiveInt)
     .addOption(precisionOption())
-    .action((o: { config: string; steps?: number; warmup?: number; precision: Precision }) => {
-      console.log(JSON.stringify({ ...loraStepBench(o.config, o.steps, o.warmup, o.precision), blas: blasInfo() }));
+    .option('--profile', 'also time every kernel call of the timed steps: seconds per step by kernel, and the rest (JavaScript: tape, shapes, allocation)')
+    .action((o: { config: string; steps?: number; warmup?: number; precision: Precision; profile?: boolean }) => {
+      console.log(JSON.stringify({ ...loraStepBench(o.config, o.steps, o.warmup, o.precision, o.profile === true), blas: blasInfo() }));
     });
   bench.command('forward')
     .description('frozen forward keeping every hidden state: an encoder (same work as bench/torch_reference.py forward) or a decoder config on its lora-step batch')

@@ -48,6 +48,11 @@ export function useBackend(name: 'js' | 'native'): Kernels {
   return (current = native);
 }
 
+/** Replaces the active kernels with another implementation of the interface (profile.ts's timed wrapper). */
+export function setKernels(k: Kernels): void {
+  current = k;
+}
+
 export function nativeAvailable(): boolean {
   return addon !== null || tryNative() !== null;
 }

@@ -63,7 +63,7 @@ function load(): { addon: DnnlAddon | null; why: string } {
     const { addon } = loadNative();
     const d = addon as unknown as Partial<DnnlAddon>;
     loaded = typeof d.gemmBf16 === 'function'
-      ? { addon: d as DnnlAddon, why: '' }
+      ? { addon: { ...d } as DnnlAddon, why: '' } // a plain copy: the addon's own properties are read-only, and profile.ts times these
       : { addon: null, why: 'the native addon was built without oneDNN (install libdnnl-dev: bash scripts/setup.sh, then npm run build:native)' };
   } catch (e) {
     loaded = { addon: null, why: `the native addon does not load (${(e as Error).message.split('\n')[0]})` };
