@@ -15,7 +15,7 @@
 # Pinned to one core with one BLAS/OpenMP thread (CORE=0): the time ratio is one core's, measured while
 # the machine's other core ran other work.
 # Then RESULTS.md and results/summary.json: node experiments/precision/results-md.mjs
-# Usage: bash experiments/precision/run.sh   (GLUE=path/to/glue, SEEDS=3, TASKS="brown-genre wordnet-category SST-2",
+# Usage: bash experiments/precision/run.sh   (GLUE=path/to/glue: default ../shared/data/glue from the repository root, SEEDS=3, TASKS="brown-genre wordnet-category SST-2",
 #        CORE=0, GELORA=path/to/main.js to run a frozen build while the tree is rebuilt)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
