@@ -82,7 +82,7 @@ describe('gelora analyze', () => {
 describe('gelora forward --adapter', () => {
   it('applies a PEFT adapter: logits match peft', () => {
     const out = join(mkdtempSync(join(tmpdir(), 'gelora-fa-')), 'o.safetensors');
-    const r = gelora('forward', '--model', HF + 'bert', '--adapter', HF + 'bert/lora/adapter', '--inputs', HF + 'bert/lora/inputs.json', '--out', out);
+    const r = gelora('forward', '--model', HF + 'bert', '--adapter', HF + 'bert/lora/adapter', '--inputs', HF + 'bert/lora/inputs.json', '--out', out, '--precision', 'fp32');
     assert.equal(r.status, 0, r.stderr);
     const got = new SafetensorsFile(out).read('logits').data, want = new SafetensorsFile(HF + 'bert/lora/expected.safetensors').read('logits').data;
     assert.ok(got.every((v, i) => Math.abs(v - want[i]) <= 1e-4));

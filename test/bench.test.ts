@@ -85,7 +85,7 @@ describe('decoder bench configs (qwen05b shape)', () => {
   });
 
   it('gelora bench lora-step --config qwen-mini runs the decoder bench (steps from the flags); an unknown config lists both tables', () => {
-    const r = spawnSync(process.execPath, [MAIN, 'bench', 'lora-step', '--config', 'qwen-mini', '--steps', '2', '--warmup', '1'], { encoding: 'utf8' });
+    const r = spawnSync(process.execPath, [MAIN, 'bench', 'lora-step', '--config', 'qwen-mini', '--steps', '2', '--warmup', '1', '--precision', 'fp32'], { encoding: 'utf8' });
     assert.equal(r.status, 0, r.stderr);
     const j = JSON.parse(r.stdout) as Record<string, unknown>;
     assert.deepEqual([j.config, j.model_type, j.steps, j.warmup, j.precision], ['qwen-mini', 'qwen2', 2, 1, 'fp32']);

@@ -138,10 +138,10 @@ test('gelora train --precision bf16: the loss falls, metrics.json and eval recor
   assert.equal((JSON.parse(ev.stdout) as { precision: string }).precision, 'bf16');
 });
 
-test('gelora train records fp32 by default, and auto picks what the CPU has', () => {
-  const t = fixtureTask(40);
-  for (const [flag, want] of [[[], 'fp32'], [['--precision', 'auto'], support.available && native ? 'bf16' : 'fp32']] as const) {
-    const out = join(t.dir, `run-${want}-${flag.length}`);
+test('gelora train records what auto picks by default (bf16 where the CPU has bf16 units), and fp32 when asked', () => {
+  const t = fixtureTask(40), auto = support.available && native ? 'bf16' : 'fp32';
+  for (const [flag, want] of [[[], auto], [['--precision', 'auto'], auto], [['--precision', 'fp32'], 'fp32']] as const) {
+    const out = join(t.dir, `run-${want}-${flag.join('')}`);
     const r = gelora(['train', '--model', t.model, '--train', t.data, '--method', 'lora', '--max-steps', '2', ...flag, '--out', out]);
     assert.equal(r.status, 0, r.stderr);
     assert.equal(readJson(join(out, 'metrics.json')).precision, want, flag.join(' '));

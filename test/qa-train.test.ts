@@ -139,7 +139,7 @@ const EMBEDDED = new URL('../../models/gelora-bert-6l/', import.meta.url).pathna
 function qaRun(train: string, dev: string, out: string, over: Partial<TrainOptions> = {}): TrainOptions {
   return {
     ...(optionDefaults(TRAIN_OPTIONS) as unknown as TrainOptions),
-    model: EMBEDDED, method: 'lora', out, train, dev, seed: 0, epochs: 2, batchSize: 8, lr: 2e-3, maxLength: 96, r: 4, loraDropout: 0, checkpointEvery: 0, ...over,
+    model: EMBEDDED, method: 'lora', out, train, dev, seed: 0, epochs: 2, batchSize: 8, lr: 2e-3, maxLength: 96, r: 4, loraDropout: 0, checkpointEvery: 0, precision: 'fp32', ...over,
   };
 }
 
@@ -240,7 +240,7 @@ describe('gelora forward on a QA model', () => {
     const j = JSON.parse(readFileSync(join(QA, 'inputs.json'), 'utf8')) as Record<string, unknown>;
     // without token types: the fixture's outputs are PEFT's, which drops them (see above)
     writeFileSync(join(dir, 'inputs.json'), JSON.stringify({ input_ids: j.input_ids, attention_mask: j.attention_mask }));
-    const r = spawnSync(process.execPath, [ROOT + 'dist/src/cli/main.js', 'forward', '--model', QA, '--adapter', join(QA, 'lora-qa/adapter'), '--inputs', join(dir, 'inputs.json'), '--out', join(dir, 'out.safetensors')], { encoding: 'utf8' });
+    const r = spawnSync(process.execPath, [ROOT + 'dist/src/cli/main.js', 'forward', '--model', QA, '--adapter', join(QA, 'lora-qa/adapter'), '--inputs', join(dir, 'inputs.json'), '--out', join(dir, 'out.safetensors'), '--precision', 'fp32'], { encoding: 'utf8' });
     assert.equal(r.status, 0, r.stderr);
     const got = new SafetensorsFile(join(dir, 'out.safetensors')), exp = new SafetensorsFile(join(QA, 'lora-qa/expected.safetensors'));
     assert.ok(!got.names().includes('logits'));

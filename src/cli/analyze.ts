@@ -14,7 +14,7 @@ import { adapterConfigFor } from '../lora/adapter.js';
 import { checkBudgetFits, checkRanksFit, targetBlockModules } from '../gelora/ranks.js';
 import { checkWritable, fraction, nonNegInt, positive, positiveInt, refuseBoth, sampleCount, seedInt } from './flags.js';
 import { progressBar } from './progress.js';
-import { applyPrecision, setMatmulPrecision, type Precision } from '../engine/precision.js';
+import { ANALYSIS_PRECISION, applyPrecision, setMatmulPrecision, type Precision } from '../engine/precision.js';
 import { precisionOption } from './train-options.js';
 
 interface AnalyzeCli {
@@ -65,7 +65,7 @@ export function registerAnalyze(program: Command): void {
     .option('--seed <s>', 'seed for sampling and bootstrap', seedInt, 0)
     .requiredOption('--out <dir>', 'output folder: gelora.json, adapter_config.json, profile.svg')
     .option('--json', 'print gelora.json instead of the table')
-    .addOption(precisionOption())
+    .addOption(precisionOption(ANALYSIS_PRECISION))
     .action(async (o: AnalyzeCli) => {
       refuseBoth(o as unknown as Record<string, unknown>, ['budget', '--budget'], ['budgetLikeRank', '--budget-like-rank']);
       setMatmulPrecision(o.precision); // refused before any work where bf16 cannot run

@@ -12,7 +12,7 @@ import { twonnBench } from '../../bench/twonn.js';
 import { blasInfo } from '../engine/backend.js';
 import type { GramPrecision } from '../id/knn.js';
 import { positiveInt, sampleCount } from './flags.js';
-import type { Precision } from '../engine/precision.js';
+import { ANALYSIS_PRECISION, type Precision } from '../engine/precision.js';
 import { precisionOption } from './train-options.js';
 
 export function registerBench(program: Command): void {
@@ -42,7 +42,7 @@ export function registerBench(program: Command): void {
     .option('--samples <n>', 'texts to analyse (default: the config\'s, 256 for qwen05b)', sampleCount)
     .option('--seq <n>', 'tokens per text (default: the config\'s, 128 for qwen05b)', positiveInt)
     .option('--batch-size <n>', 'sequences per forward pass (default: gelora analyze\'s)', positiveInt)
-    .addOption(precisionOption())
+    .addOption(precisionOption(ANALYSIS_PRECISION))
     .action((o: { config: string; samples?: number; seq?: number; batchSize?: number; precision: Precision }) => {
       console.log(JSON.stringify({ ...analyzeBench(o.config, o), blas: blasInfo() }));
     });
@@ -78,7 +78,7 @@ export function registerBench(program: Command): void {
     .option('--points <n>', 'points per layer', positiveInt, 5000)
     .option('--dim <n>', 'hidden size', positiveInt, 4096)
     .option('--bootstrap <n>', 'bootstrap resamples per layer', positiveInt, 100)
-    .addOption(precisionOption())
+    .addOption(precisionOption(ANALYSIS_PRECISION))
     .addOption(new Option('--gram <p>', 'products of the neighbour candidate search (the neighbours are exact either way): auto = bf16 where the CPU has bf16 matrix units').choices(['auto', 'fp32', 'bf16']).default('auto'))
     .action((o: { layers: number; points: number; dim: number; bootstrap: number; precision: Precision; gram: GramPrecision }) => {
       console.log(JSON.stringify(analyzeScaleBench(o)));

@@ -9,7 +9,7 @@ import { Option, type Command } from 'commander';
 import { DEFAULT_TRAIN, type TrainConfig } from '../train/loop.js';
 import type { MetricName } from '../train/metrics.js';
 import { METHODS, type Method } from '../train/methods.js';
-import { PRECISIONS } from '../engine/precision.js';
+import { DEFAULT_PRECISION, PRECISIONS, type Precision } from '../engine/precision.js';
 import type { TaskOptions } from '../train/task.js';
 import { fraction, nonNegative, nonNegInt, positive, positiveInt, sampleCount, seedInt, type FlagParser } from './flags.js';
 
@@ -93,17 +93,17 @@ export const TUNING_OPTIONS: Table<TuningCli> = {
   budget: { flags: '--budget <n>', help: 'gelora: scale ranks to exactly n trainable parameters', parse: positiveInt, compare: 'per-run' },
   budgetLikeRank: { flags: '--budget-like-rank <k>', help: 'gelora: scale ranks to the budget of uniform LoRA at rank k', parse: positiveInt, compare: 'per-run' },
   samples: { flags: '--samples <n>', help: 'gelora: examples for the intrinsic-dimension analysis', parse: sampleCount, default: 2000, compare: 'forward' },
-  precision: { flags: '--precision <p>', help: 'frozen Linear weights multiplied in bf16 on AMX/AVX512-BF16 (LoRA, head, norms, losses fp32); auto: bf16 where the CPU has bf16 matrix units', choices: PRECISIONS, default: 'fp32', compare: 'forward' },
+  precision: { flags: '--precision <p>', help: 'frozen Linear weights multiplied in bf16 on AMX/AVX512-BF16 (LoRA, head, norms, losses fp32); auto: bf16 where the CPU has bf16 matrix units', choices: PRECISIONS, default: DEFAULT_PRECISION, compare: 'forward' },
   targets: { flags: '--targets <names...>', help: 'modules to adapt (default: every Linear inside the blocks)', compare: 'forward' },
 };
 
 /** Every train option, in the order of `gelora train --help`. */
 export const TRAIN_OPTIONS: Table<TrainCli> = { ...RUN_OPTIONS, ...DATA_OPTIONS, ...TUNING_OPTIONS };
 
-/** `--precision` for the commands outside train's table (eval, forward, analyze, bench), as train has it. */
-export function precisionOption(): Option {
+/** `--precision` for the commands outside train's table (eval, forward, analyze, bench), as train has it; the analysis passes its own default. */
+export function precisionOption(dflt: Precision = DEFAULT_PRECISION): Option {
   const s = TUNING_OPTIONS.precision;
-  return new Option(s.flags, s.help).choices(s.choices!).default(s.default);
+  return new Option(s.flags, s.help).choices(s.choices!).default(dflt);
 }
 
 /** The long flag of an option, e.g. '--max-train'. */

@@ -35,6 +35,8 @@ export interface RunResult {
   wall_seconds: number | null;
   /** every dev metric at the selected evaluation, and the PEFT count while training (AdaLoRA and SoRA train more than they keep) */
   metrics: Record<string, number>; initial_trainable_params: number;
+  /** what the run's frozen products ran in (its metrics.json's precision); absent for runs finished before it was recorded */
+  precision?: 'fp32' | 'bf16';
   /** not trained: the same adapter as this method's run of the same seed (GeLoRA's allocation equal to uniform LoRA's, with a budget curve) */
   same_as?: string;
 }
@@ -124,8 +126,8 @@ function runOrReuse(o: CompareOptions, root: string, label: string, run: Omit<Ch
     writeJsonAtomic(join(dir, 'wall.json'), { wall_seconds: (performance.now() - t0) / 1000 });
   }
   const wall = existsSync(join(dir, 'wall.json')) ? (JSON.parse(readFileSync(join(dir, 'wall.json'), 'utf8')) as { wall_seconds: number }).wall_seconds : null;
-  const m = JSON.parse(readFileSync(join(dir, 'metrics.json'), 'utf8')) as { best: { primary: number; metrics: Record<string, number> }; trainable_params: number; initial_trainable_params: number; train_seconds: number; peak_rss_mb: number; saved: string; ranks: number[] | null };
-  return { method, seed, metric_value: m.best.primary, trainable_params: m.trainable_params, train_seconds: m.train_seconds, peak_rss_mb: m.peak_rss_mb, adapter_dir: relative(o.out, m.saved), ranks: m.ranks, lr, wall_seconds: wall, metrics: m.best.metrics, initial_trainable_params: m.initial_trainable_params };
+  const m = JSON.parse(readFileSync(join(dir, 'metrics.json'), 'utf8')) as { best: { primary: number; metrics: Record<string, number> }; trainable_params: number; initial_trainable_params: number; train_seconds: number; peak_rss_mb: number; saved: string; ranks: number[] | null; precision?: 'fp32' | 'bf16' };
+  return { method, seed, metric_value: m.best.primary, trainable_params: m.trainable_params, train_seconds: m.train_seconds, peak_rss_mb: m.peak_rss_mb, adapter_dir: relative(o.out, m.saved), ranks: m.ranks, lr, wall_seconds: wall, metrics: m.best.metrics, initial_trainable_params: m.initial_trainable_params, ...(m.precision ? { precision: m.precision } : {}) };
 }
 
 /** The whole comparison: the analysis once, every run, the three outputs. */

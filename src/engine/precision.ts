@@ -3,7 +3,8 @@
  * torch.autocast does on a CPU: frozen Linear weights kept in bf16 and multiplied on the CPU's bf16
  * matrix units (oneDNN: AMX or AVX512-BF16) with fp32 accumulation, the activation rounded to bf16 on
  * the way in; LoRA A/B, the head, biases, norms, softmax, attention's batched products, losses and
- * optimizer state stay fp32. fp32 (the default) never comes through oneDNN: today's numerics bit for bit.
+ * optimizer state stay fp32. fp32 never comes through oneDNN: today's numerics bit for bit (the CLI defaults to
+ * auto, see DEFAULT_PRECISION; the library to fp32).
  *
  * Full fine-tuning trains every weight, so under bf16 it has no frozen weight to convert and runs
  * exactly as fp32. The GeLoRA analysis runs before the weights are converted, so it stays fp32 too.
@@ -16,6 +17,20 @@ export type { Precision } from './backends/dnnl.js';
 
 /** The values of a `--precision` flag. */
 export const PRECISIONS: readonly Precision[] = ['auto', 'fp32', 'bf16'];
+
+/**
+ * The CLI's `--precision` default for training, eval, forward, compare and the training/forward benches:
+ * bf16 where the CPU has bf16 matrix units, fp32 elsewhere. Chosen on measurement: bf16 LoRA training
+ * of both demo tasks and SST-2 (2,000 train), 3 seeds, stayed within one standard deviation of fp32
+ * (experiments/precision/RESULTS.md). The library's own options (TrainOptions.precision unset) stay fp32.
+ */
+export const DEFAULT_PRECISION: Precision = 'auto';
+
+/**
+ * The `--precision` default of the analysis (`gelora analyze`, bench analyze and analyze-scale): fp32, as
+ * experiments/sensitivity decided (bf16 profiles were within 0.30 bootstrap SD there, so `auto` may be asked for).
+ */
+export const ANALYSIS_PRECISION: Precision = 'fp32';
 
 let current: 'fp32' | 'bf16' = 'fp32';
 /**
