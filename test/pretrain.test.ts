@@ -123,7 +123,8 @@ describe('gelora pretrain --from / --texts: continued and task-adaptive MLM pret
     fails(/--from .* takes the architecture and vocabulary from the model; drop --layers, --hidden/, '--from', base, '--hidden', '64', '--layers', '2', '--out', out);
     fails(/--out .* is the --from folder/, '--from', base, '--out', base + '/', '--steps', '2');
     fails(/--text-col goes with --texts FILE/, '--from', base, '--text-col', 'x', '--out', out);
-    fails(/--from is an option of --arch bert/, '--arch', 'llama', '--from', base, '--out', out);
+    fails(/gelora: --from: an option of --arch bert/, '--arch', 'llama', '--from', base, '--out', out);
+    fails(/gelora: --texts, --mask-prob: options of --arch bert/, '--arch', 'llama', '--texts', corpus, '--mask-prob', '0.3', '--out', out);
   });
 
   it('a --from run interrupted and resumed ends with the weights and log of an uninterrupted one; resuming on other texts is refused', () => {

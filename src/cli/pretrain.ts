@@ -29,6 +29,8 @@ interface PretrainCli {
 
 /** Options that set the architecture or the vocabulary, which --from takes from the model instead. */
 const SHAPE_OPTIONS = ['layers', 'hidden', 'heads', 'intermediate', 'vocab'] as const;
+/** The masked-LM options (commander's key -> flag), which --arch llama refuses. */
+const BERT_ONLY = { from: '--from', texts: '--texts', textCol: '--text-col', maskProb: '--mask-prob', evalMaskProb: '--eval-mask-prob' };
 
 /** Per-architecture defaults of the options that differ. */
 const ARCH_DEFAULTS = { bert: { layers: 6, intermediate: 1024, steps: 3000 }, llama: { layers: 4, intermediate: 704, steps: 900 } } as const;
@@ -56,7 +58,10 @@ export function registerPretrain(program: Command): void {
     .action(async (o: PretrainCli, cmd: Command) => {
       if (o.dtype !== 'f16' && o.dtype !== 'f32') throw new Error('--dtype is f16 or f32');
       if (o.arch === 'bert' && o.maxLines !== undefined) throw new Error('--max-lines is an option of --arch llama');
-      if (o.arch === 'llama') for (const f of ['from', 'texts', 'textCol'] as const) if (o[f] !== undefined || cmd.getOptionValueSource(f === 'textCol' ? 'textCol' : f) === 'cli') throw new Error(`--${f === 'textCol' ? 'text-col' : f} is an option of --arch bert`);
+      if (o.arch === 'llama') {
+        const bertOnly = Object.entries(BERT_ONLY).filter(([k]) => cmd.getOptionValueSource(k) === 'cli').map(([, flag]) => flag);
+        if (bertOnly.length) throw new Error(`${bertOnly.join(', ')}: ${bertOnly.length > 1 ? 'options' : 'an option'} of --arch bert`);
+      }
       if (o.textCol !== undefined && o.texts === undefined) throw new Error('--text-col goes with --texts FILE');
       if (o.maskProb <= 0 || o.evalMaskProb <= 0) throw new Error('--mask-prob and --eval-mask-prob must be above 0');
       if (o.from !== undefined) {
