@@ -6,8 +6,10 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { parquetWriteBuffer } from 'hyparquet-writer';
 import { Rng } from '../src/engine/random.js';
-import { loadMlmFolder, pretrain, readPretrainingTexts, type PretrainConfig } from '../src/train/pretrain.js';
-import { packCorpus } from '../src/train/objectives/mlm.js';
+import { bertUncasedVocab } from '../src/demo/data.js';
+import { TextTokenizer } from '../src/io/tokenizer.js';
+import { loadMlmFolder, mlmIdsOf, pretrain, readPretrainingTexts, type PretrainConfig } from '../src/train/pretrain.js';
+import { mlmEval, mlmObjective, packCorpus } from '../src/train/objectives/mlm.js';
 
 const ROOT = new URL('../../', import.meta.url).pathname;
 const gelora = (...args: string[]) => spawnSync(process.execPath, [ROOT + 'dist/src/cli/main.js', ...args], { encoding: 'utf8', cwd: ROOT, env: { ...process.env, OPENBLAS_NUM_THREADS: '1' } });
@@ -144,5 +146,25 @@ describe('gelora pretrain --from / --texts: continued and task-adaptive MLM pret
     for (const n of a.m.model.params.names()) assert.deepEqual(c.m.model.params.get(n).data, a.m.model.params.get(n).data, n);
     assert.deepEqual(logOf(join(dir, 'rb')), logOf(join(dir, 'ra')));
     assert.throws(() => run(join(dir, 'rb'), { resume: true, lines: sentences(400, 9) }), /objective\.data: .* in the checkpoint, .* in this run/);
+  });
+
+  it('--mask-prob trains at one rate while the held-out evaluation masks at --eval-mask-prob (and is part of the run\'s fingerprint)', () => {
+    ensureBase();
+    const m = loadMlmFolder(base), texts = sentences(200, 5);
+    const chunks = packCorpus(m.tokenizer, texts.slice(20), 32), heldOut = packCorpus(m.tokenizer, texts.slice(0, 20), 32);
+    const at = (maskProb: number, evalMaskProb?: number) => mlmObjective({ model: m.model, chunks, heldOut, ids: m.ids, batch: 8, maskProb, evalMaskProb, seed: 0 });
+    const e15 = mlmEval(m.model, heldOut, m.ids, { batch: 8, maskProb: 0.15 }), e30 = mlmEval(m.model, heldOut, m.ids, { batch: 8, maskProb: 0.3 });
+    assert.notEqual(e15.loss, e30.loss);
+    assert.equal(at(0.3, 0.15).evaluate(m.model).loss, e15.loss);
+    assert.equal(at(0.3).evaluate(m.model).loss, e30.loss, 'without it, the training rate');
+    assert.deepEqual([at(0.3, 0.15).fingerprint().eval_mask_prob, at(0.3).fingerprint().eval_mask_prob], [0.15, undefined]);
+  });
+
+  it('mlmIdsOf finds [CLS]/[SEP]/[MASK] and the first word piece after the specials and [unusedN] slots (bert-base-uncased: 101, 102, 103, 999 "!")', () => {
+    ensureBase();
+    const tok = TextTokenizer.fromDir(base), vocab = bertUncasedVocab();
+    const ids = mlmIdsOf(tok, vocab.length, 'x');
+    assert.deepEqual([ids.cls, ids.sep, ids.mask, ids.firstWord, vocab[ids.firstWord]], [101, 102, 103, 999, '!']);
+    assert.equal(ids.firstWord, vocab.findIndex((t, i) => i > 103 && !/^\[.*\]$/.test(t)), 'the rule gelora pretrain used before');
   });
 });

@@ -6,7 +6,7 @@ import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 const R = 'experiments/encoder/results';
 const read = (f) => (existsSync(f) ? JSON.parse(readFileSync(f, 'utf8')) : null);
 const readLog = (f) => (existsSync(f) ? readFileSync(f, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l)) : []);
-const pct = (x) => `${(100 * x).toFixed(1)}%`;
+const pct = (x, d = 1) => `${(100 * x).toFixed(d)}%`;
 const f3 = (x) => x.toFixed(3);
 const mean = (xs) => xs.reduce((s, x) => s + x, 0) / xs.length;
 const sd = (xs) => (xs.length < 2 ? 0 : Math.sqrt(xs.reduce((s, x) => s + (x - mean(xs)) ** 2, 0) / (xs.length - 1)));
@@ -56,14 +56,19 @@ if (probe) {
   p();
   p('| run | lr | training mask rate | held-out loss | held-out accuracy | seconds |');
   p('|---|---|---|---|---|---|');
-  for (const r of probe) p(`| ${r.run} | ${r.lr} | ${Math.round(r.mask_prob * 100)}% | ${f3(r.heldout.loss)} | ${pct(r.heldout.accuracy)} | ${Math.round(r.seconds)} |`);
+  const start = probe[0].start;
+  p(`| the embedded model (start) | | | ${f3(start.loss)} | ${pct(start.accuracy, 2)} | |`);
+  for (const r of probe) p(`| ${r.run} | ${r.lr} | ${Math.round(r.mask_prob * 100)}% | ${f3(r.heldout.loss)} | ${pct(r.heldout.accuracy, 2)} | ${Math.round(r.seconds)} |`);
+  p();
+  const best = [...probe].sort((a, b) => b.heldout.accuracy - a.heldout.accuracy)[0], below = probe.filter((r) => r.heldout.accuracy < start.accuracy);
+  p(`The long run took the best row (${best.run}). ${below.length === probe.length ? `Every probe run ended below the model it started from: ${probe[0].steps} steps of a new warmup and decay do not win back what re-warming the rate costs, so the probe ranks settings for short runs (less disruption wins), which need not hold for the long run.` : `${below.length} of ${probe.length} probe runs ended below the start.`}`);
   p();
 }
 
 // --- downstream
 const tfidf = Object.fromEntries((read('experiments/baseline/results.json') ?? []).map((r) => [r.task, r]));
 const runsOf = (f, method = 'lora') => (read(f)?.runs ?? []).filter((r) => r.method === method).sort((a, b) => a.seed - b.seed);
-const cell = (runs) => (runs.length ? `${f3(mean(runs.map((r) => r.metric_value)))} ± ${f3(sd(runs.map((r) => r.metric_value)))} (${runs.map((r) => f3(r.metric_value)).join(', ')})` : '–');
+const cell = (runs) => (runs.length > 1 ? `${f3(mean(runs.map((r) => r.metric_value)))} ± ${f3(sd(runs.map((r) => r.metric_value)))} (${runs.map((r) => f3(r.metric_value)).join(', ')})` : runs.length ? `${f3(runs[0].metric_value)} (seed ${runs[0].seed} only)` : '–');
 const rows = [
   { task: 'SST-2', setting: 'LoRA r 2, lr 3e-3, max length 128 (experiments/glue)', old: runsOf('experiments/glue/results/SST-2/results.json'), cont: runsOf(`${R}/SST-2-continued/results.json`), tapt: runsOf(`${R}/SST-2-tapt/results.json`) },
   { task: 'brown-genre', setting: 'LoRA r 1, lr 1e-3, max length 64 (experiments/demo)', old: runsOf('experiments/demo/results/brown-genre/results.json'), cont: runsOf(`${R}/brown-genre-continued/results.json`), tapt: [] },
@@ -72,7 +77,7 @@ const rows = [
 p('## Downstream: uniform LoRA against TF-IDF + logistic regression');
 p();
 p('Dev accuracy, 2,000 training examples (the same seeded cap, seed 0, for every column), 2 epochs, batch 32,');
-p('warmup 6% and linear decay, best epoch; mean ± sd over seeds 0, 1, 2 (each seed in brackets). The embedded-model');
+p('warmup 6% and linear decay, best epoch; mean ± sd over the seeds (each seed\'s score in brackets, seeds 0, 1, 2 in order). The embedded-model');
 p('column is the earlier experiments\' runs with the same settings; TF-IDF + LR is experiments/baseline/results.json');
 p('(word 1-2-grams, sublinear tf, C chosen on dev).');
 p();
