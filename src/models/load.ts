@@ -78,7 +78,7 @@ export function loadModel(dir: string, opts: LoadOptions = {}): { model: Model; 
   }
 }
 
-function fillFromCheckpoint(model: Model, ckpt: Checkpoint, seed: number, newHead: boolean, halfWeights: boolean): LoadReport {
+export function fillFromCheckpoint(model: Model, ckpt: Checkpoint, seed: number, newHead: boolean, halfWeights: boolean): LoadReport {
   const available = new Set(ckpt.names());
   const used = new Set<string>();
   const missing: string[] = [], initialised: string[] = [], mismatched: string[] = [];

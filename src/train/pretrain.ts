@@ -6,15 +6,20 @@
  *    trained), with its vocabulary cut down from bert-base-uncased's WordPiece pieces.
  * The result is the final state (no best-state selection: held-out loss is only watched).
  */
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Tokenizer } from '@huggingface/tokenizers';
+import { Rng } from '../engine/random.js';
 import { gradOf, type Tensor } from '../engine/tensor.js';
 import { writeJsonAtomic } from '../io/atomic.js';
-import { writeSafetensors, type TensorToWrite } from '../io/safetensors.js';
-import { wordPieceTokenizerJson, type TextTokenizer } from '../io/tokenizer.js';
-import type { BertForSequenceClassification } from '../models/bert.js';
+import { readExamples } from '../io/dataset.js';
+import { Checkpoint, writeSafetensors, type TensorToWrite } from '../io/safetensors.js';
+import { TextTokenizer, wordPieceTokenizerJson } from '../io/tokenizer.js';
+import { BertForSequenceClassification, bertConfigFrom, type BertConfig } from '../models/bert.js';
 import type { DecoderModel } from '../models/decoder.js';
+import { fillFromCheckpoint } from '../models/load.js';
 import type { HfConfig, Model } from '../models/model.js';
+import { readConfig } from '../models/registry.js';
 import { DEFAULT_TRAIN, train } from './loop.js';
 import type { Objective } from './objective.js';
 import { causalLmObjective, type LmEncoded } from './objectives/causal-lm.js';
@@ -26,6 +31,8 @@ export interface PretrainConfig {
   seq: number; batch: number; steps: number; lr: number; warmupRatio: number; weightDecay: number;
   /** MLM only: the fraction of tokens predicted */
   maskProb: number;
+  /** MLM only: the fraction masked for the held-out evaluation (default maskProb), so runs that train at other rates are measured alike */
+  evalMaskProb?: number;
   seed: number; checkpointEvery: number; evalEvery: number;
 }
 
@@ -55,11 +62,87 @@ export function pretrain(args: RunArgs & {
   const params = model.params.names().map((n) => model.params.get(n));
   for (const p of params) p.requiresGrad = true;
   try {
-    const objective = mlmObjective({ model, chunks: args.chunks, heldOut: args.heldOut, ids: args.ids, batch: c.batch, maskProb: c.maskProb, seed: c.seed });
+    const objective = mlmObjective({ model, chunks: args.chunks, heldOut: args.heldOut, ids: args.ids, batch: c.batch, maskProb: c.maskProb, evalMaskProb: c.evalMaskProb, seed: c.seed });
     return runPretraining(model, params, objective, c, args);
   } finally {
     for (const p of params) p.requiresGrad = false;
   }
+}
+
+/**
+ * The token ids masking needs, from a BERT tokenizer: [CLS], [SEP], [MASK], and the first real word
+ * piece after them (random replacements are drawn from there to the end of the vocabulary, so never
+ * a special or an [unusedN] slot). `source` names the tokenizer in errors.
+ */
+export function mlmIdsOf(tok: TextTokenizer, vocabSize: number, source: string): MlmIds {
+  const id = (t: string): number => {
+    const i = tok.tokenId(t);
+    if (i === undefined) throw new Error(`${source}: the tokenizer has no ${t} token; masked-language-model pretraining needs BERT's [CLS], [SEP] and [MASK]`);
+    return i;
+  };
+  const cls = id('[CLS]'), sep = id('[SEP]'), mask = id('[MASK]');
+  let firstWord = Math.max(cls, sep, mask) + 1;
+  while (firstWord < vocabSize && /^\[.*\]$/.test(tok.tokenText(firstWord) ?? '[]')) firstWord++;
+  if (firstWord >= vocabSize) throw new Error(`${source}: no word piece after the special tokens (ids above ${mask}); is vocab_size right?`);
+  return { cls, sep, mask, vocab: vocabSize, firstWord, special: tok.specialIds };
+}
+
+/** A BERT masked-LM folder read back to continue pretraining it: the model (every weight float32), its tokenizer, its pretrain.json and MODEL_CARD.md when present. */
+export interface MlmFolder {
+  dir: string;
+  model: BertForSequenceClassification;
+  config: BertConfig;
+  tokenizer: TextTokenizer;
+  ids: MlmIds;
+  /** the folder's pretrain.json (its lineage), null when it has none (a transformers checkpoint) */
+  summary: Record<string, unknown> | null;
+  card: string | null;
+}
+
+/**
+ * Loads a BertForMaskedLM folder (one `gelora pretrain` wrote, or a transformers checkpoint with
+ * its cls.predictions head) with the MLM head and float32 weights, ready to train. A folder of another
+ * model type, or a BERT checkpoint without the MLM head (a classifier), is an error naming the folder.
+ */
+export function loadMlmFolder(dir: string): MlmFolder {
+  const fix = '--from takes a BERT masked-LM folder (one `gelora pretrain` wrote, or a transformers BertForMaskedLM checkpoint)';
+  const hf = readConfig(dir);
+  if (hf.model_type !== 'bert') throw new Error(`${join(dir, 'config.json')}: model_type "${hf.model_type}" is not "bert"; ${fix}`);
+  const config = bertConfigFrom(hf);
+  const model = new BertForSequenceClassification(config, 'bert', undefined, 'mlm');
+  const ckpt = new Checkpoint(dir);
+  try {
+    const report = fillFromCheckpoint(model, ckpt, 0, false, false); // float32: every weight is trained
+    const head = report.initialised.filter((n) => n.startsWith('cls.predictions.'));
+    if (head.length) throw new Error(`${dir}: the checkpoint has no masked-LM head (${head.join(', ')} missing): it is not a BertForMaskedLM; ${fix}`);
+  } finally {
+    ckpt.close();
+  }
+  const tokenizer = TextTokenizer.fromDir(dir);
+  const ids = mlmIdsOf(tokenizer, config.vocab_size, tokenizer.source);
+  const read = (f: string): string | null => (existsSync(join(dir, f)) ? readFileSync(join(dir, f), 'utf8') : null);
+  const summaryText = read('pretrain.json');
+  let summary: Record<string, unknown> | null = null;
+  if (summaryText !== null) {
+    try { summary = JSON.parse(summaryText) as Record<string, unknown>; } catch (e) { throw new Error(`${join(dir, 'pretrain.json')}: not valid JSON (${(e as Error).message}); fix or remove it (it only records the folder's lineage)`); }
+  }
+  return { dir, model, config, tokenizer, ids, summary, card: read('MODEL_CARD.md') };
+}
+
+/**
+ * Unlabeled texts of a task file for task-adaptive pretraining: whatever `gelora train --train`
+ * reads (CSV, TSV, JSONL, parquet with a text column, or plain .txt with one text per line; a pair
+ * column's texts are taken too, as lines of their own), with a seeded 1% of the lines (at least one)
+ * held out to measure MLM accuracy. Labels are never read.
+ */
+export async function readPretrainingTexts(file: string, o: { textCol?: string; seed?: number } = {}): Promise<{ lines: string[]; heldOut: string[]; textCol: string; pairCol?: string }> {
+  const { examples, textCol, pairCol } = await readExamples(file, { textCol: o.textCol });
+  const texts = examples.flatMap((e) => (e.pair !== undefined && e.pair.trim() !== '' ? [e.text, e.pair] : [e.text]));
+  if (texts.length < 2) throw new Error(`${file}: ${texts.length} text; pretraining needs at least 2 (one is held out)`);
+  const rng = new Rng(o.seed ?? 99), lines: string[] = [], heldOut: string[] = [];
+  for (const t of texts) (rng.next() < 0.01 ? heldOut : lines).push(t);
+  if (heldOut.length === 0) heldOut.push(lines.pop()!);
+  return { lines, heldOut, textCol, pairCol };
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -94,6 +94,8 @@ export interface MlmOptions {
   /** sequences per batch */
   batch: number;
   maskProb: number;
+  /** the fraction masked in the held-out evaluation (default maskProb) */
+  evalMaskProb?: number;
   seed: number;
 }
 
@@ -120,11 +122,11 @@ export function mlmObjective(o: MlmOptions): Objective {
       return crossEntropy(o.model.mlmLogits(o.model.encode(b.x, false)[0], b.positions), b.labels);
     },
     evaluate: () => {
-      const e = mlmEval(o.model, o.heldOut, o.ids, o);
+      const e = mlmEval(o.model, o.heldOut, o.ids, { batch: o.batch, maskProb: o.evalMaskProb ?? o.maskProb });
       return { metrics: { accuracy: e.accuracy }, primary: e.accuracy, loss: e.loss };
     },
     fingerprint: () => ({
-      kind: 'mlm', sequences: o.chunks.length, held_out_sequences: o.heldOut.length, seq: o.chunks[0].length + 2, mask_prob: o.maskProb,
+      kind: 'mlm', sequences: o.chunks.length, held_out_sequences: o.heldOut.length, seq: o.chunks[0].length + 2, mask_prob: o.maskProb, eval_mask_prob: o.evalMaskProb,
       data: hashInts((push) => { for (const set of [o.chunks, o.heldOut]) for (const c of set) c.forEach(push); }),
     }),
     state: { save: () => rng.getState(), load: (j) => rng.setState(j as [number, number | null]) },
