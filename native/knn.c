@@ -1,6 +1,7 @@
 // Nearest-neighbour kernels for TwoNN at scale (src/id/knn.ts): the candidate search fused with the
 // Gram products (float32, or bf16 on the CPU's matrix units), the exact float64 re-measure of
-// candidate pairs, and float32 -> IEEE half for writing F16 point sets. Contracts are documented in src/engine/kernels.ts.
+// candidate pairs, and float32 -> IEEE half for writing F16 point sets. Contracts are documented in
+// src/engine/kernels.ts.
 #include "kernels.gen.h"
 #include "bf16.h"
 #include <cblas.h>
@@ -59,7 +60,8 @@ static void gram_strip(Gram *g, float *G, long ldg, long s, long rows, long cols
   if (!g->Xw) {
     const long n = s + cols;
     g->Xw = malloc(sizeof(float) * (size_t)n * (size_t)dim);
-    if (!g->Xw) { for (long r = 0; r < rows; r++) for (long c = 0; c < cols; c++) G[r * ldg + c] = INFINITY; return; } // no candidates: fails loudly
+    // out of memory: NaN products are offered to no list, so the caller sees no candidates and fails loudly
+    if (!g->Xw) { for (long r = 0; r < rows; r++) for (long c = 0; c < cols; c++) G[r * ldg + c] = NAN; return; }
     for (long q = 0; q < n * dim; q++) g->Xw[q] = bf16_value(g->Xb[q]);
   }
   cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, (int)cols, dim, 1.0f, g->Xw + s * dim, dim, g->Xw + s * dim, dim, 0.0f, G, (int)ldg);

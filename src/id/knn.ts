@@ -3,9 +3,10 @@
  *
  * Candidates come from blocked matrix products (|x|^2 + |y|^2 - 2 x.y, an OpenBLAS sgemm per strip of
  * rows of the upper triangle, or oneDNN bf16 products where the CPU has bf16 matrix units, the top-k
- * selection fused after each strip), so memory is O(block x N), never O(N^2). The squared-norm trick loses digits when points sit far from the origin, so the points
- * are centred first (in float64), and the few best candidates of every point are re-measured exactly
- * in float64 before the two nearest are chosen, with a worst-case error bound deciding whether the
+ * selection fused after each strip), so memory is O(block x N), never O(N^2). The squared-norm trick
+ * loses digits when points sit far from the origin, so the points are centred first (in float64),
+ * and the few best candidates of every point are re-measured exactly in float64 before the two
+ * nearest are chosen, with a worst-case error bound deciding whether the
  * candidates can be trusted (see twoNearest). The centred points are also rescaled to unit size (see
  * centre), so the result does not depend on the data's units.
  */
@@ -143,59 +144,70 @@ function bestTwo(d: number, j: number, b: { d1: number; j1: number; d2: number; 
 export function twoNearest(p: Points, o: KnnOptions = {}): TwoNeighbours {
   const { n, dim } = p;
   if (n < 3) throw new Error(`two nearest neighbours need at least 3 distinct points, got ${n}`);
-  const bf16 = gramInBf16(o.gram);
-  const k = Math.max(2, Math.min(o.candidates ?? (bf16 ? 32 : 4), n - 1));
   const block = Math.max(1, Math.min(n, o.blockRows ?? Math.max(64, Math.min(512, Math.floor((1 << 23) / n)))));
   const K = kernels();
   const t0 = performance.now();
   const { c32, sq, unit } = centre(p);
   const t1 = performance.now();
-  const candIdx = new Int32Array(n * k), candD2 = new Float32Array(n * k);
-  (bf16 ? K.knnCandidatesBf16 : K.knnCandidates).call(K, candIdx, candD2, c32, sq, n, dim, k, block);
-  const t2 = performance.now();
-  if (candIdx.some((j) => j < 0 || j >= n)) throw new Error(`nearest neighbours: the candidate search of ${n} points failed (out of memory?)`);
   const X32 = p.data instanceof Float32Array ? p.data : null, X64 = p.data instanceof Float64Array ? p.data : null, inv = 1 / unit;
   let sqMax = 0;
   for (let i = 0; i < n; i++) sqMax = Math.max(sqMax, sq[i]);
-  // the certificate bounds the candidate search's error; the recheck below recomputes rows in float32
-  const cCand = bf16 ? gramErrorFactorBf16(dim) : gramErrorFactor(dim), aCand = bf16 ? bf16FlushError(dim) : 0, c = gramErrorFactor(dim);
-  // exact distances in two passes: each row's two best candidates, then only the candidates whose
-  // lower bound (approximate distance minus its error bound) reaches the second of those: any other
-  // is farther than b2 for sure, so it cannot be one of the two nearest (b2 only shrinks after)
-  const exact = new Float64Array(n * k).fill(Infinity);
-  const measure = (qs: number[]): void => {
-    const a = Int32Array.from(qs, (q) => Math.floor(q / k)), js = Int32Array.from(qs, (q) => candIdx[q]), d = new Float64Array(qs.length);
-    K.sqDistPairs(d, X32, X64, dim, a, js, qs.length, inv);
-    qs.forEach((q, t) => { exact[q] = d[t]; });
-  };
-  const first: number[] = [];
-  for (let i = 0; i < n; i++) first.push(i * k, i * k + 1);
-  measure(first);
-  const more: number[] = [];
-  for (let i = 0; i < n; i++) {
-    const b2 = Math.max(exact[i * k], exact[i * k + 1]);
-    for (let q = i * k + 2; q < i * k + k; q++) if (candD2[q] - cCand * (sq[i] + sq[candIdx[q]]) - aCand <= b2) more.push(q);
-  }
-  measure(more);
+  const c = gramErrorFactor(dim); // the recheck below recomputes rows in float32
   const r1 = new Float64Array(n), r2 = new Float64Array(n), i1 = new Int32Array(n), i2 = new Int32Array(n);
-  const open: number[] = [];
   const b = { d1: Infinity, j1: -1, d2: Infinity, j2: -1 };
   const d2 = new Float64Array(n);
   const done = (i: number): void => { r1[i] = Math.sqrt(b.d1) * unit; r2[i] = Math.sqrt(b.d2) * unit; i1[i] = b.j1; i2[i] = b.j2; d2[i] = b.d2; };
-  for (let i = 0; i < n; i++) {
-    b.d1 = b.d2 = Infinity; b.j1 = b.j2 = -1;
-    for (let q = i * k; q < i * k + k; q++) if (exact[q] !== Infinity) bestTwo(exact[q], candIdx[q], b);
-    done(i);
-    // every other point is a candidate, or none outside the list can come within b2
-    if (!(k === n - 1 || candD2[i * k + k - 1] - cCand * (sq[i] + sqMax) - aCand > b.d2)) open.push(i);
-  }
-  const t3 = performance.now();
+
+  /** Steps 1-3 with the search's products in bf16 or float32: every point's best two of its candidates, and the points left uncertified. */
+  let candidatesMs = 0, exactMs = 0;
+  const search = (bf16: boolean): number[] => {
+    const k = Math.max(2, Math.min(o.candidates ?? (bf16 ? 32 : 4), n - 1));
+    const candIdx = new Int32Array(n * k), candD2 = new Float32Array(n * k);
+    const s0 = performance.now();
+    (bf16 ? K.knnCandidatesBf16 : K.knnCandidates).call(K, candIdx, candD2, c32, sq, n, dim, k, block);
+    const s1 = performance.now();
+    candidatesMs += s1 - s0;
+    if (candIdx.some((j) => j < 0 || j >= n)) throw new Error(`nearest neighbours: the candidate search of ${n} points failed (out of memory?)`);
+    // the certificate bounds the candidate search's error
+    const cCand = bf16 ? gramErrorFactorBf16(dim) : c, aCand = bf16 ? bf16FlushError(dim) : 0;
+    // exact distances in two passes: each row's two best candidates, then only the candidates whose
+    // lower bound (approximate distance minus its error bound) reaches the second of those: any other
+    // is farther than b2 for sure, so it cannot be one of the two nearest (b2 only shrinks after)
+    const exact = new Float64Array(n * k).fill(Infinity);
+    const measure = (qs: number[]): void => {
+      const a = Int32Array.from(qs, (q) => Math.floor(q / k)), js = Int32Array.from(qs, (q) => candIdx[q]), d = new Float64Array(qs.length);
+      K.sqDistPairs(d, X32, X64, dim, a, js, qs.length, inv);
+      qs.forEach((q, t) => { exact[q] = d[t]; });
+    };
+    const first: number[] = [];
+    for (let i = 0; i < n; i++) first.push(i * k, i * k + 1);
+    measure(first);
+    const more: number[] = [];
+    for (let i = 0; i < n; i++) {
+      const b2 = Math.max(exact[i * k], exact[i * k + 1]);
+      for (let q = i * k + 2; q < i * k + k; q++) if (candD2[q] - cCand * (sq[i] + sq[candIdx[q]]) - aCand <= b2) more.push(q);
+    }
+    measure(more);
+    const open: number[] = [];
+    for (let i = 0; i < n; i++) {
+      b.d1 = b.d2 = Infinity; b.j1 = b.j2 = -1;
+      for (let q = i * k; q < i * k + k; q++) if (exact[q] !== Infinity) bestTwo(exact[q], candIdx[q], b);
+      done(i);
+      // every other point is a candidate, or none outside the list can come within b2
+      if (!(k === n - 1 || candD2[i * k + k - 1] - cCand * (sq[i] + sqMax) - aCand > b.d2)) open.push(i);
+    }
+    exactMs += performance.now() - s1;
+    return open;
+  };
+  const bf16 = gramInBf16(o.gram);
+  let open = search(bf16);
   // most points uncertified (low-dimensional data: nearest distances far below the bf16 bound, which
   // scales with the norms): the float32 sweep costs less than recomputing over half the rows
   if (bf16 && 2 * open.length > n) {
-    if (o.timings) { o.timings.bf16_fallbacks = (o.timings.bf16_fallbacks ?? 0) + 1; o.timings.candidates = (o.timings.candidates ?? 0) + (t3 - t1) / 1000; }
-    return twoNearest(p, { ...o, gram: 'fp32', candidates: o.candidates });
+    open = search(false);
+    if (o.timings) o.timings.bf16_fallbacks = (o.timings.bf16_fallbacks ?? 0) + 1;
   }
+  const t3 = performance.now();
   // uncertified points: their whole Gram row again, then every point whose lower bound reaches b2
   const rowsPer = Math.max(1, Math.min(open.length, Math.floor((1 << 22) / n)));
   const G = new Float32Array(rowsPer * n), Xo = new Float32Array(rowsPer * dim);
@@ -218,7 +230,7 @@ export function twoNearest(p: Points, o: KnnOptions = {}): TwoNeighbours {
   o.onProgress?.(n, n);
   if (o.timings) {
     const t4 = performance.now(), add = (key: string, ms: number): void => { o.timings![key] = (o.timings![key] ?? 0) + ms / 1000; };
-    add('centre', t1 - t0); add('candidates', t2 - t1); add('exact', t3 - t2); add('recheck', t4 - t3);
+    add('centre', t1 - t0); add('candidates', candidatesMs); add('exact', exactMs); add('recheck', t4 - t3);
     o.timings.rechecked = (o.timings.rechecked ?? 0) + open.length;
   }
   return { r1, r2, i1, i2 };
