@@ -26,10 +26,13 @@ fi
 pythons=${PYTHONS:-"$(command -v python3 || true) /usr/bin/python3 ${GELORA_TORCH_PYTHON:-}"}
 seen=""
 for py in $pythons; do
-  real=$(readlink -f "$(command -v "$py" 2>/dev/null || echo "$py")" 2>/dev/null || true)
+  real=$(command -v "$py" 2>/dev/null || true)
   [ -n "$real" ] && [ -x "$real" ] || continue
-  case " $seen " in *" $real "*) continue;; esac
-  seen="$seen $real"
+  # the same interpreter under two names is run once; a venv's python is a symlink to its base
+  # interpreter but has its own packages, so the key is sys.prefix, not the resolved path
+  prefix=$("$real" -c 'import sys; print(sys.prefix)' 2>/dev/null || echo "$real")
+  case " $seen " in *" $prefix "*) continue;; esac
+  seen="$seen $prefix"
   "$real" -c 'import torch' 2>/dev/null || { echo "{\"skipped\": \"$real\", \"why\": \"no torch\"}"; continue; }
   modes=none; [ "$kind" = twonn ] || modes="none bf16"
   for amp in $modes; do
