@@ -7,8 +7,9 @@
     {
       "target_name": "gelora",
       "sources": ["addon.c", "kernels.c", "knn.c"],
-      "cflags": ["-O3", "-march=<(march)", "-fno-math-errno", "-fno-trapping-math", "-Wall", "-Wno-unused-function"],
-      "libraries": ["-lopenblas", "-lm", "-lpthread"],
+      "cflags": ["-O3", "-march=<(march)", "-fno-math-errno", "-fno-trapping-math", "-Wall", "-Wno-unused-function", "-fopenmp"],
+      "ldflags": ["-fopenmp"],
+      "libraries": ["-lopenblas", "-lm", "-lpthread", "-lgomp"],
       "conditions": [
         ["dnnl==1", {
           "sources": ["dnnl.cc"],

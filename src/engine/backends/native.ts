@@ -11,6 +11,11 @@ import type { Kernels } from '../kernels.js';
 
 export interface NativeAddon extends Omit<Kernels, 'name'> {
   blasInfo(): string;
+  /**
+   * The OpenMP threads that the element-wise kernels (and oneDNN) split their work over: n > 0 sets
+   * them; returns the count in effect (1 for an addon built without OpenMP). OpenBLAS keeps its own.
+   */
+  elementThreads(n?: number): number;
 }
 
 /** The package root, from this file in dist/src/engine/backends or src/engine/backends. */
@@ -68,7 +73,7 @@ export function loadNative(): { kernels: Kernels; addon: NativeAddon; path: stri
     if (!existsSync(path)) { errors.push(`${path}: not built`); continue; }
     try {
       const addon = require(path) as NativeAddon;
-      const { blasInfo: _, ...fns } = addon;
+      const { blasInfo: _, elementThreads: _t, ...fns } = addon;
       return { kernels: { ...fns, name: 'native' }, addon, path };
     } catch (e) {
       // a prebuilt addon links Debian's libopenblas.so.0: missing there, it cannot load
