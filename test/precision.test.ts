@@ -172,3 +172,43 @@ test('--precision bf16 without bf16 units (DNNL_MAX_CPU_ISA=AVX2) is refused bef
   assert.equal(readJson(join(auto, 'metrics.json')).precision, 'fp32');
   assert.match(a.stderr, /precision fp32 \(auto: /);
 });
+
+test('bf16 mode: attention stays float32 (oneDNN batched, all heads in one call) and matches fp32 mode, grouped-query heads included', { skip: noBf16 || (!native && 'js backend') }, async () => {
+  const { attention } = await import('../src/engine/ops.js');
+  const { dnnlAddon } = await import('../src/engine/backends/dnnl.js');
+  const dn = dnnlAddon()!;
+  const run = (H: number, Hkv: number, causal: boolean) => {
+    const rng = new Rng(H * 10 + Hkv), B = 3, T = 9, d = 8;
+    const qv = randn(B * T * H * d, rng), kv = randn(B * T * Hkv * d, rng), vv = randn(B * T * Hkv * d, rng), G = randn(B * T * H * d, rng);
+    const mask = new Float32Array(B * T); mask[T - 1] = -1e9; mask[2 * T - 2] = -1e9;
+    return scope(() => {
+      const q = parameter(Float32Array.from(qv), [B, T, H * d], true), k = parameter(Float32Array.from(kv), [B, T, Hkv * d], true), v = parameter(Float32Array.from(vv), [B, T, Hkv * d], true);
+      const y = attention(q, k, v, { heads: H, kvHeads: Hkv, causal, mask: fromArray(mask, [B, T]) });
+      const out = Float32Array.from(y.data);
+      backward(sum(mul(y, fromArray(G, [B, T, H * d]))));
+      return [out, Float32Array.from(q.grad!), Float32Array.from(k.grad!), Float32Array.from(v.grad!)];
+    });
+  };
+  const f = dn.gemmBatchedDnnl;
+  let calls = 0;
+  dn.gemmBatchedDnnl = (...a: Parameters<typeof f>) => { calls++; f(...a); };
+  try {
+    for (const [H, Hkv, causal] of [[4, 4, false], [4, 2, true], [6, 1, false]] as const) {
+      setMatmulPrecision('fp32');
+      const before = calls, ref = run(H, Hkv, causal);
+      assert.equal(calls, before, 'fp32 mode must not use oneDNN');
+      setMatmulPrecision('bf16');
+      const got = run(H, Hkv, causal);
+      // MHA: QK^T, PV forward, dP, dV, dQ, dK backward, each one call over all heads; GQA: per kv head, dK and dV on the kernels
+      assert.equal(calls - before, H === Hkv ? 6 : 4 * Hkv, `oneDNN calls for ${H}/${Hkv} heads`);
+      got.forEach((g, i) => {
+        const tol = 2e-6 * Math.max(1, maxAbs(ref[i]));
+        assert.ok(maxDiff(g, ref[i]) <= tol, `${H}/${Hkv} heads, output ${i}: bf16 mode differs from fp32 by ${maxDiff(g, ref[i])} (tolerance ${tol})`);
+        assert.ok(g.every(Number.isFinite));
+      });
+    }
+  } finally {
+    dn.gemmBatchedDnnl = f;
+    setMatmulPrecision('fp32');
+  }
+});

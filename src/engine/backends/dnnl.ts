@@ -27,6 +27,15 @@ export interface DnnlAddon {
     B: Float32Array, bOff: number, ldb: number, bS1: number, bS2: number,
     beta: number, C: Float32Array, cOff: number, ldc: number, cS1: number, cS2: number,
     n1: number, n2: number): void;
+  /**
+   * The Kernels interface's gemmBatched in float32 through oneDNN, the whole batch as one primitive
+   * with operands addressed in place (attention's products in bf16 mode; every problem needs its own C).
+   */
+  gemmBatchedDnnl(tA: boolean, tB: boolean, M: number, N: number, K: number, alpha: number,
+    A: Float32Array, aOff: number, lda: number, aS1: number, aS2: number,
+    B: Float32Array, bOff: number, ldb: number, bS1: number, bS2: number,
+    beta: number, C: Float32Array, cOff: number, ldc: number, cS1: number, cS2: number,
+    n1: number, n2: number): void;
   /** The Kernels interface's float32 gemm, run by oneDNN instead of OpenBLAS (for measurement). */
   gemmDnnl(tA: boolean, tB: boolean, M: number, N: number, K: number, alpha: number,
     A: Float32Array, aOff: number, lda: number, B: Float32Array, bOff: number, ldb: number,
@@ -40,7 +49,7 @@ export interface DnnlAddon {
 }
 
 /** The names of the oneDNN functions, which the addon exports beside the kernel spec's when built with oneDNN. */
-export const DNNL_FUNCTIONS: readonly (keyof DnnlAddon)[] = ['gemmBf16', 'gemmBatchedBf16', 'gemmDnnl', 'f32ToBf16', 'dnnlImpl', 'dnnlInfo', 'dnnlSetThreads'];
+export const DNNL_FUNCTIONS: readonly (keyof DnnlAddon)[] = ['gemmBf16', 'gemmBatchedBf16', 'gemmBatchedDnnl', 'gemmDnnl', 'f32ToBf16', 'dnnlImpl', 'dnnlInfo', 'dnnlSetThreads'];
 
 export interface Bf16Support {
   /** bf16 products run on matrix units here (AMX or AVX512-BF16): what `--precision auto` asks. */
