@@ -149,12 +149,13 @@ struct Geom {
   long n1 = 1, n2 = 1, aS1 = 0, aS2 = 0, bS1 = 0, bS2 = 0, cS1 = 0, cS2 = 0;
 };
 
-using Key = std::tuple<int, bool, bool, std::array<long, 14>, float, float>;
+using Key = std::tuple<int, bool, bool, std::array<long, 14>, float, float, bool>;
 
 struct Prim {
   dnnl::matmul prim;
   memory::desc a, b, c;
   std::string impl;
+  memory::desc bias;
 };
 
 std::map<Key, Prim> cache;
@@ -162,9 +163,10 @@ const size_t kMaxCached = 512;  // length bucketing gives a few shapes per bucke
 
 // A is M x K after op (stored K x M when tA), B is K x N after op (stored N x K when tB); row-major
 // with leading dimensions lda/ldb/ldc. Transposes and batch steps become strides: nothing is copied.
-Prim &matmul_for(dt in, const Geom &g, float alpha, float beta) {
+// With `bias`, a float32 row of N values is added to every row of C (a plain gemm only).
+Prim &matmul_for(dt in, const Geom &g, float alpha, float beta, bool bias = false) {
   Key key{static_cast<int>(in), g.tA, g.tB,
-          {g.M, g.N, g.K, g.lda, g.ldb, g.ldc, g.n1, g.n2, g.aS1, g.aS2, g.bS1, g.bS2, g.cS1, g.cS2}, alpha, beta};
+          {g.M, g.N, g.K, g.lda, g.ldb, g.ldc, g.n1, g.n2, g.aS1, g.aS2, g.bS1, g.bS2, g.cS1, g.cS2}, alpha, beta, bias};
   auto it = cache.find(key);
   if (it != cache.end()) return it->second;
   if (cache.size() >= kMaxCached) cache.clear();
@@ -194,14 +196,21 @@ Prim &matmul_for(dt in, const Geom &g, float alpha, float beta) {
     po.append_sum(beta);
     attr.set_post_ops(po);
   }
-  dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(a, b, c), attr, cpu());
-  Prim p{dnnl::matmul(pd), a, b, c, pd.impl_info_str()};
+  memory::desc bd({1, g.N}, dt::f32, memory::dims{g.N, 1});
+  dnnl::matmul::primitive_desc pd = bias ? dnnl::matmul::primitive_desc(dnnl::matmul::desc(a, b, bd, c), attr, cpu())
+                                         : dnnl::matmul::primitive_desc(dnnl::matmul::desc(a, b, c), attr, cpu());
+  Prim p{dnnl::matmul(pd), a, b, c, pd.impl_info_str(), bd};
   return cache.emplace(key, std::move(p)).first->second;
 }
 
-void run(Prim &p, void *A, void *B, float *C) {
+void run(Prim &p, void *A, void *B, float *C, const float *bias = nullptr) {
   memory ma(p.a, cpu(), A), mb(p.b, cpu(), B), mc(p.c, cpu(), C);
-  p.prim.execute(strm(), {{DNNL_ARG_SRC, ma}, {DNNL_ARG_WEIGHTS, mb}, {DNNL_ARG_DST, mc}});
+  if (bias) {
+    memory mbias(p.bias, cpu(), const_cast<float *>(bias));
+    p.prim.execute(strm(), {{DNNL_ARG_SRC, ma}, {DNNL_ARG_WEIGHTS, mb}, {DNNL_ARG_BIAS, mbias}, {DNNL_ARG_DST, mc}});
+  } else {
+    p.prim.execute(strm(), {{DNNL_ARG_SRC, ma}, {DNNL_ARG_WEIGHTS, mb}, {DNNL_ARG_DST, mc}});
+  }
   strm().wait();
 }
 
@@ -238,7 +247,9 @@ std::vector<uint16_t> a_bf16;
   }                                                                            \
   return nullptr;
 
-// gemmBf16(tA, tB, M, N, K, alpha, A: Float32Array | Uint16Array, aOff, lda, B: Uint16Array, bOff, ldb, beta, C, cOff, ldc)
+// gemmBf16(tA, tB, M, N, K, alpha, A: Float32Array | Uint16Array, aOff, lda, B: Uint16Array, bOff, ldb, beta, C, cOff, ldc
+//          [, bias: Float32Array of N | null]): with a bias, C = alpha op(A) op(B) + bias (+ beta C), the
+// bias added by the product itself (a Linear's bias without a pass that first copies it into C)
 napi_value gemm_bf16(napi_env env, napi_callback_info info) {
   Args a(env, info, 16);
   bool tA = a.flag(0), tB = a.flag(1);
@@ -260,6 +271,15 @@ napi_value gemm_bf16(napi_env env, napi_callback_info info) {
   float beta = (float)a.num(12);
   float *C = a.f32(13); long cOff = (long)a.num(14), ldc = (long)a.num(15);
   a.gemm_extents(tA, tB, M, N, K, aOff, lda, bOff, ldb, cOff, ldc);
+  float *bias = nullptr;
+  if (a.ok && a.n > 16) {
+    napi_valuetype vt;
+    napi_typeof(env, a.v[16], &vt);
+    if (vt != napi_null && vt != napi_undefined) {
+      bias = a.f32(16);
+      if (a.ok && static_cast<long>(a.lens[16]) != N) a.fail("argument bias must have N values");
+    }
+  }
   if (!a.ok) return nullptr;
   if (M == 0 || N == 0) return nullptr;
   GUARD_BEGIN
@@ -271,8 +291,8 @@ napi_value gemm_bf16(napi_env env, napi_callback_info info) {
     aOff = 0;
     lda = cols;
   }
-  Prim &p = matmul_for(dt::bf16, Geom{tA, tB, M, N, K, lda, ldb, ldc}, alpha, beta);
-  run(p, Ab + aOff, B + bOff, C + cOff);
+  Prim &p = matmul_for(dt::bf16, Geom{tA, tB, M, N, K, lda, ldb, ldc}, alpha, beta, bias != nullptr);
+  run(p, Ab + aOff, B + bOff, C + cOff, bias);
   GUARD_END
 }
 
