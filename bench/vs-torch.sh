@@ -8,13 +8,18 @@
 #    venv with a current PyTorch, say), duplicates removed. Debian's python3-torch is 1.13; users run
 #    a current one, so give one where you can.
 # Prints every result as a JSON line, then one JSON line with every gelora / torch ratio (< 1: gelora faster).
-# Usage: bash bench/vs-torch.sh lora-step|forward|twonn CONFIG     (configs: bench/configs.json)
+# REPEAT=n (default 1) runs the whole sequence n times, gelora and PyTorch taking turns, and quotes
+# the median over the rounds of each setting's median step: on a shared machine whose speed drifts
+# between minutes, turns put the same drift on both sides.
+# Usage: [REPEAT=3] bash bench/vs-torch.sh lora-step|forward|twonn CONFIG     (configs: bench/configs.json)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 kind=${1:?lora-step, forward or twonn}; config=${2:?config name from bench/configs.json}
 torch_kind=${kind//-/_}
 out=$(mktemp); trap 'rm -f "$out"' EXIT
 run() { "$@" | tail -n 1 | tee -a "$out"; }
+repeat=${REPEAT:-1}
+for round in $(seq "$repeat"); do
 if [ "$kind" = twonn ]; then
   run node dist/src/cli/main.js bench twonn --config "$config"
 else
@@ -46,15 +51,23 @@ for py in $pythons; do
     done
   done
 done
+done
 node -e "
 const rows = require('fs').readFileSync('$out', 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l));
 const t = (r) => r.median_step_s ?? r.median_s ?? r.seconds;
-const ours = rows.filter((r) => !String(r.impl ?? '').startsWith('pytorch'));
-const best = new Map(); // fastest thread setting per torch version and autocast
-for (const r of rows.filter((r) => String(r.impl ?? '').startsWith('pytorch'))) {
-  const key = r.impl + (r.autocast === 'bf16' ? ' bf16 autocast' : ' fp32');
-  if (!best.has(key) || t(r) < t(best.get(key))) best.set(key, r);
+const median = (v) => { const s = [...v].sort((a, b) => a - b), m = s.length >> 1; return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2; };
+const isTorch = (r) => String(r.impl ?? '').startsWith('pytorch');
+// every setting's times over the rounds
+const group = (pred, keyOf) => { const m = new Map(); for (const r of rows.filter(pred)) { const k = keyOf(r); m.set(k, [...(m.get(k) ?? []), t(r)]); } return m; };
+const ours = group((r) => !isTorch(r) && t(r) !== undefined, (r) => r.precision ?? 'fp32');
+const settings = group(isTorch, (r) => r.impl + (r.autocast === 'bf16' ? ' bf16 autocast' : ' fp32') + '|' + r.torch_threads);
+const best = new Map(); // fastest thread setting (by its median over rounds) per torch version and autocast
+for (const [k, v] of settings) {
+  const [key, threads] = k.split('|');
+  if (!best.has(key) || median(v) < best.get(key).s) best.set(key, { s: median(v), threads: Number(threads), rounds: v });
 }
 const ratios = [];
-for (const g of ours) for (const [key, r] of best) ratios.push({ gelora: g.precision ?? 'fp32', torch: key, gelora_s: t(g), torch_s: t(r), ratio: t(g) / t(r) });
-console.log(JSON.stringify({ kind: '$kind', config: '$config', ratios }));"
+for (const [p, v] of ours) for (const [key, b] of best) {
+  ratios.push({ gelora: p, torch: key, torch_threads: b.threads, gelora_s: median(v), torch_s: b.s, ratio: median(v) / b.s, gelora_rounds: v, torch_rounds: b.rounds });
+}
+console.log(JSON.stringify({ kind: '$kind', config: '$config', rounds: $repeat, ratios }));"
