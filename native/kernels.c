@@ -11,8 +11,12 @@
 // is computed by one thread exactly as the serial loop did, and sums across rows (LayerNorm's weight
 // gradients) split by columns, rows still in order: results are bit for bit those of one thread.
 // Without -fopenmp the pragmas are ignored and everything runs serially.
+#ifdef _OPENMP
 #define PRAGMA(x) _Pragma(#x)
 #define PAR_FOR(cond) PRAGMA(omp parallel for schedule(static) if(cond))
+#else
+#define PAR_FOR(cond)
+#endif
 #define PAR_MIN 32768L
 #define BLOCK 8192L  // elements per task of a flat loop (keeps each thread's inner loop vectorised)
 static inline long min_l(long a, long b) { return a < b ? a : b; }
@@ -149,6 +153,7 @@ void k_accumulate(float *dst, const float *src, const float *mul, float alpha, i
     if (shape[d] > 1 && st < span) disjoint = 0;
     if (shape[d] > 1) span = st * (shape[d] - 1) + span;
   }
+  (void)disjoint;
   PAR_FOR(disjoint && rows * inner > PAR_MIN)
   for (long r0 = 0; r0 < rows; r0 += rb) {
     int32_t idx[MAXDIM] = {0};

@@ -33,8 +33,9 @@ const headers = !process.env.npm_config_nodedir && existsSync(join(nodeDir, 'inc
 const build = (env) => spawnSync(cmd, [...args, 'rebuild', ...headers, '--directory', join(root, 'native')], { stdio: 'inherit', env: { ...process.env, ...env } }).status;
 if (prebuild) {
   // the binary the package ships must run on any x86-64 machine with Debian's libopenblas0: no
-  // -march=native (an AVX-512 build dies with SIGILL on an AVX2-only CPU) and no oneDNN link
-  if (build({ GELORA_PORTABLE: '1', GELORA_NO_DNNL: '1' }) !== 0) { console.warn('gelora: the portable prebuilt addon did not build'); process.exit(1); }
+  // -march=native (an AVX-512 build dies with SIGILL on an AVX2-only CPU), no oneDNN link and no
+  // libgomp (its element-wise kernels run on one thread)
+  if (build({ GELORA_PORTABLE: '1', GELORA_NO_DNNL: '1', GELORA_NO_OPENMP: '1' }) !== 0) { console.warn('gelora: the portable prebuilt addon did not build'); process.exit(1); }
   copyPrebuild();
 }
 if (build({}) !== 0) {
