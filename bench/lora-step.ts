@@ -110,13 +110,15 @@ function timedSteps(params: Tensor[], loss: () => Tensor, steps: number, warmup:
     losses.push(l);
   }
   if (!prof) return { times, losses };
-  const ks = prof.stop(), total = times.reduce((a, b) => a + b, 0), inKernels = ks.reduce((a, k) => a + k.seconds, 0);
+  return { times, losses, profile: stepProfile(prof.stop(), times) };
+}
+
+/** Kernel times over the timed steps (`times`, seconds each) as per-step figures. */
+export function stepProfile(ks: KernelTime[], times: number[]): StepProfile {
+  const steps = times.length, total = times.reduce((a, b) => a + b, 0), inKernels = ks.reduce((a, k) => a + k.seconds, 0);
   return {
-    times, losses,
-    profile: {
-      per_step_s: total / steps, kernels_s: inKernels / steps, js_s: (total - inKernels) / steps,
-      kernels: ks.map((k) => ({ kernel: k.kernel, calls: k.calls / steps, seconds: k.seconds / steps, share: k.seconds / total })),
-    },
+    per_step_s: total / steps, kernels_s: inKernels / steps, js_s: (total - inKernels) / steps,
+    kernels: ks.map((k) => ({ kernel: k.kernel, calls: k.calls / steps, seconds: k.seconds / steps, share: k.seconds / total })),
   };
 }
 

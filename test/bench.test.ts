@@ -109,3 +109,29 @@ describe('decoder bench configs (qwen05b shape)', () => {
     assert.ok(peakRssMb() < before - 64, `after the 128 MB are freed the new window's peak ${peakRssMb()} MB is below the old ${before} MB`);
   });
 });
+
+describe('bench --profile', () => {
+  it('lora-step and forward time every kernel call of the timed steps, oneDNN\'s in bf16 mode, and put the kernels back after', async () => {
+    const { kernels } = await import('../src/engine/backend.js');
+    const before = kernels();
+    const modes = bf16Available().available ? (['fp32', 'bf16'] as const) : (['fp32'] as const);
+    for (const precision of modes) {
+      const step = decoderLoraStepBench(mini(), 'tiny', 2, 1, precision, true);
+      const fwd = decoderForwardBench(mini(), 'tiny', 2, 1, precision, true) as { profile?: { per_step_s: number; kernels_s: number; js_s: number; kernels: { kernel: string; calls: number; seconds: number; share: number }[] } };
+      for (const [what, p] of [['lora-step', step.profile], ['forward', fwd.profile]] as const) {
+        assert.ok(p, `${what} ${precision}: no profile`);
+        const names = p.kernels.map((k) => k.kernel);
+        assert.ok(p.kernels_s > 0 && p.kernels_s <= p.per_step_s * 1.0001 && Math.abs(p.kernels_s + p.js_s - p.per_step_s) < 1e-9, `${what} ${precision}: kernel and JS seconds must add up to the step`);
+        assert.ok(names.includes('softmax') && names.includes('rmsnorm'), `${what} ${precision}: ${names.join(', ')}`);
+        // bf16 mode: the frozen products are oneDNN's (gemmBf16), attention's batched products too (gemmBatchedDnnl)
+        if (precision === 'bf16') assert.ok(names.includes('dnnl.gemmBf16') && names.includes('dnnl.gemmBatchedDnnl'), `${what} bf16: ${names.join(', ')}`);
+        else assert.ok(names.includes('gemm') && !names.some((n) => n.startsWith('dnnl.')), `${what} fp32: ${names.join(', ')}`);
+        if (what === 'lora-step') assert.ok(names.includes('adamw'));
+        else assert.ok(!names.includes('adamw') && !names.includes('softmaxBackward'), 'a forward runs no backward or optimizer kernel');
+        const sorted = [...p.kernels].sort((a, b) => b.seconds - a.seconds);
+        assert.deepEqual(p.kernels, sorted, 'slowest first');
+      }
+      assert.equal(kernels(), before, 'the kernels are restored after profiling');
+    }
+  });
+});

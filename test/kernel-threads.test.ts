@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { kernels, nativeAvailable, useBackend } from '../src/engine/backend.js';
 import { loadNative } from '../src/engine/backends/native.js';
-import { BinaryOp, UnaryOp } from '../src/engine/kernels.js';
+import { BinaryOp, ReduceOp, UnaryOp } from '../src/engine/kernels.js';
 import { Rng } from '../src/engine/random.js';
 
 const normal = (n: number, seed: number, s = 1): Float32Array => { const a = new Float32Array(n); new Rng(seed).fillNormal(a, s); return a; };
@@ -102,6 +102,16 @@ describe('native kernels: two threads give the bits of one', { skip }, () => {
     kernels().rope(out, inp, cos, sin, B, T, H, d, 1, false);
     kernels().rope(back, out, cos, sin, B, T, H, d, -1, true);
     return [out, back];
+  });
+  check('reduce: the first non-finite value, wherever it is (blocks counted over threads, then searched in order)', () => {
+    const n = 300_001, found: number[] = [];
+    for (const spots of [[], [0], [n - 1], [123_456], [200_000, 9_000], [8191, 8192], [40_000, 40_001]]) {
+      const a = normal(n, 17);
+      spots.forEach((i, j) => { a[i] = [NaN, Infinity, -Infinity][j % 3]; });
+      found.push(kernels().reduce(ReduceOp.FirstNonFinite, a, 0, n, 0));
+    }
+    assert.deepEqual(found, [-1, 0, n - 1, 123_456, 9_000, 8191, 40_000]);
+    return [Float32Array.from(found)];
   });
   check('embedding, fill, copy2d (bias broadcast and accumulate), adamw', () => {
     const ids = Int32Array.from({ length: N }, (_, i) => (i * 37) % 500), table = normal(500 * C, 10);

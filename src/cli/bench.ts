@@ -33,8 +33,9 @@ export function registerBench(program: Command): void {
     .option('--steps <n>', 'timed batches (default 10; decoder configs 3)', positiveInt)
     .option('--warmup <n>', 'untimed batches first (default 2; decoder configs 1)', positiveInt)
     .addOption(precisionOption())
-    .action((o: { config: string; steps?: number; warmup?: number; precision: Precision }) => {
-      console.log(JSON.stringify({ ...forwardBench(o.config, o.steps, o.warmup, o.precision), blas: blasInfo() }));
+    .option('--profile', 'also time every kernel call of the timed batches: seconds per batch by kernel, and the rest (JavaScript)')
+    .action((o: { config: string; steps?: number; warmup?: number; precision: Precision; profile?: boolean }) => {
+      console.log(JSON.stringify({ ...forwardBench(o.config, o.steps, o.warmup, o.precision, o.profile === true), blas: blasInfo() }));
     });
   bench.command('analyze')
     .description("the GeLoRA analysis (gelora analyze's forward passes, TwoNN profile and allocation) of a decoder config with random weights; seconds split into forward and ID")
