@@ -367,9 +367,9 @@ type GemmBatched = Kernels['gemmBatched'];
  * (OpenBLAS, one sgemm per problem: today's numerics bit for bit). bf16 mode: still float32 (autocast
  * would run them in bf16; gelora's bf16 accuracy was measured with them in float32), but through
  * oneDNN's batched matmul, one threaded primitive over all B x H problems instead of one small sgemm
- * each (measured on BERT-base shapes,
- * B8 x T128 x 12 heads: QK^T 3.0 -> 1.6 ms, dV 2.9 -> 1.9 ms). A problem set that writes one C from
- * several problems (grouped-query attention's dK, dV) stays on the kernels, which run them in order.
+ * each (measured on BERT-base shapes, B8 x T128 x 12 heads: QK^T 3.0 -> 1.6 ms, dV 2.9 -> 1.9 ms). A
+ * problem set that writes one C from several problems (grouped-query attention's dK, dV) stays on the
+ * kernels, which run them in order.
  */
 function batchedProducts(): { run: GemmBatched; batches: boolean } {
   const kk = K();
