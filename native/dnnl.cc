@@ -149,7 +149,7 @@ struct Geom {
   long n1 = 1, n2 = 1, aS1 = 0, aS2 = 0, bS1 = 0, bS2 = 0, cS1 = 0, cS2 = 0;
 };
 
-using Key = std::tuple<int, bool, bool, std::array<long, 14>, float, float, bool>;
+using Key = std::tuple<int, bool, bool, std::array<long, 14>, float, float, bool, int>;
 
 struct Prim {
   dnnl::matmul prim;
@@ -163,10 +163,11 @@ const size_t kMaxCached = 512;  // length bucketing gives a few shapes per bucke
 
 // A is M x K after op (stored K x M when tA), B is K x N after op (stored N x K when tB); row-major
 // with leading dimensions lda/ldb/ldc. Transposes and batch steps become strides: nothing is copied.
-// With `bias`, a float32 row of N values is added to every row of C (a plain gemm only).
-Prim &matmul_for(dt in, const Geom &g, float alpha, float beta, bool bias = false) {
+// With `bias`, a float32 row of N values is added to every row of C (a plain gemm only); `act` 1 or 2
+// applies GELU (erf, tanh approximation) to the result as the product writes it.
+Prim &matmul_for(dt in, const Geom &g, float alpha, float beta, bool bias = false, int act = 0) {
   Key key{static_cast<int>(in), g.tA, g.tB,
-          {g.M, g.N, g.K, g.lda, g.ldb, g.ldc, g.n1, g.n2, g.aS1, g.aS2, g.bS1, g.bS2, g.cS1, g.cS2}, alpha, beta, bias};
+          {g.M, g.N, g.K, g.lda, g.ldb, g.ldc, g.n1, g.n2, g.aS1, g.aS2, g.bS1, g.bS2, g.cS1, g.cS2}, alpha, beta, bias, act};
   auto it = cache.find(key);
   if (it != cache.end()) return it->second;
   if (cache.size() >= kMaxCached) cache.clear();
@@ -191,9 +192,10 @@ Prim &matmul_for(dt in, const Geom &g, float alpha, float beta, bool bias = fals
   memory::desc a(da, in, sa), b(db, in, sb), c(dc, dt::f32, sc);
   dnnl::primitive_attr attr;
   if (alpha != 1.f) attr.set_output_scales(0, {alpha});
-  if (beta != 0.f) {
+  if (beta != 0.f || act != 0) {
     dnnl::post_ops po;
-    po.append_sum(beta);
+    if (beta != 0.f) po.append_sum(beta);
+    if (act != 0) po.append_eltwise(1.f, act == 1 ? dnnl::algorithm::eltwise_gelu_erf : dnnl::algorithm::eltwise_gelu_tanh, 0.f, 0.f);
     attr.set_post_ops(po);
   }
   memory::desc bd({1, g.N}, dt::f32, memory::dims{g.N, 1});
@@ -248,8 +250,9 @@ std::vector<uint16_t> a_bf16;
   return nullptr;
 
 // gemmBf16(tA, tB, M, N, K, alpha, A: Float32Array | Uint16Array, aOff, lda, B: Uint16Array, bOff, ldb, beta, C, cOff, ldc
-//          [, bias: Float32Array of N | null]): with a bias, C = alpha op(A) op(B) + bias (+ beta C), the
-// bias added by the product itself (a Linear's bias without a pass that first copies it into C)
+//          [, bias: Float32Array of N | null [, act: 0 | 1 | 2]]): with a bias, C = alpha op(A) op(B) + bias
+// (+ beta C), the bias added by the product itself (a Linear's bias without a pass that first copies
+// it into C); act 1 / 2 then applies GELU (erf / tanh approximation) as C is written
 napi_value gemm_bf16(napi_env env, napi_callback_info info) {
   Args a(env, info, 16);
   bool tA = a.flag(0), tB = a.flag(1);
@@ -280,6 +283,8 @@ napi_value gemm_bf16(napi_env env, napi_callback_info info) {
       if (a.ok && static_cast<long>(a.lens[16]) != N) a.fail("argument bias must have N values");
     }
   }
+  int act = a.ok && a.n > 17 ? static_cast<int>(a.num(17)) : 0;
+  if (a.ok && (act < 0 || act > 2)) a.fail("argument act must be 0 (none), 1 (GELU, erf) or 2 (GELU, tanh)");
   if (!a.ok) return nullptr;
   if (M == 0 || N == 0) return nullptr;
   GUARD_BEGIN
@@ -291,7 +296,7 @@ napi_value gemm_bf16(napi_env env, napi_callback_info info) {
     aOff = 0;
     lda = cols;
   }
-  Prim &p = matmul_for(dt::bf16, Geom{tA, tB, M, N, K, lda, ldb, ldc}, alpha, beta, bias != nullptr);
+  Prim &p = matmul_for(dt::bf16, Geom{tA, tB, M, N, K, lda, ldb, ldc}, alpha, beta, bias != nullptr, act);
   run(p, Ab + aOff, B + bOff, C + cOff, bias);
   GUARD_END
 }

@@ -212,3 +212,39 @@ test('bf16 mode: attention stays float32 (oneDNN batched, all heads in one call)
     setMatmulPrecision('fp32');
   }
 });
+
+test('bf16 forward without a tape: bias and GELU applied by the product (linearAct) equal linear then GELU; with a tape, the two ops', { skip: noBf16 || (!native && 'js backend') }, async () => {
+  const { gelu, geluTanh, linearAct } = await import('../src/engine/ops.js');
+  const { dnnlAddon } = await import('../src/engine/backends/dnnl.js');
+  const dn = dnnlAddon()!, f = dn.gemmBf16;
+  const acts: number[] = [];
+  dn.gemmBf16 = (...a: Parameters<typeof f>) => { acts.push(a[17] ?? 0); f(...a); };
+  const rng = new Rng(9), N = 33, inF = 64, outF = 96;
+  const xv = randn(N * inF, rng), Wv = randn(outF * inF, rng, 0.2), bv = randn(outF, rng);
+  const W = parameter(Float32Array.from(Wv), [outF, inF], false, 'w');
+  W.adoptHalf(toBf16(Wv), 'bf16');
+  try {
+    setMatmulPrecision('bf16');
+    for (const [act, code] of [[gelu, 1], [geluTanh, 2]] as const) {
+      acts.length = 0;
+      const fused = noGrad(() => scope(() => Float32Array.from(linearAct(act, fromArray(xv, [N, inF]), W, fromArray(bv, [outF])).data)));
+      assert.deepEqual(acts, [code], 'one oneDNN call with the activation');
+      acts.length = 0;
+      const plain = noGrad(() => scope(() => Float32Array.from(act(linear(fromArray(xv, [N, inF]), W, fromArray(bv, [outF]))).data)));
+      assert.deepEqual(acts, [0]);
+      assert.ok(maxDiff(fused, plain) <= 1e-5 * Math.max(1, maxAbs(plain)), `GELU ${code}: fused differs by ${maxDiff(fused, plain)}`);
+      // with a tape: two ops, and the gradient reaches x
+      acts.length = 0;
+      const gx = scope(() => {
+        const x = parameter(Float32Array.from(xv), [N, inF], true);
+        backward(sum(linearAct(act, x, W, fromArray(bv, [outF]))));
+        return Float32Array.from(x.grad!);
+      });
+      assert.equal(acts[0], 0, 'no fused activation while recording');
+      assert.ok(gx.some((v) => v !== 0) && gx.every(Number.isFinite));
+    }
+  } finally {
+    dn.gemmBf16 = f;
+    setMatmulPrecision('fp32');
+  }
+});

@@ -46,7 +46,7 @@ export class BertLayer {
     const ctx = op.attention(this.query.forward(x), this.key.forward(x), this.value.forward(x),
       { heads: this.c.num_attention_heads, mask });
     const h = this.attnNorm.forward(this.attnOut.forward(ctx), x);
-    return this.outNorm.forward(this.output.forward(act(this.intermediate.forward(h))), h);
+    return this.outNorm.forward(this.output.forward(this.intermediate.forwardAct(act, h)), h);
   }
 
   linears(): Linear[] {

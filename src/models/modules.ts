@@ -87,6 +87,11 @@ export class Linear {
     return op.linear(x, this.weight, this.bias, { A, B: l.B, scale: l.scale, input });
   }
 
+  /** act(forward(x)), fused where op.linearAct can (no adapter on this Linear, no tape, bf16 product). */
+  forwardAct(act: (t: Tensor) => Tensor, x: Tensor): Tensor {
+    return this.lora ? act(this.forward(x)) : op.linearAct(act, x, this.weight, this.bias);
+  }
+
   static create(params: ParamStore, name: string, inF: number, outF: number, bias = true, conv1d = false): Linear {
     const lin = new Linear(name, params.add(`${name}.weight`, [outF, inF], { transposed: conv1d }), bias ? params.add(`${name}.bias`, [outF]) : null);
     lin.conv1d = conv1d;

@@ -14,11 +14,12 @@ export interface DnnlAddon {
   /**
    * C = alpha * op(A) op(B) + beta * C: A float32 (rounded to bf16 inside the call) or already bf16
    * bits (convert an input shared by several products once, e.g. q/k/v), B bf16 bits, C float32.
-   * A bias (N float32 values) is added to every row of C by the product itself.
+   * A bias (N float32 values) is added to every row of C by the product itself; act 1 / 2 then
+   * applies GELU (erf / tanh approximation) as C is written.
    */
   gemmBf16(tA: boolean, tB: boolean, M: number, N: number, K: number, alpha: number,
     A: Float32Array | Uint16Array, aOff: number, lda: number, B: Uint16Array, bOff: number, ldb: number,
-    beta: number, C: Float32Array, cOff: number, ldc: number, bias?: Float32Array | null): void;
+    beta: number, C: Float32Array, cOff: number, ldc: number, bias?: Float32Array | null, act?: 0 | 1 | 2): void;
   /**
    * The Kernels interface's gemmBatched with both inputs rounded to bf16 (activation x activation,
    * e.g. attention's QK^T and PV, as torch.autocast runs them) and the whole batch as one primitive.
