@@ -332,32 +332,49 @@ void gather_bf16(std::vector<uint16_t> &dst, const float *src, long rows, long c
 
 std::vector<uint16_t> b_bf16;
 
-// gemmBatchedBf16: the arguments of the Kernels interface's gemmBatched (all Float32Array); both
-// inputs are rounded to bf16 (activations, e.g. attention's QK^T and PV, as torch.autocast does),
-// then the whole batch runs as one oneDNN primitive.
-napi_value gemm_batched_bf16(napi_env env, napi_callback_info info) {
-  Args a(env, info, 24);
+// The arguments of the Kernels interface's gemmBatched (all Float32Array), unpacked and checked:
+// false when there is nothing to do or an error was thrown (every problem needs its own C).
+struct Batched {
   Geom g;
+  float alpha = 1, beta = 0, *A = nullptr, *B = nullptr, *C = nullptr;
+  long aOff = 0, bOff = 0, cOff = 0;
+};
+bool batched_args(napi_env env, napi_callback_info info, const char *name, Batched &r) {
+  Args a(env, info, 24);
+  Geom &g = r.g;
   g.tA = a.flag(0), g.tB = a.flag(1);
   g.M = (long)a.num(2), g.N = (long)a.num(3), g.K = (long)a.num(4);
-  float alpha = (float)a.num(5);
-  float *A = a.f32(6); long aOff = (long)a.num(7); g.lda = (long)a.num(8);
+  r.alpha = (float)a.num(5);
+  r.A = a.f32(6); r.aOff = (long)a.num(7); g.lda = (long)a.num(8);
   g.aS1 = (long)a.num(9), g.aS2 = (long)a.num(10);
-  float *B = a.f32(11); long bOff = (long)a.num(12); g.ldb = (long)a.num(13);
+  r.B = a.f32(11); r.bOff = (long)a.num(12); g.ldb = (long)a.num(13);
   g.bS1 = (long)a.num(14), g.bS2 = (long)a.num(15);
-  float beta = (float)a.num(16);
-  float *C = a.f32(17); long cOff = (long)a.num(18); g.ldc = (long)a.num(19);
+  r.beta = (float)a.num(16);
+  r.C = a.f32(17); r.cOff = (long)a.num(18); g.ldc = (long)a.num(19);
   g.cS1 = (long)a.num(20), g.cS2 = (long)a.num(21);
   g.n1 = (long)a.num(22), g.n2 = (long)a.num(23);
-  a.extent(6, "A", aOff, g.tA ? g.K : g.M, g.tA ? g.M : g.K, g.lda, g.n1, g.aS1, g.n2, g.aS2);
-  a.extent(11, "B", bOff, g.tB ? g.N : g.K, g.tB ? g.K : g.N, g.ldb, g.n1, g.bS1, g.n2, g.bS2);
-  a.extent(17, "C", cOff, g.M, g.N, g.ldc, g.n1, g.cS1, g.n2, g.cS2);
-  if (!a.ok) return nullptr;
-  if (g.M == 0 || g.N == 0 || g.n1 == 0 || g.n2 == 0) return nullptr;
+  a.extent(6, "A", r.aOff, g.tA ? g.K : g.M, g.tA ? g.M : g.K, g.lda, g.n1, g.aS1, g.n2, g.aS2);
+  a.extent(11, "B", r.bOff, g.tB ? g.N : g.K, g.tB ? g.K : g.N, g.ldb, g.n1, g.bS1, g.n2, g.bS2);
+  a.extent(17, "C", r.cOff, g.M, g.N, g.ldc, g.n1, g.cS1, g.n2, g.cS2);
+  if (!a.ok) return false;
+  if (g.M == 0 || g.N == 0 || g.n1 == 0 || g.n2 == 0) return false;
   if ((g.cS1 == 0 && g.n1 > 1) || (g.cS2 == 0 && g.n2 > 1)) {
-    napi_throw_error(env, nullptr, "gelora dnnl: gemmBatchedBf16 needs a distinct C per problem");
-    return nullptr;
+    char msg[128];
+    snprintf(msg, sizeof msg, "gelora dnnl: %s needs a distinct C per problem", name);
+    napi_throw_error(env, nullptr, msg);
+    return false;
   }
+  return true;
+}
+
+// gemmBatchedBf16: gemmBatched with both inputs rounded to bf16 (activations, e.g. attention's QK^T
+// and PV, as torch.autocast does), then the whole batch as one oneDNN primitive.
+napi_value gemm_batched_bf16(napi_env env, napi_callback_info info) {
+  Batched r;
+  if (!batched_args(env, info, "gemmBatchedBf16", r)) return nullptr;
+  Geom g = r.g;
+  float *A = r.A, *B = r.B, *C = r.C, alpha = r.alpha, beta = r.beta;
+  long aOff = r.aOff, bOff = r.bOff, cOff = r.cOff;
   GUARD_BEGIN
   long aR = g.tA ? g.K : g.M, aC = g.tA ? g.M : g.K, bR = g.tB ? g.N : g.K, bC = g.tB ? g.K : g.N;
   gather_bf16(a_bf16, A + aOff, aR, aC, g.lda, g.n1, g.aS1, g.n2, g.aS2);
@@ -376,36 +393,15 @@ napi_value gemm_batched_bf16(napi_env env, napi_callback_info info) {
   GUARD_END
 }
 
-// gemmBatchedDnnl: the arguments of the Kernels interface's gemmBatched (all Float32Array), run in
-// float32 by oneDNN as one primitive over the whole batch, operands addressed in place through their
-// strides (nothing gathered). Attention's products in bf16 mode: they stay float32, as they did on
+// gemmBatchedDnnl: gemmBatched run in float32 by oneDNN as one primitive over the whole batch,
+// operands addressed in place through their strides (nothing gathered). Attention's products in bf16 mode: they stay float32, as they did on
 // OpenBLAS, but a batch of 96 small problems is one threaded call instead of 96 sgemm calls.
 napi_value gemm_batched_f32(napi_env env, napi_callback_info info) {
-  Args a(env, info, 24);
-  Geom g;
-  g.tA = a.flag(0), g.tB = a.flag(1);
-  g.M = (long)a.num(2), g.N = (long)a.num(3), g.K = (long)a.num(4);
-  float alpha = (float)a.num(5);
-  float *A = a.f32(6); long aOff = (long)a.num(7); g.lda = (long)a.num(8);
-  g.aS1 = (long)a.num(9), g.aS2 = (long)a.num(10);
-  float *B = a.f32(11); long bOff = (long)a.num(12); g.ldb = (long)a.num(13);
-  g.bS1 = (long)a.num(14), g.bS2 = (long)a.num(15);
-  float beta = (float)a.num(16);
-  float *C = a.f32(17); long cOff = (long)a.num(18); g.ldc = (long)a.num(19);
-  g.cS1 = (long)a.num(20), g.cS2 = (long)a.num(21);
-  g.n1 = (long)a.num(22), g.n2 = (long)a.num(23);
-  a.extent(6, "A", aOff, g.tA ? g.K : g.M, g.tA ? g.M : g.K, g.lda, g.n1, g.aS1, g.n2, g.aS2);
-  a.extent(11, "B", bOff, g.tB ? g.N : g.K, g.tB ? g.K : g.N, g.ldb, g.n1, g.bS1, g.n2, g.bS2);
-  a.extent(17, "C", cOff, g.M, g.N, g.ldc, g.n1, g.cS1, g.n2, g.cS2);
-  if (!a.ok) return nullptr;
-  if (g.M == 0 || g.N == 0 || g.n1 == 0 || g.n2 == 0) return nullptr;
-  if ((g.cS1 == 0 && g.n1 > 1) || (g.cS2 == 0 && g.n2 > 1)) {
-    napi_throw_error(env, nullptr, "gelora dnnl: gemmBatchedDnnl needs a distinct C per problem");
-    return nullptr;
-  }
+  Batched r;
+  if (!batched_args(env, info, "gemmBatchedDnnl", r)) return nullptr;
   GUARD_BEGIN
-  Prim &p = matmul_for(dt::f32, g, alpha, beta);
-  run(p, A + aOff, B + bOff, C + cOff);
+  Prim &p = matmul_for(dt::f32, r.g, r.alpha, r.beta);
+  run(p, r.A + r.aOff, r.B + r.bOff, r.C + r.cOff);
   GUARD_END
 }
 
