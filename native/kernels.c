@@ -449,21 +449,21 @@ void k_rope(float *out, const float *inp, const float *cos, const float *sin, in
   int half = d / 2;
   PAR_FOR((long)B * T * H * d > PAR_MIN)
   for (long bt = 0; bt < (long)B * T; bt++) {
-      int b = (int)(bt / T), t = (int)(bt % T);
-      const float *c = cos + (long)t * d, *s = sin + (long)t * d;
-      for (int h = 0; h < H; h++) {
-        long base = (((long)b * T + t) * H + h) * d;
-        const float *x = inp + base;
-        float *y = out + base;
-        for (int j = 0; j < half; j++) {
-          float x1 = x[j], x2 = x[j + half];
-          float y1 = x1 * c[j] - sign * x2 * s[j];
-          float y2 = x2 * c[j + half] + sign * x1 * s[j + half];
-          if (accumulate) { y[j] += y1; y[j + half] += y2; }
-          else { y[j] = y1; y[j + half] = y2; }
-        }
+    int b = (int)(bt / T), t = (int)(bt % T);
+    const float *c = cos + (long)t * d, *s = sin + (long)t * d;
+    for (int h = 0; h < H; h++) {
+      long base = (((long)b * T + t) * H + h) * d;
+      const float *x = inp + base;
+      float *y = out + base;
+      for (int j = 0; j < half; j++) {
+        float x1 = x[j], x2 = x[j + half];
+        float y1 = x1 * c[j] - sign * x2 * s[j];
+        float y2 = x2 * c[j + half] + sign * x1 * s[j + half];
+        if (accumulate) { y[j] += y1; y[j + half] += y2; }
+        else { y[j] = y1; y[j + half] = y2; }
       }
     }
+  }
 }
 
 // nearest neighbours: knn.c

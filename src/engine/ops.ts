@@ -207,6 +207,11 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
   });
 }
 
+/** x [..., in] must fit W [out, in]. */
+function checkLinearInput(x: Tensor, W: Tensor): void {
+  if (x.shape[x.ndim - 1] !== W.shape[1]) throw new Error(`linear: input ${shapeStr(x.shape)} does not fit weight ${shapeStr(W.shape)}${W.name ? ` (${W.name})` : ''}`);
+}
+
 /**
  * act(linear(x, W, b)): a Linear and its activation (BERT's intermediate.dense + GELU). Where nothing
  * records a tape (a forward under noGrad: `gelora forward`, evaluation of a merged model, bench
@@ -220,7 +225,7 @@ export function linearAct(act: (t: Tensor) => Tensor, x: Tensor, W: Tensor, b: T
   const wb = code && !recording() ? bf16Operand(W) : null, dn = wb ? dnnlAddon() : null;
   if (!dn) return act(linear(x, W, b));
   const [outF, inF] = W.shape;
-  if (x.shape[x.ndim - 1] !== inF) throw new Error(`linear: input ${shapeStr(x.shape)} does not fit weight ${shapeStr(W.shape)}${W.name ? ` (${W.name})` : ''}`);
+  checkLinearInput(x, W);
   const out = empty([...x.shape.slice(0, -1), outF]);
   dn.gemmBf16(false, true, x.size / inF, outF, inF, 1, x.data as Float32Array, 0, inF, wb!, 0, inF, 0, out.data as Float32Array, 0, outF,
     b ? f32Of(b) as Float32Array : null, code as 1 | 2);
@@ -236,7 +241,7 @@ export interface LoraBranch { A: Tensor; B: Tensor; scale: number; input?: Tenso
  */
 export function linear(x: Tensor, W: Tensor, b: Tensor | null, lora?: LoraBranch): Tensor {
   const [outF, inF] = W.shape;
-  if (x.shape[x.ndim - 1] !== inF) throw new Error(`linear: input ${shapeStr(x.shape)} does not fit weight ${shapeStr(W.shape)}${W.name ? ` (${W.name})` : ''}`);
+  checkLinearInput(x, W);
   const N = x.size / inF;
   const out = empty([...x.shape.slice(0, -1), outF]);
   // bf16 mode (precision.ts): a bf16 frozen weight is multiplied by oneDNN as is, x rounded to bf16
@@ -255,7 +260,7 @@ export function linear(x: Tensor, W: Tensor, b: Tensor | null, lora?: LoraBranch
   // The LoRA products whose result has r rows or columns (x A^T, dy B, and the A and B gradients),
   // float32 either way: in bf16 mode oneDNN's, measured 1.1-2x faster than OpenBLAS at 1024 x 768 x 8;
   // the two whose inner dimension is r (t B^T, dt A) stay on OpenBLAS, which was as fast or faster.
-  const thin: Kernels['gemm'] = dn ? (tA, tB, M, Nn, Kd, al, A, aO, lda, Bm, bO, ldb, be, C, cO, ldc) =>
+  const thin: Kernels['gemm'] | null = !lora ? null : dn ? (tA, tB, M, Nn, Kd, al, A, aO, lda, Bm, bO, ldb, be, C, cO, ldc) =>
     dn.gemmDnnl(tA, tB, M, Nn, Kd, al, A as Float32Array, aO, lda, Bm as Float32Array, bO, ldb, be, C as Float32Array, cO, ldc) : k.gemm.bind(k);
   if (lora) {
     r = lora.A.shape[0];
@@ -263,7 +268,7 @@ export function linear(x: Tensor, W: Tensor, b: Tensor | null, lora?: LoraBranch
       throw new Error(`linear: LoRA A ${shapeStr(lora.A.shape)} / B ${shapeStr(lora.B.shape)} do not fit weight ${shapeStr(W.shape)}`);
     }
     t = scratch(N * r);
-    thin(false, true, N, r, inF, 1, xl!.data, 0, inF, lora.A.data, 0, inF, 0, t, 0, r);
+    thin!(false, true, N, r, inF, 1, xl!.data, 0, inF, lora.A.data, 0, inF, 0, t, 0, r);
     k.gemm(false, true, N, outF, r, lora.scale, t, 0, r, lora.B.data, 0, r, 1, y, 0, outF);
   }
   return record(out, [x, W, b, lora?.A, lora?.B, xl], () => {
@@ -276,11 +281,11 @@ export function linear(x: Tensor, W: Tensor, b: Tensor | null, lora?: LoraBranch
     if (b && b.requiresGrad) sumRowsInto(gradOf(b), dy, N, outF);
     if (lora && t && xl) {
       const { A, B, scale } = lora;
-      if (B.requiresGrad) thin(true, false, outF, r, N, scale, dy, 0, outF, t, 0, r, 1, gradOf(B), 0, r);
+      if (B.requiresGrad) thin!(true, false, outF, r, N, scale, dy, 0, outF, t, 0, r, 1, gradOf(B), 0, r);
       if (A.requiresGrad || xl.requiresGrad) {
         const dt = scratch(N * r); // scale * dy B
-        thin(false, false, N, r, outF, scale, dy, 0, outF, B.data, 0, r, 0, dt, 0, r);
-        if (A.requiresGrad) thin(true, false, r, inF, N, 1, dt, 0, r, xl.data, 0, inF, 1, gradOf(A), 0, inF);
+        thin!(false, false, N, r, outF, scale, dy, 0, outF, B.data, 0, r, 0, dt, 0, r);
+        if (A.requiresGrad) thin!(true, false, r, inF, N, 1, dt, 0, r, xl.data, 0, inF, 1, gradOf(A), 0, inF);
         if (xl.requiresGrad) k.gemm(false, false, N, inF, r, 1, dt, 0, r, A.data, 0, inF, 1, gradOf(xl), 0, inF);
       }
     }
