@@ -137,19 +137,20 @@ static napi_value glue_unary(napi_env env, napi_callback_info info) {
 
 static napi_value glue_unary_backward(napi_env env, napi_callback_info info) {
   Args ga;
-  if (!args_of(&ga, env, info, "unaryBackward", 5)) return NULL;
+  if (!args_of(&ga, env, info, "unaryBackward", 6)) return NULL;
   int op = (int)arg_int(&ga, 0, "op", 0, INT_MAX);
   long long len_dinp; float *dinp = arg_buf(&ga, 1, "dinp", napi_float32_array, 0, &len_dinp);
   long long len_inp; const float *inp = arg_buf(&ga, 2, "inp", napi_float32_array, 0, &len_inp);
   long long len_dout; const float *dout = arg_buf(&ga, 3, "dout", napi_float32_array, 0, &len_dout);
   long n = (long)arg_int(&ga, 4, "n", 0, 9007199254740991.0);
+  int accumulate = arg_bool(&ga, 5, "accumulate");
   if (!ga.ok) return NULL;
   if (ga.ok) require(&ga, op <= 4, "op is not a UnaryOp");
   if (ga.ok) need(&ga, "dinp", len_dinp, (long long)(n));
   if (ga.ok) need(&ga, "inp", len_inp, (long long)(n));
   if (ga.ok) need(&ga, "dout", len_dout, (long long)(n));
   if (!ga.ok) return NULL;
-  k_unary_backward(op, dinp, inp, dout, n);
+  k_unary_backward(op, dinp, inp, dout, n, accumulate);
   return NULL;
 }
 
@@ -176,19 +177,20 @@ static napi_value glue_softmax(napi_env env, napi_callback_info info) {
 
 static napi_value glue_softmax_backward(napi_env env, napi_callback_info info) {
   Args ga;
-  if (!args_of(&ga, env, info, "softmaxBackward", 6)) return NULL;
+  if (!args_of(&ga, env, info, "softmaxBackward", 7)) return NULL;
   long long len_dinp; float *dinp = arg_buf(&ga, 0, "dinp", napi_float32_array, 0, &len_dinp);
   long long len_out; const float *out = arg_buf(&ga, 1, "out", napi_float32_array, 0, &len_out);
   long long len_dout; const float *dout = arg_buf(&ga, 2, "dout", napi_float32_array, 0, &len_dout);
   long rows = (long)arg_int(&ga, 3, "rows", 0, 9007199254740991.0);
   int cols = (int)arg_int(&ga, 4, "cols", 0, INT_MAX);
   float scale = (float)arg_num(&ga, 5, "scale");
+  int accumulate = arg_bool(&ga, 6, "accumulate");
   if (!ga.ok) return NULL;
   if (ga.ok) need(&ga, "dinp", len_dinp, (long long)(rows * cols));
   if (ga.ok) need(&ga, "out", len_out, (long long)(rows * cols));
   if (ga.ok) need(&ga, "dout", len_dout, (long long)(rows * cols));
   if (!ga.ok) return NULL;
-  k_softmax_backward(dinp, out, dout, rows, cols, scale);
+  k_softmax_backward(dinp, out, dout, rows, cols, scale, accumulate);
   return NULL;
 }
 
@@ -222,7 +224,7 @@ static napi_value glue_layernorm(napi_env env, napi_callback_info info) {
 
 static napi_value glue_layernorm_backward(napi_env env, napi_callback_info info) {
   Args ga;
-  if (!args_of(&ga, env, info, "layernormBackward", 10)) return NULL;
+  if (!args_of(&ga, env, info, "layernormBackward", 11)) return NULL;
   long long len_dinp; float *dinp = arg_buf(&ga, 0, "dinp", napi_float32_array, 1, &len_dinp);
   long long len_dw; float *dw = arg_buf(&ga, 1, "dw", napi_float32_array, 1, &len_dw);
   long long len_db; float *db = arg_buf(&ga, 2, "db", napi_float32_array, 1, &len_db);
@@ -233,6 +235,7 @@ static napi_value glue_layernorm_backward(napi_env env, napi_callback_info info)
   long long len_rstd; const float *rstd = arg_buf(&ga, 7, "rstd", napi_float32_array, 0, &len_rstd);
   long N = (long)arg_int(&ga, 8, "N", 0, 9007199254740991.0);
   int C = (int)arg_int(&ga, 9, "C", 0, INT_MAX);
+  int accumulate = arg_bool(&ga, 10, "accumulate");
   if (!ga.ok) return NULL;
   if (ga.ok && dinp) need(&ga, "dinp", len_dinp, (long long)(N * C));
   if (ga.ok && dw) need(&ga, "dw", len_dw, (long long)(C));
@@ -243,7 +246,7 @@ static napi_value glue_layernorm_backward(napi_env env, napi_callback_info info)
   if (ga.ok) need(&ga, "mean", len_mean, (long long)(N));
   if (ga.ok) need(&ga, "rstd", len_rstd, (long long)(N));
   if (!ga.ok) return NULL;
-  k_layernorm_backward(dinp, dw, db, dout, x, w, mean, rstd, N, C);
+  k_layernorm_backward(dinp, dw, db, dout, x, w, mean, rstd, N, C, accumulate);
   return NULL;
 }
 

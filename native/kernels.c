@@ -237,31 +237,39 @@ void k_unary(int op, float *out, const float *inp, long n) {
   for (long i = 0; i < n; i += BLOCK) unary_range(op, out + i, inp + i, min_l(BLOCK, n - i));
 }
 
-static void unary_backward_range(int op, float *dinp, const float *inp, const float *dout, long n) {
+// STORE_GRAD(d, v): d += v, or d = v when the caller's buffer is fresh (acc 0: it is never read, so
+// it may hold anything, as gemm's C with beta 0). Each loop is written once; always_inline with a
+// constant acc gives a branch-free loop per case.
+#define STORE_GRAD(d, v) do { if (acc) (d) += (v); else (d) = (v); } while (0)
+
+static inline __attribute__((always_inline)) void unary_backward_range(int op, float *dinp, const float *inp, const float *dout, long n, const int acc) {
   switch (op) {
   case 0: for (long i = 0; i < n; i++) {
       float x = inp[i];
       float cdf = 0.5f * (1.0f + verf(x * INV_SQRT2)), pdf = INV_SQRT_2PI * vexp(-0.5f * x * x);
-      dinp[i] += dout[i] * (cdf + x * pdf);
+      STORE_GRAD(dinp[i], dout[i] * (cdf + x * pdf));
     } break;
   case 1: for (long i = 0; i < n; i++) {
       float x = inp[i];
       float t = vtanh(SQRT_2_OVER_PI * (x + 0.044715f * x * x * x));
       float dt = (1.0f - t * t) * SQRT_2_OVER_PI * (1.0f + 3.0f * 0.044715f * x * x);
-      dinp[i] += dout[i] * (0.5f * (1.0f + t) + 0.5f * x * dt);
+      STORE_GRAD(dinp[i], dout[i] * (0.5f * (1.0f + t) + 0.5f * x * dt));
     } break;
-  case 2: for (long i = 0; i < n; i++) dinp[i] += inp[i] > 0.0f ? dout[i] : 0.0f; break;
+  case 2: for (long i = 0; i < n; i++) STORE_GRAD(dinp[i], inp[i] > 0.0f ? dout[i] : 0.0f); break;
   case 3: for (long i = 0; i < n; i++) {
       float x = inp[i], s = vsigmoid(x);
-      dinp[i] += dout[i] * s * (1.0f + x * (1.0f - s));
+      STORE_GRAD(dinp[i], dout[i] * s * (1.0f + x * (1.0f - s)));
     } break;
-  case 4: for (long i = 0; i < n; i++) { float t = vtanh(inp[i]); dinp[i] += dout[i] * (1.0f - t * t); } break;
+  case 4: for (long i = 0; i < n; i++) { float t = vtanh(inp[i]); STORE_GRAD(dinp[i], dout[i] * (1.0f - t * t)); } break;
   }
 }
 
-void k_unary_backward(int op, float *dinp, const float *inp, const float *dout, long n) {
+void k_unary_backward(int op, float *dinp, const float *inp, const float *dout, long n, int accumulate) {
   PAR_FOR(n > PAR_MIN)
-  for (long i = 0; i < n; i += BLOCK) unary_backward_range(op, dinp + i, inp + i, dout + i, min_l(BLOCK, n - i));
+  for (long i = 0; i < n; i += BLOCK) {
+    if (accumulate) unary_backward_range(op, dinp + i, inp + i, dout + i, min_l(BLOCK, n - i), 1);
+    else unary_backward_range(op, dinp + i, inp + i, dout + i, min_l(BLOCK, n - i), 0);
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -286,13 +294,14 @@ void k_softmax(float *out, const float *inp, long rows, int cols, float scale,
   }
 }
 
-void k_softmax_backward(float *dinp, const float *out, const float *dout, long rows, int cols, float scale) {
+void k_softmax_backward(float *dinp, const float *out, const float *dout, long rows, int cols, float scale, int accumulate) {
   PAR_FOR(rows * cols > PAR_MIN)
   for (long r = 0; r < rows; r++) {
     const float *y = out + r * cols, *dy = dout + r * cols;
     float *dx = dinp + r * cols;
     float dot = lane_dot(y, dy, cols);
-    for (int j = 0; j < cols; j++) dx[j] += scale * y[j] * (dy[j] - dot);
+    if (accumulate) for (int j = 0; j < cols; j++) dx[j] += scale * y[j] * (dy[j] - dot);
+    else for (int j = 0; j < cols; j++) dx[j] = scale * y[j] * (dy[j] - dot);
   }
 }
 
@@ -319,7 +328,7 @@ void k_layernorm(float *out, float *sum, float *mean, float *rstd, const float *
 }
 
 void k_layernorm_backward(float *dinp, float *dw, float *db, const float *dout, const float *x,
-                          const float *w, const float *mean, const float *rstd, long N, int C) {
+                          const float *w, const float *mean, const float *rstd, long N, int C, int accumulate) {
   // the input's gradient, row by row
   if (dinp) {
     PAR_FOR(N * C > PAR_MIN)
@@ -341,9 +350,10 @@ void k_layernorm_backward(float *dinp, float *dw, float *db, const float *dout, 
         t2 += dn * n;
       }
       float dnorm_mean = (lanes_combine(a1) + t1) / C, dnorm_norm_mean = (lanes_combine(a2) + t2) / C;
+      float *dx = dinp + i * C;
       for (int j = 0; j < C; j++) {
-        float n = (xi[j] - m) * rs;
-        dinp[i * C + j] += (dy[j] * (w ? w[j] : 1.0f) - dnorm_mean - n * dnorm_norm_mean) * rs;
+        float n = (xi[j] - m) * rs, g = (dy[j] * (w ? w[j] : 1.0f) - dnorm_mean - n * dnorm_norm_mean) * rs;
+        if (accumulate) dx[j] += g; else dx[j] = g;
       }
     }
   }

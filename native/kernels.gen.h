@@ -8,11 +8,11 @@ void k_gemm_batched(int tA, int tB, int M, int N, int K, float alpha, const floa
 void k_binary(int op, float *out, const float *a, const float *b, int ndim, const int32_t *shape, const int32_t *aStrides, const int32_t *bStrides);
 void k_accumulate(float *dst, const float *src, const float *mul, float alpha, int ndim, const int32_t *shape, const int32_t *dStrides, const int32_t *sStrides, const int32_t *mStrides);
 void k_unary(int op, float *out, const float *inp, long n);
-void k_unary_backward(int op, float *dinp, const float *inp, const float *dout, long n);
+void k_unary_backward(int op, float *dinp, const float *inp, const float *dout, long n, int accumulate);
 void k_softmax(float *out, const float *inp, long rows, int cols, float scale, const float *mask, long maskGroup, int causalQ);
-void k_softmax_backward(float *dinp, const float *out, const float *dout, long rows, int cols, float scale);
+void k_softmax_backward(float *dinp, const float *out, const float *dout, long rows, int cols, float scale, int accumulate);
 void k_layernorm(float *out, float *sum, float *mean, float *rstd, const float *inp, const float *residual, const float *w, const float *b, long N, int C, float eps);
-void k_layernorm_backward(float *dinp, float *dw, float *db, const float *dout, const float *x, const float *w, const float *mean, const float *rstd, long N, int C);
+void k_layernorm_backward(float *dinp, float *dw, float *db, const float *dout, const float *x, const float *w, const float *mean, const float *rstd, long N, int C, int accumulate);
 void k_rmsnorm(float *out, float *rstd, const float *inp, const float *w, long N, int C, float eps);
 void k_rmsnorm_backward(float *dinp, float *dw, const float *dout, const float *inp, const float *w, const float *rstd, long N, int C);
 void k_embedding(float *out, const float *table, const int32_t *ids, long n, int C);

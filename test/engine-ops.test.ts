@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import * as op from '../src/engine/ops.js';
 import { Rng } from '../src/engine/random.js';
-import { fromArray, scope } from '../src/engine/tensor.js';
+import { fromArray, scope, type Tensor } from '../src/engine/tensor.js';
 import { checkOp } from './gradcheck.js';
 
 const ids = (vals: number[]): Int32Array => Int32Array.from(vals);
@@ -197,5 +197,42 @@ describe('dropout mask kernel', () => {
     }
     const dropped = expected.filter((v) => v === 0).length;
     assert.ok(Math.abs(dropped / n - p) < 0.015, 'about p of the entries dropped');
+  });
+});
+
+// tensor.ts gradFor: an op whose input is an intermediate with no gradient yet overwrites that gradient
+// (beta 0, the kernels' accumulate = false) instead of zero-filling it and adding. The checked inputs
+// are parameters, which always add, so each case feeds the op intermediates (u: scale by 1.3). The
+// tape runs backward in reverse, so an intermediate that a later op also reads gets its gradient from
+// that later op first, and the op under test then adds: both paths are checked.
+describe('fresh gradients are overwritten, existing ones added to', () => {
+  const u = (t: Tensor): Tensor => op.scale(t, 1.3);
+  it('gelu and softmax: alone (fresh), and after a later reader (adding)', () => {
+    checkOp(([x]) => op.gelu(u(x)), [{ shape: [30], range: [-3, 3] }]);
+    checkOp(([x]) => { const h = u(x); return op.add(op.gelu(h), op.tanh(h)); }, [{ shape: [30], range: [-3, 3] }]);
+    checkOp(([x]) => op.softmax(u(x), { scale: 0.7 }), [{ shape: [3, 5] }]);
+    checkOp(([x]) => { const h = u(x); return op.mul(op.softmax(h), h); }, [{ shape: [3, 5] }]);
+  });
+  it('linear: the input gradient fresh, added to, and with the LoRA branch adding after the product', () => {
+    checkOp(([x, W, b]) => op.linear(u(x), W, b), [{ shape: [3, 5] }, { shape: [4, 5] }, { shape: [4] }]);
+    checkOp(([x, W, b]) => { const h = u(x); return op.add(op.gelu(op.linear(h, W, b)), op.linear(h, W, null)); },
+      [{ shape: [3, 5] }, { shape: [4, 5] }, { shape: [4] }]);
+    checkOp(([x, W, A, B]) => op.linear(u(x), W, null, { A, B, scale: 2 }), [{ shape: [3, 5] }, { shape: [4, 5] }, { shape: [2, 5] }, { shape: [4, 2] }]);
+  });
+  it('layerNorm with a residual: both fresh, one fresh, neither fresh, only one trained', () => {
+    const specs = [{ shape: [3, 8] }, { shape: [3, 8] }, { shape: [8] }, { shape: [8] }];
+    checkOp(([x, r, w, b]) => op.layerNorm(u(x), w, b, 1e-5, u(r)), specs);
+    checkOp(([x, r, w, b]) => { const h = u(x); return op.add(op.layerNorm(h, w, b, 1e-5, u(r)), op.tanh(h)); }, specs);
+    checkOp(([x, r, w, b]) => { const h = u(x), g = u(r); return op.add(op.layerNorm(h, w, b, 1e-5, g), op.mul(h, g)); }, specs);
+    checkOp(([x, w, b]) => { const h = u(x); return op.add(op.layerNorm(h, w, b, 1e-5, h), op.tanh(h)); }, [specs[0], specs[2], specs[3]]); // x is its own residual
+    checkOp(([x, r]) => op.layerNorm(x, null, null, 1e-5, u(r)), [{ shape: [3, 8], grad: false }, { shape: [3, 8] }]);
+  });
+  it('attention: q, k, v fresh (MHA and grouped-query), q added to, and one shared input', () => {
+    const s = [{ shape: [2, 3, 8] }, { shape: [2, 3, 8] }, { shape: [2, 3, 8] }];
+    checkOp(([q, k, v]) => op.attention(u(q), u(k), u(v), { heads: 2 }), s, { samples: 30 });
+    checkOp(([q, k, v]) => op.attention(u(q), u(k), u(v), { heads: 4, kvHeads: 2, causal: true }),
+      [{ shape: [2, 3, 8] }, { shape: [2, 3, 4] }, { shape: [2, 3, 4] }], { samples: 30 });
+    checkOp(([q, k, v]) => { const h = u(q); return op.add(op.attention(h, u(k), u(v), { heads: 2 }), h); }, s, { samples: 30 });
+    checkOp(([x]) => { const h = u(x); return op.attention(h, h, h, { heads: 2 }); }, [{ shape: [2, 3, 8] }], { samples: 30 });
   });
 });

@@ -69,26 +69,29 @@ describe('native kernels: two threads give the bits of one', { skip }, () => {
   }, 1e-4);
   for (const [name, op] of [['gelu', UnaryOp.Gelu], ['gelu tanh', UnaryOp.GeluTanh], ['silu', UnaryOp.Silu], ['tanh', UnaryOp.Tanh]] as const) {
     check(`unary and its backward: ${name}`, () => {
-      const out = new Float32Array(N * C), din = Float32Array.from(y);
+      const out = new Float32Array(N * C), din = Float32Array.from(y), fresh = new Float32Array(N * C).fill(NaN);
       kernels().unary(op, out, x, N * C);
-      kernels().unaryBackward(op, din, x, y, N * C);
-      return [out, din];
+      kernels().unaryBackward(op, din, x, y, N * C, true);
+      kernels().unaryBackward(op, fresh, x, y, N * C, false); // overwrites: the NaNs are never read
+      return [out, din, fresh];
     }, 1e-5);
   }
   check('softmax with mask and causality, and its backward', () => {
     const T = 256, rows = 4 * 2 * T, inp = normal(rows * T, 5), mask = new Float32Array(4 * T);
     for (let i = 0; i < mask.length; i += 7) mask[i] = -1e9;
-    const out = new Float32Array(rows * T), din = new Float32Array(rows * T);
+    const out = new Float32Array(rows * T), din = normal(rows * T, 7), fresh = new Float32Array(rows * T).fill(NaN);
     kernels().softmax(out, inp, rows, T, 0.125, mask, 2 * T, T);
-    kernels().softmaxBackward(din, out, normal(rows * T, 6), rows, T, 0.125);
-    return [out, din];
+    kernels().softmaxBackward(din, out, normal(rows * T, 6), rows, T, 0.125, true);
+    kernels().softmaxBackward(fresh, out, normal(rows * T, 6), rows, T, 0.125, false);
+    return [out, din, fresh];
   }, 1e-5);
   check('layernorm with residual, and its backward (weight/bias sums over rows)', () => {
     const out = new Float32Array(N * C), sum = new Float32Array(N * C), mean = new Float32Array(N), rstd = new Float32Array(N);
     kernels().layernorm(out, sum, mean, rstd, x, y, w, bias, N, C, 1e-5);
-    const din = new Float32Array(N * C), dw = new Float32Array(C), db = new Float32Array(C);
-    kernels().layernormBackward(din, dw, db, y, sum, w, mean, rstd, N, C);
-    return [out, sum, mean, rstd, din, dw, db];
+    const din = normal(N * C, 8), dw = new Float32Array(C), db = new Float32Array(C), fresh = new Float32Array(N * C).fill(NaN);
+    kernels().layernormBackward(din, dw, db, y, sum, w, mean, rstd, N, C, true);
+    kernels().layernormBackward(fresh, null, null, y, sum, w, mean, rstd, N, C, false);
+    return [out, sum, mean, rstd, din, dw, db, fresh];
   }, 1e-4);
   check('rmsnorm and its backward', () => {
     const out = new Float32Array(N * C), rstd = new Float32Array(N), din = new Float32Array(N * C), dw = new Float32Array(C);

@@ -111,7 +111,8 @@ export const KERNEL_SPEC = {
     req: [['op <= 4', 'op is not a UnaryOp']],
   },
   unaryBackward: {
-    args: [{ n: 'op', t: 'int' }, { n: 'dinp', t: 'f32', out: true, len: 'n' }, { n: 'inp', t: 'f32', len: 'n' }, { n: 'dout', t: 'f32', len: 'n' }, { n: 'n', t: 'long' }],
+    args: [{ n: 'op', t: 'int' }, { n: 'dinp', t: 'f32', out: true, len: 'n' }, { n: 'inp', t: 'f32', len: 'n' }, { n: 'dout', t: 'f32', len: 'n' }, { n: 'n', t: 'long' },
+      { n: 'accumulate', t: 'bool' }],
     req: [['op <= 4', 'op is not a UnaryOp']],
   },
   softmax: {
@@ -125,7 +126,7 @@ export const KERNEL_SPEC = {
   softmaxBackward: {
     args: [
       { n: 'dinp', t: 'f32', out: true, len: 'rows * cols' }, { n: 'out', t: 'f32', len: 'rows * cols' }, { n: 'dout', t: 'f32', len: 'rows * cols' },
-      { n: 'rows', t: 'long' }, { n: 'cols', t: 'int' }, { n: 'scale', t: 'float' },
+      { n: 'rows', t: 'long' }, { n: 'cols', t: 'int' }, { n: 'scale', t: 'float' }, { n: 'accumulate', t: 'bool' },
     ],
   },
   layernorm: {
@@ -142,7 +143,7 @@ export const KERNEL_SPEC = {
       { n: 'dinp', t: 'f32', out: true, opt: true, len: 'N * C' }, { n: 'dw', t: 'f32', out: true, opt: true, len: 'C' },
       { n: 'db', t: 'f32', out: true, opt: true, len: 'C' }, { n: 'dout', t: 'f32', len: 'N * C' }, { n: 'x', t: 'f32', len: 'N * C' },
       { n: 'w', t: 'f32', opt: true, len: 'C' }, { n: 'mean', t: 'f32', len: 'N' }, { n: 'rstd', t: 'f32', len: 'N' },
-      { n: 'N', t: 'long' }, { n: 'C', t: 'int' },
+      { n: 'N', t: 'long' }, { n: 'C', t: 'int' }, { n: 'accumulate', t: 'bool' },
     ],
   },
   rmsnorm: {

@@ -3,7 +3,9 @@
  * `native` (C + OpenBLAS through an N-API addon) and `js` (plain TypeScript, the reference).
  * Everything is row-major, operates on flat typed arrays with explicit offsets, and never allocates:
  * callers own every buffer. Backward kernels *accumulate* into their gradient outputs (+=), so a
- * tensor used twice gets the sum of both gradients without a temporary.
+ * tensor used twice gets the sum of both gradients without a temporary. Those whose input gradient
+ * is often the first write into a fresh buffer take `accumulate`: false overwrites (dinp is then never
+ * read, as gemm's beta 0), which spares the caller a zero-fill pass (tensor.ts gradFor).
  *
  * The js backend also accepts Float64Array buffers, which is how gradient checks run in float64.
  *
@@ -49,8 +51,8 @@ export interface Kernels {
     dStrides: Int32Array, sStrides: Int32Array, mStrides: Int32Array): void;
 
   unary(op: UnaryOp, out: Buf, inp: Buf, n: number): void;
-  /** dinp += dout * f'(inp) */
-  unaryBackward(op: UnaryOp, dinp: Buf, inp: Buf, dout: Buf, n: number): void;
+  /** dinp (+)= dout * f'(inp) (+= when accumulate) */
+  unaryBackward(op: UnaryOp, dinp: Buf, inp: Buf, dout: Buf, n: number, accumulate: boolean): void;
 
   /**
    * Row softmax of scale * inp + mask. mask (optional) has one row of `cols` additive values per
@@ -59,8 +61,8 @@ export interface Kernels {
    */
   softmax(out: Buf, inp: Buf, rows: number, cols: number, scale: number,
     mask: Buf | null, maskGroup: number, causalQ: number): void;
-  /** dinp += scale * out * (dout - sum(dout * out)) per row */
-  softmaxBackward(dinp: Buf, out: Buf, dout: Buf, rows: number, cols: number, scale: number): void;
+  /** dinp (+)= scale * out * (dout - sum(dout * out)) per row (+= when accumulate) */
+  softmaxBackward(dinp: Buf, out: Buf, dout: Buf, rows: number, cols: number, scale: number, accumulate: boolean): void;
 
   /**
    * out = LN(inp + residual) * w + b over rows of C. The sum inp + residual is written to `sum`
@@ -68,9 +70,12 @@ export interface Kernels {
    */
   layernorm(out: Buf, sum: Buf, mean: Buf, rstd: Buf, inp: Buf, residual: Buf | null,
     w: Buf | null, b: Buf | null, N: number, C: number, eps: number): void;
-  /** Gradients of LN(x) with x = sum: dinp, dw, db accumulate (each may be null to skip). */
+  /**
+   * Gradients of LN(x) with x = sum (each may be null to skip): dw and db accumulate, dinp accumulates
+   * when `accumulate` and is overwritten otherwise.
+   */
   layernormBackward(dinp: Buf | null, dw: Buf | null, db: Buf | null, dout: Buf, x: Buf,
-    w: Buf | null, mean: Buf, rstd: Buf, N: number, C: number): void;
+    w: Buf | null, mean: Buf, rstd: Buf, N: number, C: number, accumulate: boolean): void;
 
   /** out = inp * rsqrt(mean(inp^2) + eps) * w */
   rmsnorm(out: Buf, rstd: Buf, inp: Buf, w: Buf, N: number, C: number, eps: number): void;

@@ -8,7 +8,7 @@ import { dnnlAddon } from './backends/dnnl.js';
 import { bf16Operand, matmulPrecision } from './precision.js';
 import { BinaryOp, ReduceOp, UnaryOp, type Buf, type Kernels } from './kernels.js';
 import { Rng } from './random.js';
-import { Tensor, empty, gradOf, record, recording, scratch, view, withScratch } from './tensor.js';
+import { Tensor, empty, gradFor, gradOf, record, recording, scratch, view, withScratch } from './tensor.js';
 
 const K = kernels;
 const prod = (s: readonly number[]): number => s.reduce((a, b) => a * b, 1);
@@ -56,13 +56,6 @@ export function setHalfSlicing(whole: number, slice: number): [number, number] {
   halfWhole = whole;
   halfSlice = slice;
   return prev;
-}
-
-/** A zeroed scratch buffer owned by the current scope. */
-function zeroScratch(n: number): Buf {
-  const b = scratch(n);
-  K().fill(b, 0, n, 0);
-  return b;
 }
 
 /** A one-element result holding v (rounded to the tensor's precision). */
@@ -130,7 +123,10 @@ export function scale(x: Tensor, s: number): Tensor {
 function unaryOp(op: UnaryOp, x: Tensor): Tensor {
   const out = empty(x.shape);
   K().unary(op, out.data, x.data, x.size);
-  return record(out, [x], () => K().unaryBackward(op, gradOf(x), x.data, out.grad!, x.size));
+  return record(out, [x], () => {
+    const { g, accumulate } = gradFor(x);
+    K().unaryBackward(op, g, x.data, out.grad!, x.size, accumulate);
+  });
 }
 
 export const gelu = (x: Tensor): Tensor => unaryOp(UnaryOp.Gelu, x);
@@ -273,10 +269,12 @@ export function linear(x: Tensor, W: Tensor, b: Tensor | null, lora?: LoraBranch
   }
   return record(out, [x, W, b, lora?.A, lora?.B, xl], () => {
     const k = K(), dy = out.grad!;
-    // dx += dy W (dy rounded to bf16 in bf16 mode, as autocast's backward of a bf16 product)
-    if (x.requiresGrad && dn) dn.gemmBf16(false, false, N, inF, outF, 1, dy as Float32Array, 0, outF, wb!, 0, inF, 1, gradOf(x) as Float32Array, 0, inF);
+    // dx (+)= dy W (dy rounded to bf16 in bf16 mode, as autocast's backward of a bf16 product); a fresh
+    // dx is overwritten (beta 0), except by the half path, whose row slices each add their part
+    const gx = x.requiresGrad && !half ? gradFor(x) : null, bx = gx?.accumulate === false ? 0 : 1;
+    if (gx && dn) dn.gemmBf16(false, false, N, inF, outF, 1, dy as Float32Array, 0, outF, wb!, 0, inF, bx, gx.g as Float32Array, 0, inF);
     else if (x.requiresGrad && half) halfRowSlices(W, (r0, rows, ws) => k.gemm(false, false, N, inF, rows, 1, dy, r0, outF, ws, 0, inF, 1, gradOf(x), 0, inF));
-    else if (x.requiresGrad) k.gemm(false, false, N, inF, outF, 1, dy, 0, outF, w!, 0, inF, 1, gradOf(x), 0, inF);
+    else if (gx) k.gemm(false, false, N, inF, outF, 1, dy, 0, outF, w!, 0, inF, bx, gx.g, 0, inF);
     if (W.requiresGrad) k.gemm(true, false, outF, inF, N, 1, dy, 0, outF, x.data, 0, inF, 1, gradOf(W), 0, inF);
     if (b && b.requiresGrad) sumRowsInto(gradOf(b), dy, N, outF);
     if (lora && t && xl) {
@@ -361,26 +359,36 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, o: AttentionOptions):
     0, out.data, g * group * d, HD, qB, d, B, n2));
   return record(out, [q, k, v, bias], () => {
     const kk = K(), dO = out.grad!;
-    const dP = scratch(P.size), dS = zeroScratch(P.size);
+    const dP = scratch(P.size), dS = scratch(P.size); // softmaxBackward overwrites dS
+    // gradients the products may overwrite when fresh (beta 0): every value of dQ is written once, and
+    // of dK/dV too unless a group's query heads add into one kv head; q, k, v sharing one buffer (a
+    // self-attention without projections) always add
+    const distinct = new Set([q.base ?? q, k.base ?? k, v.base ?? v]).size === 3;
+    const slot = (t: Tensor, once: boolean): { g: Buf; beta: number } => {
+      const s = distinct && once ? gradFor(t) : { g: gradOf(t), accumulate: true };
+      return { g: s.g, beta: s.accumulate ? 1 : 0 };
+    };
+    const dV = v.requiresGrad ? slot(v, group === 1) : null;
     perKv((g, n2, kvS) => {
       // dP = dO V^T
       bmm.run(false, true, Tq, Tk, d, 1, dO, g * group * d, HD, qB, d, v.data, g * d, Hkv * d, kB, kvS,
         0, dP, g * group * pH, Tk, pB, pH, B, n2);
       // dV += P^T dO (heads of a group accumulate into the same kv head: C stride kvS = 0, sequentially)
-      if (v.requiresGrad) bmm.run(true, false, Tk, d, Tq, 1, P.data, g * group * pH, Tk, pB, pH, dO, g * group * d, HD, qB, d,
-        1, gradOf(v), g * d, Hkv * d, kB, kvS, B, n2);
+      if (dV) bmm.run(true, false, Tk, d, Tq, 1, P.data, g * group * pH, Tk, pB, pH, dO, g * group * d, HD, qB, d,
+        dV.beta, dV.g, g * d, Hkv * d, kB, kvS, B, n2);
     });
-    kk.softmaxBackward(dS, P.data, dP, B * H * Tq, Tk, 1);
+    kk.softmaxBackward(dS, P.data, dP, B * H * Tq, Tk, 1, false);
     for (const r of maskedRows) kk.fill(dS, r, Tk, 0); // constant rows pass no gradient to the scores
     if (bias && bias.requiresGrad) {
       kk.accumulate(gradOf(bias), dS, null, 1, Int32Array.of(P.size), Int32Array.of(1), Int32Array.of(1), Int32Array.of(0));
     }
+    const dQ = q.requiresGrad ? slot(q, true) : null, dK = k.requiresGrad ? slot(k, group === 1) : null;
     perKv((g, n2, kvS) => {
-      // dQ += sc dS K ; dK += sc dS^T Q
-      if (q.requiresGrad) bmm.run(false, false, Tq, d, Tk, sc, dS, g * group * pH, Tk, pB, pH, k.data, g * d, Hkv * d, kB, kvS,
-        1, gradOf(q), g * group * d, HD, qB, d, B, n2);
-      if (k.requiresGrad) bmm.run(true, false, Tk, d, Tq, sc, dS, g * group * pH, Tk, pB, pH, q.data, g * group * d, HD, qB, d,
-        1, gradOf(k), g * d, Hkv * d, kB, kvS, B, n2);
+      // dQ (+)= sc dS K ; dK (+)= sc dS^T Q
+      if (dQ) bmm.run(false, false, Tq, d, Tk, sc, dS, g * group * pH, Tk, pB, pH, k.data, g * d, Hkv * d, kB, kvS,
+        dQ.beta, dQ.g, g * group * d, HD, qB, d, B, n2);
+      if (dK) bmm.run(true, false, Tk, d, Tq, sc, dS, g * group * pH, Tk, pB, pH, q.data, g * group * d, HD, qB, d,
+        dK.beta, dK.g, g * d, Hkv * d, kB, kvS, B, n2);
     });
   });
 }
@@ -446,7 +454,10 @@ export function softmax(x: Tensor, o: SoftmaxOptions = {}): Tensor {
   const out = empty(x.shape);
   K().softmax(out.data, x.data, rows, cols, sc, mask ? mask.data : null, group, o.causal ? Tq : 0);
   return record(out, [x, mask], () => {
-    if (x.requiresGrad) K().softmaxBackward(gradOf(x), out.data, out.grad!, rows, cols, sc);
+    if (x.requiresGrad) {
+      const { g, accumulate } = gradFor(x);
+      K().softmaxBackward(g, out.data, out.grad!, rows, cols, sc, accumulate);
+    }
     if (mask && mask.requiresGrad) throw new Error('softmax: gradients towards the mask are not supported');
   });
 }
@@ -465,18 +476,21 @@ export function layerNorm(x: Tensor, w: Tensor | null, b: Tensor | null, eps: nu
   K().layernorm(out.data, sum, mean, rstd, x.data, residual ? residual.data : null, wD, b ? f32Of(b) : null, N, C, eps);
   return record(out, [x, residual, w, b], () => {
     const k = K(), dy = out.grad!;
-    const needX = x.requiresGrad || (residual?.requiresGrad ?? false);
-    let dx: Buf | null = null;
-    if (needX) {
-      if (residual && x.requiresGrad && residual.requiresGrad) dx = zeroScratch(x.size);
-      else dx = x.requiresGrad ? gradOf(x) : gradOf(residual!);
+    // the sum's gradient goes to x and to the residual: written straight into the first of them
+    // (overwriting it when fresh), then added to the second; into a scratch only when neither is fresh
+    const to = [x, residual].filter((t): t is Tensor => !!t && t.requiresGrad);
+    const first = to.length ? gradFor(to[0]) : null;
+    let dx = first?.g ?? null, acc = first?.accumulate ?? true, copies: Tensor[] = to.slice(1);
+    if (first?.accumulate && to.length === 2) {
+      const second = gradFor(to[1]);
+      if (second.accumulate) { dx = scratch(x.size); acc = false; copies = to; }
+      else { dx = second.g; acc = false; copies = [to[0]]; }
     }
     k.layernormBackward(dx, w && w.requiresGrad ? gradOf(w) : null, b && b.requiresGrad ? gradOf(b) : null,
-      dy, sum, wD, mean, rstd, N, C);
-    if (dx && residual && x.requiresGrad && residual.requiresGrad) {
-      const sh = Int32Array.of(x.size), one = Int32Array.of(1);
-      k.accumulate(gradOf(x), dx, null, 1, sh, one, one, one);
-      k.accumulate(gradOf(residual), dx, null, 1, sh, one, one, one);
+      dy, sum, wD, mean, rstd, N, C, acc);
+    for (const t of copies) {
+      const s = gradFor(t);
+      k.copy2d(1, x.size, dx!, 0, x.size, s.g, 0, x.size, s.accumulate);
     }
   });
 }

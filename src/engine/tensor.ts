@@ -406,6 +406,21 @@ export function gradOf(t: Tensor): Buf {
 }
 
 /**
+ * The gradient buffer of t for a backward that writes every one of its values, and whether that
+ * write must accumulate. A gradient made here is taken from the pool unzeroed and `accumulate` is
+ * false: the op overwrites it (gemm's beta 0, the kernels' accumulate flag), which saves gradOf's
+ * zero-fill pass, 4-8% of a BERT-base LoRA step (the GELU, Linear-input, LayerNorm and attention
+ * gradients). A parameter's gradient, or one an earlier op wrote, says accumulate. A view shares its
+ * base's whole buffer (view() never narrows), so "every value" is the base's too.
+ */
+export function gradFor(t: Tensor): { g: Buf; accumulate: boolean } {
+  const b = t.base ?? t;
+  if (b.grad || b.isParam || b.halfBits) return { g: gradOf(b), accumulate: true };
+  b.grad = take(b.size);
+  return { g: b.grad, accumulate: false };
+}
+
+/**
  * A pooled buffer of n values lent to fn only: back in the pool when fn returns (or throws), so the
  * next caller reuses it. For work buffers nothing keeps (the widened slices of a half weight): a
  * scope-owned scratch would hold one per Linear until the block ends.

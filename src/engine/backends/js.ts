@@ -153,8 +153,8 @@ export const jsKernels: Kernels = {
     for (let i = 0; i < n; i++) out[i] = unaryForward(op, inp[i]);
   },
 
-  unaryBackward(op, dinp, inp, dout, n) {
-    for (let i = 0; i < n; i++) dinp[i] += dout[i] * unaryDerivative(op, inp[i]);
+  unaryBackward(op, dinp, inp, dout, n, accumulate) {
+    for (let i = 0; i < n; i++) dinp[i] = (accumulate ? dinp[i] : 0) + dout[i] * unaryDerivative(op, inp[i]);
   },
 
   softmax(out, inp, rows, cols, scale, mask, maskGroup, causalQ) {
@@ -173,12 +173,12 @@ export const jsKernels: Kernels = {
     }
   },
 
-  softmaxBackward(dinp, out, dout, rows, cols, scale) {
+  softmaxBackward(dinp, out, dout, rows, cols, scale, accumulate) {
     for (let r = 0; r < rows; r++) {
       const x = r * cols;
       let dot = 0;
       for (let j = 0; j < cols; j++) dot += out[x + j] * dout[x + j];
-      for (let j = 0; j < cols; j++) dinp[x + j] += scale * out[x + j] * (dout[x + j] - dot);
+      for (let j = 0; j < cols; j++) dinp[x + j] = (accumulate ? dinp[x + j] : 0) + scale * out[x + j] * (dout[x + j] - dot);
     }
   },
 
@@ -198,7 +198,7 @@ export const jsKernels: Kernels = {
     }
   },
 
-  layernormBackward(dinp, dw, db, dout, x, w, mean, rstd, N, C) {
+  layernormBackward(dinp, dw, db, dout, x, w, mean, rstd, N, C, accumulate) {
     for (let i = 0; i < N; i++) {
       const o = i * C, m = mean[i], rs = rstd[i];
       let dm = 0, dnm = 0;
@@ -213,7 +213,7 @@ export const jsKernels: Kernels = {
         const n = (x[o + j] - m) * rs;
         if (db) db[j] += dout[o + j];
         if (dw) dw[j] += n * dout[o + j];
-        if (dinp) dinp[o + j] += (dout[o + j] * (w ? w[j] : 1) - dm - n * dnm) * rs;
+        if (dinp) dinp[o + j] = (accumulate ? dinp[o + j] : 0) + (dout[o + j] * (w ? w[j] : 1) - dm - n * dnm) * rs;
       }
     }
   },
