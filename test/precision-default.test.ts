@@ -37,12 +37,13 @@ function precisionDefaults(c: Command, path: string[] = []): Record<string, unkn
   return out;
 }
 
-test('--precision defaults: auto where the CLI trains, evaluates or runs a forward (and the demo), fp32 for the analysis', () => {
+test('--precision defaults: auto where the CLI trains, evaluates or runs a forward (and the demo), fp32 for the analysis and for pretraining (mixed precision is asked for)', () => {
   assert.equal(DEFAULT_PRECISION, 'auto');
   assert.equal(ANALYSIS_PRECISION, 'fp32');
   assert.deepEqual(precisionDefaults(buildProgram()), {
     'train': 'auto', 'eval': 'auto', 'compare': 'auto', 'forward': 'auto', 'analyze': 'fp32',
     'bench lora-step': 'auto', 'bench forward': 'auto', 'bench memory': 'auto', 'bench analyze': 'fp32', 'bench analyze-scale': 'fp32',
+    'pretrain': 'fp32',
   });
   // gelora demo trains with train's defaults (src/cli/demo.ts)
   assert.equal((optionDefaults(TRAIN_OPTIONS) as { precision?: string }).precision, 'auto');

@@ -65,6 +65,42 @@ test('bf16 linear: forward and backward are the fp32 products of bf16-rounded op
   } finally { setMatmulPrecision('fp32'); }
 });
 
+test('mixed precision (pretraining): a trained f32 weight is rounded to bf16 at each use for y and dx; dW and the f32 master weight stay float32', { skip: noBf16 || (!native && 'js backend') }, () => {
+  const shape = { N: 29, inF: 64, outF: 48, r: 2 }, { N, inF, outF } = shape, rng = new Rng(11);
+  const xv = randn(N * inF, rng), Wv = randn(outF * inF, rng, 0.1), bv = randn(outF, rng), G = roundBf16(randn(N * outF, rng));
+  const run = (W: Tensor, x: Float32Array) => scope(() => {
+    const xt = parameter(Float32Array.from(x), [N, inF], true), b = parameter(Float32Array.from(bv), [outF], true);
+    const y = linear(xt, W, b);
+    const yv = Float32Array.from(y.data);
+    backward(sum(mul(y, fromArray(G, [N, outF]))));
+    const out = { y: yv, dx: Float32Array.from(xt.grad!), dW: Float32Array.from(W.grad!) };
+    W.zeroGrad();
+    return out;
+  });
+  const W = parameter(Float32Array.from(Wv), [outF, inF], true, 'w');
+  const owner = { linears: () => [{ name: 'layer.0.dense', weight: W }], blockOf: () => 1 };
+  try {
+    const info = applyPrecision(owner, 'bf16', () => {}, { trained: true });
+    assert.equal(info.precision, 'bf16');
+    assert.equal(info.trained_bf16_weights, 1);
+    assert.equal(W.dtype, 'f32', 'the master weight stays f32');
+    const got = run(W, xv);
+    setMatmulPrecision('fp32');
+    const rounded = parameter(roundBf16(Wv), [outF, inF], true), plain = run(W, xv);
+    const ref = run(rounded, roundBf16(xv)); // the fp32 products of the rounded operands
+    for (const k of ['y', 'dx'] as const) {
+      const d = maxDiff(got[k], ref[k]), tol = 1e-5 * Math.max(1, maxAbs(ref[k])) * Math.sqrt(inF);
+      assert.ok(d <= tol, `${k}: differs from the fp32 product of bf16-rounded operands by ${d} (tolerance ${tol})`);
+    }
+    assert.deepEqual(got.dW, plain.dW, 'dW is the fp32 sgemm of dy and the unrounded x, bit for bit');
+    assert.ok(maxDiff(got.y, plain.y) > 1e-4, 'y equals the fp32 product: the bf16 path did not run');
+    // without `trained` the same weight runs fp32 (full fine-tuning's documented behaviour)
+    const W2 = parameter(Float32Array.from(Wv), [outF, inF], true, 'w2');
+    assert.equal(applyPrecision({ linears: () => [{ name: 'layer.0.dense', weight: W2 }], blockOf: () => 1 }, 'bf16', () => {}).precision, 'fp32');
+    assert.deepEqual(run(W2, xv).y, plain.y);
+  } finally { setMatmulPrecision('fp32'); }
+});
+
 test('fp32 mode: a bf16 weight is widened and multiplied by sgemm, bit for bit the f32 weight of the same values', () => {
   const shape = { N: 9, inF: 24, outF: 16, r: 2 }, { outF, inF } = shape, rng = new Rng(9);
   const Wv = roundBf16(randn(outF * inF, rng, 0.1));

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { parquetWriteBuffer } from 'hyparquet-writer';
+import { bf16Available } from '../src/engine/backends/dnnl.js';
 import { Rng } from '../src/engine/random.js';
 import { bertUncasedVocab } from '../src/demo/data.js';
 import { TextTokenizer } from '../src/io/tokenizer.js';
@@ -72,6 +73,23 @@ describe('gelora pretrain --from / --texts: continued and task-adaptive MLM pret
     // the result loads for fine-tuning like the embedded model
     const m = loadMlmFolder(third);
     assert.equal(m.config.hidden_size, 32);
+  });
+
+  it('--precision bf16: mixed precision (the blocks\' Linears rounded to bf16 at each use, f32 master weights) learns as fp32 does and says so in pretrain.json', { skip: bf16Available().available ? false : bf16Available().reason }, () => {
+    ensureBase();
+    const held: Record<string, number> = {};
+    for (const p of ['fp32', 'bf16']) {
+      const out = join(dir, `mixed-${p}`);
+      const r = gelora('pretrain', '--from', base, '--texts', corpus, '--out', out, ...RUN, '--steps', '20', '--eval-every', '20', '--precision', p);
+      assert.equal(r.status, 0, r.stderr);
+      const s = readJson<{ heldout: { loss: number }; start_heldout: { loss: number }; precision: { precision: string; trained_bf16_weights: number } }>(join(out, 'pretrain.json'));
+      assert.equal(s.precision.precision, p);
+      assert.equal(s.precision.trained_bf16_weights, p === 'bf16' ? 6 : 0, 'one block: query, key, value, attention output, intermediate, output');
+      if (p === 'bf16') assert.match(r.stderr, /precision bf16 \(6 trained Linear weights multiplied in bf16/);
+      assert.ok(s.heldout.loss < s.start_heldout.loss, `${p}: held-out loss ${s.start_heldout.loss} -> ${s.heldout.loss}`);
+      held[p] = s.heldout.loss;
+    }
+    assert.ok(Math.abs(held.bf16 - held.fp32) < 0.05 * held.fp32, `held-out loss bf16 ${held.bf16} vs fp32 ${held.fp32}`);
   });
 
   it('--texts reads what gelora train --train reads (TSV, CSV, JSONL, parquet, .txt; --text-col; a pair column\'s texts too) and holds out a seeded 1%', async () => {

@@ -18,13 +18,14 @@ import {
   DECODER_SPECIALS, decoderTokenizerConfig, decoderTokenizerJson, loadMlmFolder, mlmEval, mlmIdsOf, packCausalCorpus, packCorpus, pretrain, pretrainCausalLm,
   readPretrainingTexts, saveCausalLmModel, saveMlmModel, subsetWordPieceVocab, type MlmFolder, type MlmIds, type PretrainConfig, type PretrainResult,
 } from '../train/pretrain.js';
+import { PRECISIONS, type Precision } from '../engine/precision.js';
 import { checkWritable, fraction, nonNegInt, positive, positiveInt, seedInt } from './flags.js';
 import { progressBar } from './progress.js';
 
 interface PretrainCli {
   arch: 'bert' | 'llama'; out: string; layers?: number; hidden: number; heads: number; intermediate?: number; vocab: number; seq: number; batch: number; steps?: number;
   lr: number; warmup: number; maxLines?: number; checkpointEvery: number; evalEvery: number; seed: number; resume?: boolean; dtype: string;
-  from?: string; texts?: string; textCol?: string; maskProb: number; evalMaskProb: number;
+  from?: string; texts?: string; textCol?: string; maskProb: number; evalMaskProb: number; precision: Precision;
 }
 
 /** Options that set the architecture or the vocabulary, which --from takes from the model instead. */
@@ -55,6 +56,7 @@ export function registerPretrain(program: Command): void {
     .option('--text-col <name>', 'with --texts: the text column (default "text", or "sentence" / "sentence1" when present)')
     .option('--mask-prob <f>', 'bert: fraction of tokens masked for prediction in training', fraction, 0.15)
     .option('--eval-mask-prob <f>', 'bert: fraction masked in the held-out evaluation (fixed, so runs at other --mask-prob are measured alike)', fraction, 0.15)
+    .addOption(new Option('--precision <p>', 'bf16: mixed precision, the blocks\' Linear products in bf16 on AMX/AVX512-BF16 with f32 master weights (weight gradients, head, norms, losses, Adam fp32); auto: bf16 where the CPU has bf16 matrix units').choices([...PRECISIONS]).default('fp32'))
     .action(async (o: PretrainCli, cmd: Command) => {
       if (o.dtype !== 'f16' && o.dtype !== 'f32') throw new Error('--dtype is f16 or f32');
       if (o.arch === 'bert' && o.maxLines !== undefined) throw new Error('--max-lines is an option of --arch llama');
@@ -136,7 +138,7 @@ async function pretrainEncoder(o: Resolved): Promise<void> {
   // the base model on this run's held-out text: where the stage starts
   const start = base ? mlmEval(model, heldOut, ids, { batch: o.batch, maskProb: config.evalMaskProb ?? config.maskProb }) : null;
   const bar = progressBar('pretrain (MLM)');
-  const st = pretrain({ model, chunks, heldOut, ids, config, outDir: o.out, resume: o.resume, onStep: (s, t, l, a) => bar.update(s, t, `loss ${l.toFixed(3)}${a === null ? '' : ` | held-out acc ${a.toFixed(3)}`}`) });
+  const st = pretrain({ model, chunks, heldOut, ids, config, outDir: o.out, resume: o.resume, precision: o.precision, onStep: (s, t, l, a) => bar.update(s, t, `loss ${l.toFixed(3)}${a === null ? '' : ` | held-out acc ${a.toFixed(3)}`}`) });
   bar.stop();
   saveMlmModel(o.out, model, cfg, o.dtype);
   const last = st.history[st.history.length - 1];
@@ -144,6 +146,7 @@ async function pretrainEncoder(o: Resolved): Promise<void> {
   const summary: Record<string, unknown> = {
     steps: st.step, seconds: st.seconds, tokens_seen: st.step * o.batch * o.seq, sequences: chunks.length, corpus_lines: corpus.lines.length, held_out_lines: corpus.heldOut.length,
     ...('excluded' in corpus ? { excluded: corpus.excluded } : {}), heldout: last ?? null, config, architecture: cfg,
+    ...(st.precision ? { precision: st.precision } : {}),
   };
   if (base) {
     const stage = { model: basename(resolve(o.out)), from: o.from, data, command: reproduceEncoder(o), ...summary, start_heldout: start };
@@ -166,7 +169,7 @@ function baseStages(base: MlmFolder): Record<string, unknown>[] {
 
 function reproduceEncoder(o: Resolved): string {
   return ['gelora pretrain', `--from ${o.from}`, ...(o.texts ? [`--texts ${o.texts}`] : []), ...(o.textCol ? [`--text-col ${o.textCol}`] : []), `--out ${o.out}`, `--steps ${o.steps}`,
-    `--seq ${o.seq}`, `--batch ${o.batch}`, `--lr ${o.lr}`, `--warmup ${o.warmup}`, `--mask-prob ${o.maskProb}`, `--eval-mask-prob ${o.evalMaskProb}`, `--seed ${o.seed}`, `--dtype ${o.dtype}`].join(' ');
+    `--seq ${o.seq}`, `--batch ${o.batch}`, `--lr ${o.lr}`, `--warmup ${o.warmup}`, `--mask-prob ${o.maskProb}`, `--eval-mask-prob ${o.evalMaskProb}`, `--seed ${o.seed}`, `--dtype ${o.dtype}`, ...(o.precision !== 'fp32' ? [`--precision ${o.precision}`] : [])].join(' ');
 }
 
 /** MODEL_CARD.md of a continued encoder: this stage from the run's own numbers, then the base model's card as the earlier stages. */
@@ -249,7 +252,7 @@ function pretrainDecoder(o: Resolved): void {
   initWeights(model.params, o.seed);
   const config = pretrainConfig(o);
   const bar = progressBar('pretrain (causal LM)');
-  const st = pretrainCausalLm({ model, chunks, heldOut, padId: 0, config, outDir: o.out, resume: o.resume, onStep: (s, t, l, a) => bar.update(s, t, `loss ${l.toFixed(3)}${a === null ? '' : ` | held-out token acc ${a.toFixed(3)}`}`) });
+  const st = pretrainCausalLm({ model, chunks, heldOut, padId: 0, config, outDir: o.out, resume: o.resume, precision: o.precision, onStep: (s, t, l, a) => bar.update(s, t, `loss ${l.toFixed(3)}${a === null ? '' : ` | held-out token acc ${a.toFixed(3)}`}`) });
   bar.stop();
   saveCausalLmModel(o.out, model, cfg, o.dtype);
   const last = readLog(o.out).filter((l) => l.dev_loss !== undefined).pop() ?? null;
@@ -258,6 +261,7 @@ function pretrainDecoder(o: Resolved): void {
     steps: st.step, seconds: st.seconds, tokens_seen: st.step * o.batch * o.seq, corpus_tokens: chunks.length * o.seq, sequences: chunks.length, held_out_sequences: heldOut.length,
     corpus_lines: corpus.lines.length, held_out_lines: corpus.heldOut.length, excluded: corpus.excluded, parameters: params,
     heldout: last ? { step: last.step, loss: last.dev_loss, perplexity: Math.exp(last.dev_loss), token_accuracy: last.primary } : null, config, architecture: cfg,
+    ...(st.precision ? { precision: st.precision } : {}),
   };
   writeJsonAtomic(join(o.out, 'pretrain.json'), summary);
   writeCurve(o.out, 'causal-LM');

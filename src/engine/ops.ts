@@ -5,7 +5,7 @@
  */
 import { kernels } from './backend.js';
 import { dnnlAddon } from './backends/dnnl.js';
-import { bf16Operand, matmulPrecision } from './precision.js';
+import { bf16Operand, bf16Rounded, matmulPrecision } from './precision.js';
 import { BinaryOp, ReduceOp, UnaryOp, type Buf, type Kernels } from './kernels.js';
 import { Rng } from './random.js';
 import { Tensor, empty, gradFor, gradOf, record, recording, scratch, view, withScratch } from './tensor.js';
@@ -242,8 +242,9 @@ export function linear(x: Tensor, W: Tensor, b: Tensor | null, lora?: LoraBranch
   const out = empty([...x.shape.slice(0, -1), outF]);
   // bf16 mode (precision.ts): a bf16 frozen weight is multiplied by oneDNN as is, x rounded to bf16
   // inside the call, fp32 accumulation; everything else (bias, LoRA branch, gradients' sums) stays fp32
-  // (bf16Operand is null off the native backend, whose buffers are all Float32Array)
-  const wb = bf16Operand(W), dn = wb ? dnnlAddon() : null;
+  // (bf16Operand is null off the native backend, whose buffers are all Float32Array). A trained weight
+  // under mixed precision (pretraining) is rounded here, once for the product and dx; dW stays sgemm's.
+  const wb = bf16Operand(W) ?? (bf16Rounded(W) ? roundedWeight(W) : null), dn = wb ? dnnlAddon() : null;
   // a half W in the fp32 path is widened slice by slice, here and again in backward (halfRowSlices)
   const k = K(), y = out.data, half = !dn && W.halfBits !== null, w = dn || half ? null : W.data;
   // the bias in every row, then y += x W^T (oneDNN adds the bias itself)
@@ -288,6 +289,13 @@ export function linear(x: Tensor, W: Tensor, b: Tensor | null, lora?: LoraBranch
       }
     }
   });
+}
+
+/** A trained f32 weight's values rounded to bf16 into scope-owned scratch (mixed precision: every step anew). */
+function roundedWeight(W: Tensor): Uint16Array {
+  const s = scratch(Math.ceil(W.size / 2)), bits = new Uint16Array(s.buffer, s.byteOffset, W.size);
+  dnnlAddon()!.f32ToBf16(bits, 0, W.data as Float32Array, 0, W.size);
+  return bits;
 }
 
 /** dst[j] += sum_i src[i, j] */

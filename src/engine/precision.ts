@@ -7,7 +7,10 @@
  * auto, see DEFAULT_PRECISION; the library to fp32).
  *
  * Full fine-tuning trains every weight, so under bf16 it has no frozen weight to convert and runs
- * exactly as fp32. The GeLoRA analysis runs before the weights are converted, so it stays fp32 too.
+ * exactly as fp32. Pretraining may ask for mixed precision instead (applyPrecision's `trained`):
+ * its block Linears keep f32 master weights, rounded to bf16 at each use for the forward product and
+ * the input gradient, with the weight gradient in float32. The GeLoRA analysis runs before the
+ * weights are converted, so it stays fp32 too.
  */
 import { kernels } from './backend.js';
 import { bf16Available, resolvePrecision, toBf16, type Precision } from './backends/dnnl.js';
@@ -38,6 +41,8 @@ let current: 'fp32' | 'bf16' = 'fp32';
  * their products fp32 (widened exactly), as it keeps an f32 head, so the head rule holds for any checkpoint.
  */
 const fp32Products = new WeakSet<Tensor>();
+/** Trained block Linear weights multiplied in bf16 in bf16 mode (mixed-precision pretraining), rounded at each use. */
+const bf16Trained = new WeakSet<Tensor>();
 
 /**
  * Sets the run's matmul precision; `auto` is bf16 only where oneDNN multiplies bf16 on matrix units,
@@ -61,6 +66,14 @@ export function matmulPrecision(): 'fp32' | 'bf16' {
 export function bf16Operand(W: Tensor): Uint16Array | null {
   if (current !== 'bf16' || W.dtype !== 'bf16' || kernels().name !== 'native' || fp32Products.has(W)) return null;
   return W.halfBits;
+}
+
+/**
+ * Whether linear multiplies this f32 weight in bf16, rounding it at each use (its values change every
+ * step): a trained block Linear that applyPrecision registered with `trained`, in bf16 mode, native backend.
+ */
+export function bf16Rounded(W: Tensor): boolean {
+  return current === 'bf16' && W.dtype === 'f32' && bf16Trained.has(W) && kernels().name === 'native';
 }
 
 /** The part of a model toBf16Weights needs: its Linears and which block each belongs to. */
@@ -92,25 +105,34 @@ export function toBf16Weights(model: LinearOwner): number {
 
 /** What a run records about its precision (metrics.json, results.json, the log line). */
 export interface PrecisionInfo {
-  /** what ran: bf16 only where some frozen Linear weight is multiplied in bf16 */
+  /** what ran: bf16 only where some block Linear weight is multiplied in bf16 */
   precision: 'fp32' | 'bf16'; requested: Precision; converted_weights: number; bf16_weights: number; library: string; isa: string;
+  /** with `trained`: the trained block Linear weights multiplied in bf16 (f32 master weights) */
+  trained_bf16_weights?: number;
 }
 
 /**
  * Sets the run's precision from its flag and, in bf16, converts the prepared model's frozen Linear
  * weights; `log` gets one line saying which ran and why.
  */
-export function applyPrecision(model: LinearOwner, requested: Precision, log: (line: string) => void = (l) => process.stderr.write(l)): PrecisionInfo {
+export function applyPrecision(model: LinearOwner, requested: Precision, log: (line: string) => void = (l) => process.stderr.write(l),
+  o: { trained?: boolean } = {}): PrecisionInfo {
   const mode = setMatmulPrecision(requested);
   const s = bf16Available();
   const converted = mode === 'bf16' ? toBf16Weights(model) : 0;
   for (const l of model.linears()) if (model.blockOf(l.name) === null && l.weight.dtype === 'bf16') fp32Products.add(l.weight);
+  // mixed precision (pretraining): the trained block Linears too, rounded at each use
+  let trained = 0;
+  if (mode === 'bf16' && o.trained) {
+    for (const l of model.linears()) if (l.weight.requiresGrad && l.weight.dtype === 'f32' && model.blockOf(l.name) !== null) { bf16Trained.add(l.weight); trained++; }
+  }
   // what runs: bf16 only if some block Linear weight is bf16 (full fine-tuning has none: it runs fp32)
   const bf16Weights = model.linears().filter((l) => l.weight.dtype === 'bf16' && model.blockOf(l.name) !== null).length;
-  const precision = mode === 'bf16' && bf16Weights > 0 && kernels().name === 'native' ? 'bf16' : 'fp32';
-  const why = precision === 'bf16' ? `${bf16Weights} frozen Linear weights in bf16 on ${s.library} (${s.isa})`
+  const precision = mode === 'bf16' && bf16Weights + trained > 0 && kernels().name === 'native' ? 'bf16' : 'fp32';
+  const why = precision === 'bf16' && trained > 0 ? `${trained} trained Linear weights multiplied in bf16 (f32 master weights, float32 weight gradients) on ${s.library} (${s.isa})`
+    : precision === 'bf16' ? `${bf16Weights} frozen Linear weights in bf16 on ${s.library} (${s.isa})`
     : mode === 'bf16' ? (kernels().name !== 'native' ? 'bf16 asked, but the js backend multiplies in fp32' : 'bf16 asked, but every Linear weight is trained: fp32')
     : requested === 'auto' ? `auto: ${s.reason || 'bf16 available'}` : 'as asked';
   log(`gelora: precision ${precision} (${why})\n`);
-  return { precision, requested, converted_weights: converted, bf16_weights: bf16Weights, library: s.library, isa: s.isa };
+  return { precision, requested, converted_weights: converted, bf16_weights: bf16Weights, library: s.library, isa: s.isa, ...(o.trained ? { trained_bf16_weights: trained } : {}) };
 }

@@ -9,6 +9,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Tokenizer } from '@huggingface/tokenizers';
+import { applyPrecision, setMatmulPrecision, type Precision, type PrecisionInfo } from '../engine/precision.js';
 import { Rng } from '../engine/random.js';
 import { gradOf, type Tensor } from '../engine/tensor.js';
 import { writeJsonAtomic } from '../io/atomic.js';
@@ -36,15 +37,39 @@ export interface PretrainConfig {
   seed: number; checkpointEvery: number; evalEvery: number;
 }
 
-export interface PretrainResult { step: number; seconds: number; history: { step: number; loss: number; accuracy: number }[] }
+export interface PretrainResult {
+  step: number; seconds: number; history: { step: number; loss: number; accuracy: number }[];
+  /** the matmul precision that ran (mixed precision: the block Linears' products in bf16, f32 master weights) */
+  precision?: PrecisionInfo;
+}
 
-interface RunArgs { outDir: string; resume?: boolean; onStep?: (step: number, total: number, loss: number, acc: number | null) => void }
+interface RunArgs {
+  outDir: string; resume?: boolean; onStep?: (step: number, total: number, loss: number, acc: number | null) => void;
+  /**
+   * The block Linears' products (default fp32): bf16 is mixed precision, f32 master weights rounded to bf16
+   * at each use for the forward product and the input gradient, weight gradients and everything else
+   * float32 (precision.ts); auto picks bf16 where the CPU has bf16 matrix units.
+   */
+  precision?: Precision;
+  /** where the precision line goes (default stderr) */
+  log?: (line: string) => void;
+}
 
 /** One pretraining run of `objective` over `params` (every weight of the model) by the training loop. */
 function runPretraining(model: Model, params: Tensor[], objective: Objective, c: PretrainConfig, a: RunArgs): PretrainResult {
   if (c.steps === 0) return { step: 0, seconds: 0, history: [] }; // the random initialisation is the result
   // as many epochs as the steps need; maxSteps ends the run (and is the schedule's length)
   const epochs = Math.ceil(c.steps / objective.batchesPerEpoch());
+  const precision = applyPrecision(model, a.precision ?? 'fp32', a.log, { trained: true }); // after requiresGrad is set
+  try {
+    const r = trainFor(model, params, objective, c, a, epochs);
+    return { ...r, precision };
+  } finally {
+    setMatmulPrecision('fp32');
+  }
+}
+
+function trainFor(model: Model, params: Tensor[], objective: Objective, c: PretrainConfig, a: RunArgs, epochs: number): PretrainResult {
   const r = train({
     model, params, objective, outDir: a.outDir, resume: a.resume,
     config: { ...DEFAULT_TRAIN, epochs, batchSize: c.batch, lr: c.lr, weightDecay: c.weightDecay, warmupRatio: c.warmupRatio, schedule: 'linear', maxGradNorm: 1,
