@@ -122,9 +122,11 @@ export function applyPrecision(model: LinearOwner, requested: Precision, log: (l
   const converted = mode === 'bf16' ? toBf16Weights(model) : 0;
   for (const l of model.linears()) if (model.blockOf(l.name) === null && l.weight.dtype === 'bf16') fp32Products.add(l.weight);
   // mixed precision (pretraining): the trained block Linears too, rounded at each use
+  // (registered per run: a later run of the same model without `trained`, full fine-tuning say, runs fp32)
   let trained = 0;
-  if (mode === 'bf16' && o.trained) {
-    for (const l of model.linears()) if (l.weight.requiresGrad && l.weight.dtype === 'f32' && model.blockOf(l.name) !== null) { bf16Trained.add(l.weight); trained++; }
+  for (const l of model.linears()) {
+    if (mode === 'bf16' && o.trained && l.weight.requiresGrad && l.weight.dtype === 'f32' && model.blockOf(l.name) !== null) { bf16Trained.add(l.weight); trained++; }
+    else bf16Trained.delete(l.weight);
   }
   // what runs: bf16 only if some block Linear weight is bf16 (full fine-tuning has none: it runs fp32)
   const bf16Weights = model.linears().filter((l) => l.weight.dtype === 'bf16' && model.blockOf(l.name) !== null).length;
