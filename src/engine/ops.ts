@@ -1,7 +1,9 @@
 /**
  * Differentiable ops. Each op computes its forward through the kernels, then registers its backward
  * right beside it (micrograd style). Backward code accumulates into gradOf(input) and skips inputs
- * that do not require a gradient, so frozen weights cost no gradient work.
+ * that do not require a gradient, so frozen weights cost no gradient work. A backward that writes
+ * every value of an input's gradient asks gradFor instead: a gradient it creates is overwritten
+ * (beta 0, the kernels' accumulate = false), never zero-filled first.
  */
 import { kernels } from './backend.js';
 import { dnnlAddon } from './backends/dnnl.js';
