@@ -21,3 +21,19 @@ if [ ! -f "$D/pretrain.json" ]; then
 fi
 cp "$D/pretrain.json" "$OUT/stage3.pretrain.json"; cp "$D/log.jsonl" "$OUT/stage3.log.jsonl"
 node -e "const s = JSON.parse(require('fs').readFileSync('$OUT/stage3.pretrain.json', 'utf8')); console.log(JSON.stringify({ steps: s.steps, seconds: Math.round(s.seconds), start: s.start_heldout, heldout: s.heldout }))"
+
+# downstream LoRA on the result with run.sh's settings and threads (its step 4; the same data samples
+# as its continued-model rows), 3 seeds; compare reuses finished runs
+export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1
+GLUE=${GLUE:-../shared/data/glue}
+GLUE_COMMON=(--epochs 2 --batch-size 32 --max-length 128 --max-train 2000 --warmup 0.06 --schedule linear --methods lora --r 2 --lr 3e-3)
+DEMO_COMMON=(--epochs 2 --batch-size 32 --max-length 64 --max-train 2000 --warmup 0.06 --schedule linear --methods lora --r 1 --lr 1e-3)
+mkdir -p "$OUT/SST-2-stage3"
+node "$GELORA" compare --model "$D" --glue "$GLUE" --task SST-2 "${GLUE_COMMON[@]}" --seeds 3 --out "$OUT/SST-2-stage3" > "$OUT/SST-2-stage3.log" 2>&1
+for task in brown-genre wordnet-category; do
+  E=$OUT/$task-stage3; mkdir -p "$E"
+  # the demo task's seeded sample, as run.sh writes it (data/ is not in git)
+  [ -f "$E/data/train.csv" ] || node -e "import('$(cd "$(dirname "$GELORA")/.." && pwd)/demo/files.js').then((m) => m.writeDemoTask('$task', '$E/data'))"
+  node "$GELORA" compare --model "$D" --train "$E/data/train.csv" --dev "$E/data/dev.csv" --task "$task" "${DEMO_COMMON[@]}" --seeds 3 --out "$E" > "$E.log" 2>&1
+done
+node experiments/encoder/results-md.mjs > /dev/null
