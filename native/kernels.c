@@ -300,8 +300,8 @@ void k_softmax_backward(float *dinp, const float *out, const float *dout, long r
     const float *y = out + r * cols, *dy = dout + r * cols;
     float *dx = dinp + r * cols;
     float dot = lane_dot(y, dy, cols);
-    if (accumulate) for (int j = 0; j < cols; j++) dx[j] += scale * y[j] * (dy[j] - dot);
-    else for (int j = 0; j < cols; j++) dx[j] = scale * y[j] * (dy[j] - dot);
+    const int acc = accumulate;
+    for (int j = 0; j < cols; j++) STORE_GRAD(dx[j], scale * y[j] * (dy[j] - dot));
   }
 }
 
@@ -351,9 +351,10 @@ void k_layernorm_backward(float *dinp, float *dw, float *db, const float *dout, 
       }
       float dnorm_mean = (lanes_combine(a1) + t1) / C, dnorm_norm_mean = (lanes_combine(a2) + t2) / C;
       float *dx = dinp + i * C;
+      const int acc = accumulate;
       for (int j = 0; j < C; j++) {
-        float n = (xi[j] - m) * rs, g = (dy[j] * (w ? w[j] : 1.0f) - dnorm_mean - n * dnorm_norm_mean) * rs;
-        if (accumulate) dx[j] += g; else dx[j] = g;
+        float n = (xi[j] - m) * rs;
+        STORE_GRAD(dx[j], (dy[j] * (w ? w[j] : 1.0f) - dnorm_mean - n * dnorm_norm_mean) * rs);
       }
     }
   }

@@ -201,6 +201,11 @@ test('--precision bf16 without bf16 units (DNNL_MAX_CPU_ISA=AVX2) is refused bef
   const b = gelora(['bench', 'lora-step', '--config', 'mini', '--steps', '1', '--warmup', '1', '--precision', 'bf16'], env);
   assert.notEqual(b.status, 0);
   assert.match(b.stderr, /--precision bf16: not available/);
+  const pre = join(t.dir, 'pretrain-refused');
+  const pr = gelora(['pretrain', '--out', pre, '--steps', '1', '--precision', 'bf16'], env);
+  assert.notEqual(pr.status, 0);
+  assert.match(pr.stderr, /--precision bf16: not available/);
+  assert.ok(!existsSync(pre), 'pretrain wrote nothing');
   const auto = join(t.dir, 'auto');
   const a = gelora(['train', '--model', t.model, '--train', t.data, '--method', 'lora', '--max-steps', '2', '--precision', 'auto', '--out', auto], env);
   assert.equal(a.status, 0, a.stderr);

@@ -18,6 +18,7 @@ import {
   DECODER_SPECIALS, decoderTokenizerConfig, decoderTokenizerJson, loadMlmFolder, mlmEval, mlmIdsOf, packCausalCorpus, packCorpus, pretrain, pretrainCausalLm,
   readPretrainingTexts, saveCausalLmModel, saveMlmModel, subsetWordPieceVocab, type MlmFolder, type MlmIds, type PretrainConfig, type PretrainResult,
 } from '../train/pretrain.js';
+import { resolvePrecision } from '../engine/backends/dnnl.js';
 import { PRECISIONS, type Precision } from '../engine/precision.js';
 import { checkWritable, fraction, nonNegInt, positive, positiveInt, seedInt } from './flags.js';
 import { progressBar } from './progress.js';
@@ -72,6 +73,7 @@ export function registerPretrain(program: Command): void {
         if (resolve(o.from) === resolve(o.out)) throw new Error(`--out ${o.out} is the --from folder; write the continued model to another folder`);
         if (o.steps === 0) throw new Error('--steps 0 with --from would copy the model; give the number of steps to continue');
       }
+      resolvePrecision(o.precision); // refused before any work (or file) where bf16 cannot run
       checkWritable(o.out, '--out', 'dir');
       const d = ARCH_DEFAULTS[o.arch];
       const opts: Resolved = { ...o, layers: o.layers ?? d.layers, intermediate: o.intermediate ?? d.intermediate, steps: o.steps ?? d.steps, dtype: o.dtype };
