@@ -102,6 +102,27 @@ p('|---|---|---|---|---|---|---|---|');
 for (const r of rows) p(`| ${r.task} | ${r.setting} | ${tfidf[r.task] ? f3(tfidf[r.task].score) : '–'} | ${cell(r.old)} | ${cell(r.ctrl)} | ${cell(r.cont)} | ${r.task === 'SST-2' ? cell(r.tapt) : 'not run'} | ${r.more.length ? cell(r.more) : 'not run'} |`);
 p();
 
+// --- the stage-1 recipe rerun in PyTorch (torch-reference.sh): gelora's engine or the recipe?
+const s1evals = readLog('models/gelora-bert-6l/pretrain_log.jsonl').filter((l) => l.heldout_loss !== undefined);
+const torchRef = { postln: read(`${R}/torch-reference-postln.json`), prenorm: read(`${R}/torch-reference-prenorm.json`) };
+if (torchRef.postln && s1evals.length) {
+  p('## The stage-1 recipe in PyTorch');
+  p();
+  p(`\`bash experiments/encoder/torch-reference.sh all\` (torch-reference.py, PyTorch ${torchRef.postln.torch}, bf16 autocast): stage 1's recipe from a random init on the same`);
+  p('packed corpus (dump-corpus.mjs): BERT post-LayerNorm blocks of the same shape, no dropout (gelora\'s BERT has none), tied decoder, the same');
+  p('masking rule, AdamW, warmup and decay, clipping and init. Random streams differ, so curves compare, not digits. Pre-LayerNorm is');
+  p('the same run with pre-LN blocks and a final LayerNorm (not BERT: a model gelora could not ship as models/gelora-bert-6l).');
+  p();
+  p(`| step | gelora (stage 1, fp32): held-out loss | accuracy | PyTorch post-LN: held-out loss | accuracy | PyTorch pre-LN: held-out loss | accuracy |`);
+  p('|---|---|---|---|---|---|---|');
+  const at = (r, s) => r?.history.find((h) => h.step === s);
+  for (const e of s1evals) {
+    const a = at(torchRef.postln, e.step), b = at(torchRef.prenorm, e.step);
+    p(`| ${e.step} | ${f3(e.heldout_loss)} | ${pct(e.heldout_accuracy)} | ${a ? f3(a.heldout_loss) : '–'} | ${a ? pct(a.heldout_accuracy) : '–'} | ${b ? f3(b.heldout_loss) : '–'} | ${b ? pct(b.heldout_accuracy) : '–'} |`);
+  }
+  p();
+}
+
 // --- the reading, from the numbers
 p('## Reading');
 p();
@@ -149,6 +170,20 @@ if (more) {
     if (!r.more.length || t === undefined || !r.cont.length) continue;
     const m = mean(r.more.map((x) => x.metric_value)), c = mean(r.cont.map((x) => x.metric_value)), lo = Math.min(...r.more.map((x) => x.metric_value)), hi = Math.max(...r.more.map((x) => x.metric_value));
     p(`  - ${r.task}: LoRA on it ${f3(m)} (${lo > t ? 'above TF-IDF + LR on every seed' : hi < t ? 'below TF-IDF + LR on every seed' : 'level with TF-IDF + LR within the seeds'}, ${f3(t)}); against stage 2's ${f3(c)}: ${m > c ? '+' : ''}${f3(m - c)}.`);
+  }
+}
+if (torchRef.postln && s1evals.length) {
+  const g = s1evals[s1evals.length - 1], t = torchRef.postln.history.find((h) => h.step === g.step), pre = torchRef.prenorm?.history.find((h) => h.step === g.step);
+  if (t) {
+    const pairs = s1evals.map((e) => [e.heldout_loss, torchRef.postln.history.find((h) => h.step === e.step)?.heldout_loss]).filter(([, b]) => b !== undefined);
+    const maxGap = Math.max(...pairs.map(([a, b]) => Math.abs(a - b))), lowerAll = pairs.every(([a, b]) => a < b);
+    p(`- The plateau is the recipe's, not gelora's engine's: PyTorch running stage 1's recipe on the same corpus ends at ${f3(t.heldout_loss)} nats and ${pct(t.heldout_accuracy)}`
+      + ` after ${g.step} steps, gelora at ${f3(g.heldout_loss)} and ${pct(g.heldout_accuracy)}; at all ${pairs.length} evaluations the two held-out losses are within ${f3(maxGap)} nats`
+      + `${lowerAll ? ', gelora\'s the lower at each' : ''} (one seed each, fp32 against bf16 autocast, different random streams: a match, not a win).`);
+    if (pre) {
+      const better = t.heldout_loss - pre.heldout_loss;
+      p(`- Pre-LayerNorm blocks (the what-if the earlier reading left open) end at ${f3(pre.heldout_loss)} nats and ${pct(pre.heldout_accuracy)}: ${better > 0.05 ? `${f3(better)} nats below post-LN, so a pre-LN encoder would leave the plateau sooner` : better < -0.05 ? `${f3(-better)} nats above post-LN` : `within ${f3(Math.abs(better))} nats of post-LN, so the architecture is not what holds the model at this level`} at this compute.`);
+    }
   }
 }
 const ctrlOk = rows.every((r) => !r.ctrl.length || r.old.find((o) => o.seed === r.ctrl[0].seed)?.metric_value === r.ctrl[0].metric_value);
