@@ -42,28 +42,40 @@ function runLinear(xv: Float32Array, W: Tensor, bv: Float32Array, Av: Float32Arr
   });
 }
 
-test('bf16 linear: forward and backward are the fp32 products of bf16-rounded operands; bias and LoRA stay fp32', { skip: noBf16 || (!native && 'js backend') }, () => {
-  const shape = { N: 37, inF: 96, outF: 80, r: 4 }, { N, inF, outF, r } = shape, rng = new Rng(5);
-  const xv = randn(N * inF, rng), Wv = randn(outF * inF, rng, 0.1), bv = randn(outF, rng), Av = randn(r * inF, rng, 0.1), Bv = randn(outF * r, rng, 0.1);
-  // dy = G: bf16 values already, so rounding dy inside dx = dy W changes nothing and the reference is exact
-  const G = roundBf16(randn(N * outF, rng));
-  const Wb = parameter(Float32Array.from(Wv), [outF, inF], false, 'w');
-  Wb.adoptHalf(toBf16(Wv), 'bf16');
-  try {
-    setMatmulPrecision('bf16');
-    const got = runLinear(xv, Wb, bv, Av, Bv, G, shape);
-    setMatmulPrecision('fp32');
-    // reference: x rounded to bf16 into the frozen product only, the LoRA branch on the unrounded x
-    const ref = runLinear(roundBf16(xv), Wb, bv, Av, Bv, G, shape, xv);
-    const plain = runLinear(xv, parameter(Float32Array.from(Wv), [outF, inF], false), bv, Av, Bv, G, shape);
-    for (const k of ['y', 'dx', 'db', 'dA', 'dB'] as const) {
-      const d = maxDiff(got[k], ref[k]), tol = 1e-5 * Math.max(1, maxAbs(ref[k])) * Math.sqrt(inF);
-      assert.ok(d <= tol, `${k}: bf16 differs from the fp32 product of rounded operands by ${d} (tolerance ${tol})`);
-    }
-    // and the bf16 product really ran: it differs from the fp32 product of the unrounded values
-    assert.ok(maxDiff(got.y, plain.y) > 1e-4, `y equals the fp32 product: ${maxDiff(got.y, plain.y)}`);
-  } finally { setMatmulPrecision('fp32'); }
-});
+// The bf16 path of a LoRA Linear: one pass over x (and over dy) writes the bf16 copy and the branch's thin
+// products (loraPass). The shapes cover one thread and several (rows x cols above the pass's threshold), a
+// rank over one group of eight, columns that are not a multiple of 16, and a dropout-style separate LoRA
+// input (the forward then reads x and the input apart; the backward pass over dy is the same).
+for (const [shape, separateInput] of [
+  [{ N: 37, inF: 96, outF: 80, r: 4 }, false],
+  [{ N: 37, inF: 96, outF: 80, r: 4 }, true],
+  [{ N: 700, inF: 100, outF: 75, r: 11 }, false],
+  [{ N: 520, inF: 72, outF: 130, r: 8 }, true],
+] as const) {
+  test(`bf16 linear: forward and backward are the fp32 products of bf16-rounded operands; bias and LoRA stay fp32 (${shape.N}x${shape.inF}->${shape.outF}, r ${shape.r}${separateInput ? ', separate LoRA input' : ''})`, { skip: noBf16 || (!native && 'js backend') }, () => {
+    const { N, inF, outF, r } = shape, rng = new Rng(5 + r);
+    const xv = randn(N * inF, rng), Wv = randn(outF * inF, rng, 0.1), bv = randn(outF, rng), Av = randn(r * inF, rng, 0.1), Bv = randn(outF * r, rng, 0.1);
+    const lv = separateInput ? randn(N * inF, rng) : undefined;
+    // dy = G: bf16 values already, so rounding dy inside dx = dy W changes nothing and the reference is exact
+    const G = roundBf16(randn(N * outF, rng));
+    const Wb = parameter(Float32Array.from(Wv), [outF, inF], false, 'w');
+    Wb.adoptHalf(toBf16(Wv), 'bf16');
+    try {
+      setMatmulPrecision('bf16');
+      const got = runLinear(xv, Wb, bv, Av, Bv, G, shape, lv);
+      setMatmulPrecision('fp32');
+      // reference: x rounded to bf16 into the frozen product only, the LoRA branch on the unrounded x (or its own input)
+      const ref = runLinear(roundBf16(xv), Wb, bv, Av, Bv, G, shape, lv ?? xv);
+      const plain = runLinear(xv, parameter(Float32Array.from(Wv), [outF, inF], false), bv, Av, Bv, G, shape, lv);
+      for (const k of ['y', 'dx', 'db', 'dA', 'dB'] as const) {
+        const d = maxDiff(got[k], ref[k]), tol = 1e-5 * Math.max(1, maxAbs(ref[k])) * Math.sqrt(Math.max(inF, N));
+        assert.ok(d <= tol, `${k}: bf16 differs from the fp32 product of rounded operands by ${d} (tolerance ${tol})`);
+      }
+      // and the bf16 product really ran: it differs from the fp32 product of the unrounded values
+      assert.ok(maxDiff(got.y, plain.y) > 1e-4, `y equals the fp32 product: ${maxDiff(got.y, plain.y)}`);
+    } finally { setMatmulPrecision('fp32'); }
+  });
+}
 
 test('mixed precision (pretraining): a trained f32 weight is rounded to bf16 at each use for y and dx; dW and the f32 master weight stay float32', { skip: noBf16 || (!native && 'js backend') }, () => {
   const shape = { N: 29, inF: 64, outF: 48, r: 2 }, { N, inF, outF } = shape, rng = new Rng(11);

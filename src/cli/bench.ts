@@ -6,6 +6,7 @@ import { forwardBench } from '../../bench/forward.js';
 import { loraStepBench } from '../../bench/lora-step.js';
 import { matmulBench } from '../../bench/matmul.js';
 import { memoryBench } from '../../bench/memory.js';
+import { loraPassBench } from '../../bench/lora-pass.js';
 import { matmulBf16Bench } from '../../bench/matmul-bf16.js';
 import { trainBench } from '../../bench/train.js';
 import { twonnBench } from '../../bench/twonn.js';
@@ -95,5 +96,11 @@ export function registerBench(program: Command): void {
     .option('--repeats <n>', 'timed repeats per shape', positiveInt, 10)
     .action((o: { repeats: number }) => {
       console.log(JSON.stringify({ ...matmulBf16Bench(o.repeats), blas: blasInfo() }));
+    });
+  bench.command('lora-pass')
+    .description('bf16 mode\'s one pass over a LoRA Linear\'s activation (bf16 copy + thin products) against the separate conversion and oneDNN products it replaces')
+    .option('--repeats <n>', 'timed repeats per shape', positiveInt, 25)
+    .action((o: { repeats: number }) => {
+      console.log(JSON.stringify(loraPassBench(o.repeats)));
     });
 }

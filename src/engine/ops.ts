@@ -241,56 +241,86 @@ export function linear(x: Tensor, W: Tensor, b: Tensor | null, lora?: LoraBranch
   const [outF, inF] = W.shape;
   checkLinearInput(x, W);
   const N = x.size / inF;
+  const r = lora ? lora.A.shape[0] : 0;
+  if (lora && (lora.A.shape[1] !== inF || lora.B.shape[0] !== outF || lora.B.shape[1] !== r)) {
+    throw new Error(`linear: LoRA A ${shapeStr(lora.A.shape)} / B ${shapeStr(lora.B.shape)} do not fit weight ${shapeStr(W.shape)}`);
+  }
   const out = empty([...x.shape.slice(0, -1), outF]);
   // bf16 mode (precision.ts): a bf16 frozen weight is multiplied by oneDNN as is, x rounded to bf16
-  // inside the call, fp32 accumulation; everything else (bias, LoRA branch, gradients' sums) stays fp32
+  // on the way in, fp32 accumulation; everything else (bias, LoRA branch, gradients' sums) stays fp32
   // (bf16Operand is null off the native backend, whose buffers are all Float32Array). A trained weight
   // under mixed precision (pretraining) is rounded here, once for the product and dx; dW stays sgemm's.
   const wb = bf16Operand(W) ?? (bf16Rounded(W) ? roundedWeight(W) : null), dn = wb ? dnnlAddon() : null;
   // a half W in the fp32 path is widened slice by slice, here and again in backward (halfRowSlices)
   const k = K(), y = out.data, half = !dn && W.halfBits !== null, w = dn || half ? null : W.data;
-  // the bias in every row, then y += x W^T (oneDNN adds the bias itself)
-  if (b && !dn) k.copy2d(N, outF, f32Of(b), 0, 0, y, 0, outF, false);
-  if (dn) dn.gemmBf16(false, true, N, outF, inF, 1, x.data as Float32Array, 0, inF, wb!, 0, inF, 0, y as Float32Array, 0, outF, b ? f32Of(b) as Float32Array : null);
-  else if (half) halfRowSlices(W, (r0, rows, ws) => k.gemm(false, true, N, rows, inF, 1, x.data, 0, inF, ws, 0, inF, b ? 1 : 0, y, r0, outF));
-  else k.gemm(false, true, N, outF, inF, 1, x.data, 0, inF, w!, 0, inF, b ? 1 : 0, y, 0, outF);
-  let t: Buf | null = null, r = 0;
+  const bias = b ? f32Of(b) : null;
   const xl = lora ? lora.input ?? x : null;
-  // The LoRA products whose result has r rows or columns (x A^T, dy B, and the A and B gradients),
-  // float32 either way: in bf16 mode oneDNN's, measured 1.1-2x faster than OpenBLAS at 1024 x 768 x 8;
-  // the two whose inner dimension is r (t B^T, dt A) stay on OpenBLAS, which was as fast or faster.
+  // The LoRA products (x A^T, t B^T, and in backward dy B, dt A and the A and B gradients), float32
+  // either way: fp32 mode OpenBLAS's; bf16 mode oneDNN's, so that one thread pool runs the whole step
+  // (OpenBLAS's and OpenMP's threads, each spinning after its calls, contend for the 2 cores otherwise).
   const thin: Kernels['gemm'] | null = !lora ? null : dn ? (tA, tB, M, Nn, Kd, al, A, aO, lda, Bm, bO, ldb, be, C, cO, ldc) =>
     dn.gemmDnnl(tA, tB, M, Nn, Kd, al, A as Float32Array, aO, lda, Bm as Float32Array, bO, ldb, be, C as Float32Array, cO, ldc) : k.gemm.bind(k);
+  // bf16 mode with the LoRA branch on x itself (no dropout): one pass over x (loraPass) writes its bf16
+  // copy for the frozen product and t = x A^T, instead of two reads of x
+  const fuse = dn !== null && lora !== undefined && xl === x;
+  const t = lora ? scratch(N * r) : null;
+  // the bias in every row, then y += x W^T (oneDNN adds the bias itself)
+  if (bias && !dn) k.copy2d(N, outF, bias, 0, 0, y, 0, outF, false);
+  if (fuse) {
+    withBf16Scratch(N * inF, (xb) => {
+      dn!.loraPass(x.data as Float32Array, N, inF, xb, lora!.A.data as Float32Array, r, 1, t as Float32Array, null, 0, null);
+      dn!.gemmBf16(false, true, N, outF, inF, 1, xb, 0, inF, wb!, 0, inF, 0, y as Float32Array, 0, outF, bias as Float32Array | null);
+    });
+  } else if (dn) dn.gemmBf16(false, true, N, outF, inF, 1, x.data as Float32Array, 0, inF, wb!, 0, inF, 0, y as Float32Array, 0, outF, bias as Float32Array | null);
+  else if (half) halfRowSlices(W, (r0, rows, ws) => k.gemm(false, true, N, rows, inF, 1, x.data, 0, inF, ws, 0, inF, b ? 1 : 0, y, r0, outF));
+  else k.gemm(false, true, N, outF, inF, 1, x.data, 0, inF, w!, 0, inF, b ? 1 : 0, y, 0, outF);
   if (lora) {
-    r = lora.A.shape[0];
-    if (lora.A.shape[1] !== inF || lora.B.shape[0] !== outF || lora.B.shape[1] !== r) {
-      throw new Error(`linear: LoRA A ${shapeStr(lora.A.shape)} / B ${shapeStr(lora.B.shape)} do not fit weight ${shapeStr(W.shape)}`);
-    }
-    t = scratch(N * r);
-    thin!(false, true, N, r, inF, 1, xl!.data, 0, inF, lora.A.data, 0, inF, 0, t, 0, r);
-    k.gemm(false, true, N, outF, r, lora.scale, t, 0, r, lora.B.data, 0, r, 1, y, 0, outF);
+    if (!fuse) thin!(false, true, N, r, inF, 1, xl!.data, 0, inF, lora.A.data, 0, inF, 0, t!, 0, r);
+    thin!(false, true, N, outF, r, lora.scale, t!, 0, r, lora.B.data, 0, r, 1, y, 0, outF);
   }
   return record(out, [x, W, b, lora?.A, lora?.B, xl], () => {
     const k = K(), dy = out.grad!;
     // dx (+)= dy W (dy rounded to bf16 in bf16 mode, as autocast's backward of a bf16 product); a fresh
     // dx is overwritten (beta 0), except by the half path, whose row slices each add their part
     const gx = x.requiresGrad && !half ? gradFor(x) : null, bx = gx?.accumulate === false ? 0 : 1;
-    if (gx && dn) dn.gemmBf16(false, false, N, inF, outF, 1, dy as Float32Array, 0, outF, wb!, 0, inF, bx, gx.g as Float32Array, 0, inF);
-    else if (x.requiresGrad && half) halfRowSlices(W, (r0, rows, ws) => k.gemm(false, false, N, inF, rows, 1, dy, r0, outF, ws, 0, inF, 1, gradOf(x), 0, inF));
-    else if (gx) k.gemm(false, false, N, inF, outF, 1, dy, 0, outF, w!, 0, inF, bx, gx.g, 0, inF);
+    const needDt = !!lora && (lora.A.requiresGrad || xl!.requiresGrad), needDb = !!lora && lora.B.requiresGrad;
+    const dt = needDt ? scratch(N * r) : null; // scale * dy B
+    if (dn && lora && (needDt || needDb)) {
+      // bf16 mode: one pass over dy (loraPass) writes its bf16 copy for dx's product, dt = scale dy B
+      // and dB^T += scale t^T dy, instead of three reads of dy
+      const Bt = scratch(r * outF), Bd = lora.B.data, outer = needDb ? scratch(r * outF).fill(0) : null;
+      for (let o = 0; o < outF; o++) for (let j = 0; j < r; j++) Bt[j * outF + o] = Bd[o * r + j];
+      const pass = (dyb: Uint16Array | null): void => dn.loraPass(dy as Float32Array, N, outF, dyb, Bt as Float32Array, r, lora.scale,
+        (dt ?? scratch(N * r)) as Float32Array, outer ? t as Float32Array : null, lora.scale, outer as Float32Array | null);
+      if (gx) {
+        withBf16Scratch(N * outF, (dyb) => {
+          pass(dyb);
+          dn.gemmBf16(false, false, N, inF, outF, 1, dyb, 0, outF, wb!, 0, inF, bx, gx.g as Float32Array, 0, inF);
+        });
+      } else pass(null);
+      if (outer) {
+        const gB = gradOf(lora.B);
+        for (let o = 0; o < outF; o++) for (let j = 0; j < r; j++) gB[o * r + j] += outer[j * outF + o];
+      }
+    } else {
+      if (gx && dn) dn.gemmBf16(false, false, N, inF, outF, 1, dy as Float32Array, 0, outF, wb!, 0, inF, bx, gx.g as Float32Array, 0, inF);
+      else if (x.requiresGrad && half) halfRowSlices(W, (r0, rows, ws) => k.gemm(false, false, N, inF, rows, 1, dy, r0, outF, ws, 0, inF, 1, gradOf(x), 0, inF));
+      else if (gx) k.gemm(false, false, N, inF, outF, 1, dy, 0, outF, w!, 0, inF, bx, gx.g, 0, inF);
+      if (needDb) thin!(true, false, outF, r, N, lora!.scale, dy, 0, outF, t!, 0, r, 1, gradOf(lora!.B), 0, r);
+      if (dt) thin!(false, false, N, r, outF, lora!.scale, dy, 0, outF, lora!.B.data, 0, r, 0, dt, 0, r);
+    }
     if (W.requiresGrad) k.gemm(true, false, outF, inF, N, 1, dy, 0, outF, x.data, 0, inF, 1, gradOf(W), 0, inF);
     if (b && b.requiresGrad) sumRowsInto(gradOf(b), dy, N, outF);
-    if (lora && t && xl) {
-      const { A, B, scale } = lora;
-      if (B.requiresGrad) thin!(true, false, outF, r, N, scale, dy, 0, outF, t, 0, r, 1, gradOf(B), 0, r);
-      if (A.requiresGrad || xl.requiresGrad) {
-        const dt = scratch(N * r); // scale * dy B
-        thin!(false, false, N, r, outF, scale, dy, 0, outF, B.data, 0, r, 0, dt, 0, r);
-        if (A.requiresGrad) thin!(true, false, r, inF, N, 1, dt, 0, r, xl.data, 0, inF, 1, gradOf(A), 0, inF);
-        if (xl.requiresGrad) k.gemm(false, false, N, inF, r, 1, dt, 0, r, A.data, 0, inF, 1, gradOf(xl), 0, inF);
-      }
+    if (lora && dt && xl) {
+      if (lora.A.requiresGrad) thin!(true, false, r, inF, N, 1, dt, 0, r, xl.data, 0, inF, 1, gradOf(lora.A), 0, inF);
+      if (xl.requiresGrad) thin!(false, false, N, inF, r, 1, dt, 0, r, lora.A.data, 0, inF, 1, gradOf(xl), 0, inF);
     }
   });
+}
+
+/** A pooled buffer of n bf16 values lent to fn only (withScratch's float32 buffer seen as twice as many halves). */
+function withBf16Scratch<T>(n: number, fn: (b: Uint16Array) => T): T {
+  return withScratch(Math.ceil(n / 2), (s) => fn(new Uint16Array(s.buffer, s.byteOffset, n)));
 }
 
 /** A trained f32 weight's values rounded to bf16 into scope-owned scratch (mixed precision: every step anew). */
