@@ -159,7 +159,8 @@ if (cont && s1log.length) {
   p(`  ${(100 * (cont.heldout.accuracy - stage1.heldout.accuracy)).toFixed(1)} points in ${cont.steps} steps, after first losing some to the re-warmed rate (step 250: ${pct(evals[0].primary)}), so at this`);
   p(`  recipe's rate (${(cont.seconds / cont.steps).toFixed(1)} s per step on one core) 35% is not a matter of the 1-2 hours a session has: the held-out`);
   p(`  loss stays near the level stage 1 flattened out at, and how many more updates leaving it takes was not measured here`);
-  p(`  (nor whether another architecture, e.g. pre-LayerNorm, would leave it sooner: that would be a new model, not this one continued).`);
+  p(torchRef.prenorm ? '  (a pre-LayerNorm model of the same size, measured in PyTorch below, does not leave it sooner).'
+    : '  (nor whether another architecture, e.g. pre-LayerNorm, would leave it sooner: that would be a new model, not this one continued).');
 }
 if (more) {
   const total = stage1.tokens_seen + cont.tokens_seen + more.tokens_seen;
@@ -182,7 +183,7 @@ if (torchRef.postln && s1evals.length) {
       + `${lowerAll ? ', gelora\'s the lower at each' : ''} (one seed each, fp32 against bf16 autocast, different random streams: a match, not a win).`);
     if (pre) {
       const better = t.heldout_loss - pre.heldout_loss;
-      p(`- Pre-LayerNorm blocks (the what-if the earlier reading left open) end at ${f3(pre.heldout_loss)} nats and ${pct(pre.heldout_accuracy)}: ${better > 0.05 ? `${f3(better)} nats below post-LN, so a pre-LN encoder would leave the plateau sooner` : better < -0.05 ? `${f3(-better)} nats above post-LN` : `within ${f3(Math.abs(better))} nats of post-LN, so the architecture is not what holds the model at this level`} at this compute.`);
+      p(`- Pre-LayerNorm blocks (the what-if the earlier reading left open) end at ${f3(pre.heldout_loss)} nats and ${pct(pre.heldout_accuracy)}: ${better > 0.05 ? `${f3(better)} nats below post-LN, so a pre-LN encoder would leave the plateau sooner` : better < -0.05 ? `${f3(-better)} nats above post-LN` : `within ${f3(Math.abs(better))} nats of post-LN, so the block layout is not what holds the model at this level (same steps, one seed each)`}.`);
     }
   }
 }
