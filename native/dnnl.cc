@@ -1,11 +1,15 @@
 // oneDNN (Debian's libdnnl 2.6) matrix products for the native addon, built only where its headers
-// are installed (binding.gyp). Two paths, both with sgemm's row-major interface and alpha/beta:
+// are installed (binding.gyp). Two products, both with sgemm's row-major interface and alpha/beta,
+// and one pass:
 //   gemmBf16: A float32 (rounded to bf16 here, to nearest even) x B bf16 (a weight kept as
 //             Uint16Array) -> C float32, accumulated in float32. oneDNN picks AMX tiles or
 //             AVX512-BF16 at run time; on CPUs with neither it would emulate slowly or not at all,
 //             so dnnlInfo().bf16 says false there and callers stay in float32.
-//   gemmDnnl: plain float32 through oneDNN, to measure against OpenBLAS (not used for training:
-//             fp32 mode keeps OpenBLAS's numerics).
+//   loraPass: one pass over a LoRA Linear's activation in bf16 mode: its bf16 copy (gemmBf16's
+//             A) and the branch's thin float32 products in the same read (AVX-512).
+//   gemmDnnl: plain float32 through oneDNN: bf16 mode's float32 products (the LoRA branch's;
+//             gemmBatchedDnnl: attention's) and measurements against OpenBLAS (fp32 mode never
+//             comes here: it keeps OpenBLAS's numerics).
 // A primitive is compiled once per shape (JIT code generation costs ~ms) and cached.
 #define NAPI_VERSION 8
 #include <node_api.h>
@@ -261,7 +265,7 @@ napi_value gemm_bf16(napi_env env, napi_callback_info info) {
   bool tA = a.flag(0), tB = a.flag(1);
   long M = (long)a.num(2), N = (long)a.num(3), K = (long)a.num(4);
   float alpha = (float)a.num(5);
-  // A already in bf16 (a Uint16Array) is used as it is: q, k and v share one converted input
+  // A already in bf16 (a Uint16Array) is used as it is: the copy loraPass wrote in its pass over A
   bool a_is_bf16 = false;
   if (a.ok) {
     napi_typedarray_type type = napi_float32_array;

@@ -2,7 +2,7 @@
 // tokenizer, sequences of SEQ - 2 pieces) for torch-reference.py: OUT/train.i32 and OUT/heldout.i32
 // (int32 rows of SEQ - 2 ids) and OUT/ids.json (the [CLS]/[SEP]/[MASK] ids, the first word piece, the
 // special ids). Usage: node experiments/encoder/dump-corpus.mjs OUT [SEQ=128] [MODEL=models/gelora-bert-6l]
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pretrainingCorpus } from '../../dist/src/demo/data.js';
 import { TextTokenizer } from '../../dist/src/io/tokenizer.js';
@@ -11,7 +11,8 @@ import { mlmIdsOf, packCorpus } from '../../dist/src/train/pretrain.js';
 const [out, seqArg = '128', model = 'models/gelora-bert-6l'] = process.argv.slice(2);
 if (!out) { console.error('usage: node experiments/encoder/dump-corpus.mjs OUT [SEQ] [MODEL]'); process.exit(2); }
 const seq = Number(seqArg), tok = TextTokenizer.fromDir(model), corpus = pretrainingCorpus();
-const ids = mlmIdsOf(tok, 30522, tok.source);
+const vocab = JSON.parse(readFileSync(join(model, 'config.json'), 'utf8')).vocab_size; // the model's, as gelora pretrain takes it
+const ids = mlmIdsOf(tok, vocab, join(model, 'tokenizer.json'));
 mkdirSync(out, { recursive: true });
 for (const [name, lines] of [['train', corpus.lines], ['heldout', corpus.heldOut]]) {
   const chunks = packCorpus(tok, lines, seq), flat = new Int32Array(chunks.length * (seq - 2));

@@ -257,7 +257,7 @@ export function linear(x: Tensor, W: Tensor, b: Tensor | null, lora?: LoraBranch
   const xl = lora ? lora.input ?? x : null;
   // The LoRA products (x A^T, t B^T, and in backward dy B, dt A and the A and B gradients), float32
   // either way: fp32 mode OpenBLAS's; bf16 mode oneDNN's, so that one thread pool runs the whole step
-  // (OpenBLAS's and OpenMP's threads, each spinning after its calls, contend for the 2 cores otherwise).
+  // (the two pools share the cores; moving t B^T and dt A over measured 2.4-2.7% faster mini steps).
   const thin: Kernels['gemm'] | null = !lora ? null : dn ? (tA, tB, M, Nn, Kd, al, A, aO, lda, Bm, bO, ldb, be, C, cO, ldc) =>
     dn.gemmDnnl(tA, tB, M, Nn, Kd, al, A as Float32Array, aO, lda, Bm as Float32Array, bO, ldb, be, C as Float32Array, cO, ldc) : k.gemm.bind(k);
   // bf16 mode with the LoRA branch on x itself (no dropout): one pass over x (loraPass) writes its bf16

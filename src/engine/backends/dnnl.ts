@@ -13,7 +13,7 @@ import { loadNative } from './native.js';
 export interface DnnlAddon {
   /**
    * C = alpha * op(A) op(B) + beta * C: A float32 (rounded to bf16 inside the call) or already bf16
-   * bits (convert an input shared by several products once, e.g. q/k/v), B bf16 bits, C float32.
+   * bits (loraPass's copy, written in the same read as the LoRA branch's products), B bf16 bits, C float32.
    * A bias (N float32 values) is added to every row of C by the product itself; act 1 / 2 then
    * applies GELU (erf / tanh approximation) as C is written.
    */
