@@ -11,6 +11,7 @@
 # REPEAT=n (default 1) runs the whole sequence n times, gelora and PyTorch taking turns, and quotes
 # the median over the rounds of each setting's median step: on a shared machine whose speed drifts
 # between minutes, turns put the same drift on both sides.
+# TORCH_MODES="none" skips PyTorch's autocast runs (say, where the CPU is capped to AVX2 and gelora runs fp32 only).
 # Usage: [REPEAT=3] bash bench/vs-torch.sh lora-step|forward|twonn CONFIG     (configs: bench/configs.json)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -39,7 +40,7 @@ for py in $pythons; do
   case " $seen " in *" $prefix "*) continue;; esac
   seen="$seen $prefix"
   "$real" -c 'import torch' 2>/dev/null || { echo "{\"skipped\": \"$real\", \"why\": \"no torch\"}"; continue; }
-  modes=none; [ "$kind" = twonn ] || modes="none bf16"
+  modes=none; [ "$kind" = twonn ] || modes=${TORCH_MODES:-"none bf16"}
   for amp in $modes; do
     for th in 1 2; do
       # OpenBLAS threads (Debian's torch) and torch's own: one of them runs the products

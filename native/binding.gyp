@@ -1,8 +1,9 @@
 {
   "variables": {
     "dnnl%": "<!(node -p \"!process.env.GELORA_NO_DNNL && require('fs').existsSync('/usr/include/oneapi/dnnl/dnnl.hpp') ? 1 : 0\")",
-    "march%": "<!(node -p \"process.env.GELORA_PORTABLE ? 'x86-64-v2' : 'native'\")",
-    "openmp%": "<!(node -p \"process.env.GELORA_NO_OPENMP ? 0 : 1\")"
+    "march%": "<!(node -p \"process.env.GELORA_MARCH || (process.env.GELORA_PORTABLE ? 'x86-64-v2' : 'native')\")",
+    "openmp%": "<!(node -p \"process.env.GELORA_NO_OPENMP ? 0 : 1\")",
+    "openblas_omp%": "<!(node -p \"[process.arch === 'arm64' ? 'aarch64' : 'x86_64'].map((a) => '/usr/lib/' + a + '-linux-gnu/openblas-openmp').find((d) => require('fs').existsSync(d + '/libopenblas.so.0')) || ''\")"
   },
   "targets": [
     {
@@ -15,6 +16,12 @@
           "cflags": ["-fopenmp"],
           "ldflags": ["-fopenmp"],
           "libraries": ["-lgomp"]
+        }],
+        # Debian's OpenMP build of OpenBLAS (libopenblas0-openmp), found first at run time where it is
+        # installed: its threads are OpenMP's, the pool the element-wise kernels and oneDNN use, so the
+        # two libraries no longer spin against each other on the same cores (kernels.c: k_gemm_batched)
+        ["openmp==1 and openblas_omp!=''", {
+          "ldflags": ["-Wl,-rpath,<(openblas_omp)"]
         }],
         ["dnnl==1", {
           "sources": ["dnnl.cc"],
