@@ -16,11 +16,14 @@ const LIB = '/usr/lib/x86_64-linux-gnu';
 const OMP_BLAS = `${LIB}/openblas-openmp/libopenblas.so.0`, PTHREAD_DIR = `${LIB}/openblas-pthread`;
 const threads = (): number => { const a = loadNative().addon, now = a.elementThreads(0), two = a.elementThreads(2); a.elementThreads(now); return two; };
 const skip = !nativeAvailable() ? 'native addon not built' : false;
+// why the OpenMP OpenBLAS cannot be in use here, or false
+const noOmpBlas = !nativeAvailable() ? 'native addon not built'
+  : !existsSync(OMP_BLAS) ? 'libopenblas0-openmp not installed'
+  : threads() !== 2 ? 'the addon was built without OpenMP (GELORA_NO_OPENMP): it keeps the pthreads OpenBLAS'
+  : process.env.LD_LIBRARY_PATH?.includes('openblas-pthread') ? 'LD_LIBRARY_PATH asks for the pthreads OpenBLAS' : false;
 
 describe('OpenBLAS threads', { skip }, () => {
-  it('where the OpenMP OpenBLAS is installed, an addon built with OpenMP loads it', { skip: !existsSync(OMP_BLAS) ? 'libopenblas0-openmp not installed' : false }, () => {
-    if (threads() !== 2) return; // the portable build (GELORA_NO_OPENMP) keeps the pthreads OpenBLAS
-    if (process.env.LD_LIBRARY_PATH?.includes('openblas-pthread')) return; // a run that asked for the other one
+  it('where the OpenMP OpenBLAS is installed, an addon built with OpenMP loads it', { skip: noOmpBlas }, () => {
     assert.match(loadNative().addon.blasInfo(), /USE_OPENMP/, 'the addon should find the OpenMP build first (binding.gyp: -rpath)');
   });
 
@@ -53,7 +56,7 @@ describe('OpenBLAS threads', { skip }, () => {
   });
 
   it('a LoRA training step gives the same bits with the pthreads OpenBLAS and the OpenMP one', {
-    skip: !existsSync(OMP_BLAS) || !existsSync(`${PTHREAD_DIR}/libopenblas.so.0`) ? 'needs both Debian OpenBLAS builds' : false,
+    skip: noOmpBlas || (!existsSync(`${PTHREAD_DIR}/libopenblas.so.0`) ? 'the pthreads OpenBLAS is not installed' : false),
   }, () => {
     // two steps of a small BERT with LoRA; prints the loss and every trained value after AdamW
     const script = `
@@ -78,7 +81,7 @@ describe('OpenBLAS threads', { skip }, () => {
       return JSON.parse(r.stdout.trim().split('\n').at(-1)!) as { blas: string; losses: number[]; bytes: string[] };
     };
     const omp = run({}), pth = run({ LD_LIBRARY_PATH: PTHREAD_DIR });
-    if (!/USE_OPENMP/.test(omp.blas)) return; // an addon without OpenMP: both runs are the pthreads build
+    assert.match(omp.blas, /USE_OPENMP/, 'the first run should load the OpenMP build');
     assert.doesNotMatch(pth.blas, /USE_OPENMP/, 'LD_LIBRARY_PATH should select the pthreads build');
     assert.deepEqual(pth.losses, omp.losses);
     assert.ok(pth.bytes.every((b, i) => b === omp.bytes[i]), 'trained LoRA values differ between the two OpenBLAS builds');
