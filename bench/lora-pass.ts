@@ -1,22 +1,22 @@
 /**
- * The bf16 path's one pass over a LoRA Linear's activation (the addon's loraPass) against what it
+ * The LoRA branch's one pass over a Linear's activation (the loraPass kernel) against what it
  * replaces, on the mini and base lora-step shapes (bench/configs.json), rank 8:
- *  - forward: x's bf16 copy (for the frozen product) and t = x A^T, as one pass, against the separate
- *    conversion and oneDNN float32 product;
- *  - backward: dy's bf16 copy, dt = s dy B and dB^T += s t^T dy, as one pass, against conversion and two
- *    oneDNN float32 products.
+ *  - fp32 (every CPU): t = x A^T, then dt = s dy B with dB^T += s t^T dy, then dA += dt^T x (outer only),
+ *    each as one pass against OpenBLAS's sgemm (fp32 mode's products before the pass);
+ *  - bf16 (where the CPU has bf16 units): the pass that also writes x's bf16 copy against the separate
+ *    conversion and oneDNN float32 products (bf16 mode's path before the pass).
  * A 64 MB sweep before every call puts the activation out of cache, as it is in a training step; the
  * variants take turns, so the machine's drift falls on all of them alike. Medians (ms) of the repeats.
  *
  * Run: gelora bench lora-pass [--repeats N]
  */
+import { kernels } from '../src/engine/backend.js';
 import { bf16Available, dnnlAddon } from '../src/engine/backends/dnnl.js';
 import { Rng } from '../src/engine/random.js';
 import { benchConfigs, median } from './configs.js';
 
 export function loraPassBench(repeats = 25) {
-  const support = bf16Available(), d = dnnlAddon();
-  if (!support.available || !d) return { bench: 'lora-pass', bf16: support, results: [] };
+  const support = bf16Available(), d = support.available ? dnnlAddon() : null, k = kernels();
   const c = benchConfigs().lora_step, r = 8, rng = new Rng(3);
   const shapes: [string, number, number][] = [];
   for (const name of ['mini', 'base'] as const) {
@@ -30,14 +30,22 @@ export function loraPassBench(repeats = 25) {
     rng.fillNormal(x); rng.fillNormal(A); rng.fillNormal(w);
     const xb = new Uint16Array(N * F), t = new Float32Array(N * r), outer = new Float32Array(r * F);
     const variants: Record<string, () => void> = {
-      forward_separate: () => { d.f32ToBf16(xb, 0, x, 0, N * F); d.gemmDnnl(false, true, N, r, F, 1, x, 0, F, A, 0, F, 0, t, 0, r); },
-      forward_one_pass: () => d.loraPass(x, N, F, xb, A, r, 1, t, null, 0, null),
-      backward_separate: () => {
-        d.f32ToBf16(xb, 0, x, 0, N * F);
-        d.gemmDnnl(false, true, N, r, F, 1, x, 0, F, A, 0, F, 0, t, 0, r);
-        d.gemmDnnl(true, false, r, F, N, 1, w, 0, r, x, 0, F, 1, outer, 0, F);
-      },
-      backward_one_pass: () => d.loraPass(x, N, F, xb, A, r, 1, t, w, 1, outer),
+      fp32_dots_sgemm: () => k.gemm(false, true, N, r, F, 1, x, 0, F, A, 0, F, 0, t, 0, r),
+      fp32_dots_pass: () => k.loraPass(x, N, F, null, A, r, 1, t, null, 0, null),
+      fp32_dots_outer_sgemm: () => { k.gemm(false, true, N, r, F, 1, x, 0, F, A, 0, F, 0, t, 0, r); k.gemm(true, false, r, F, N, 1, w, 0, r, x, 0, F, 1, outer, 0, F); },
+      fp32_dots_outer_pass: () => k.loraPass(x, N, F, null, A, r, 1, t, w, 1, outer),
+      fp32_outer_sgemm: () => k.gemm(true, false, r, F, N, 1, w, 0, r, x, 0, F, 1, outer, 0, F),
+      fp32_outer_pass: () => k.loraPass(x, N, F, null, null, r, 0, null, w, 1, outer),
+      ...(d ? {
+        bf16_forward_separate: () => { d.f32ToBf16(xb, 0, x, 0, N * F); d.gemmDnnl(false, true, N, r, F, 1, x, 0, F, A, 0, F, 0, t, 0, r); },
+        bf16_forward_one_pass: () => k.loraPass(x, N, F, xb, A, r, 1, t, null, 0, null),
+        bf16_backward_separate: () => {
+          d.f32ToBf16(xb, 0, x, 0, N * F);
+          d.gemmDnnl(false, true, N, r, F, 1, x, 0, F, A, 0, F, 0, t, 0, r);
+          d.gemmDnnl(true, false, r, F, N, 1, w, 0, r, x, 0, F, 1, outer, 0, F);
+        },
+        bf16_backward_one_pass: () => k.loraPass(x, N, F, xb, A, r, 1, t, w, 1, outer),
+      } : {}),
     };
     const times: Record<string, number[]> = Object.fromEntries(Object.keys(variants).map((k) => [k, []]));
     for (const f of Object.values(variants)) f(); // primitives compiled, pages touched
@@ -52,5 +60,5 @@ export function loraPassBench(repeats = 25) {
     const ms = Object.fromEntries(Object.entries(times).map(([k, v]) => [`${k}_ms`, +median(v).toFixed(3)]));
     return { shape: `${name}: [${N} x ${F}], r ${r}`, ...ms };
   });
-  return { bench: 'lora-pass', bf16: support, results };
+  return { bench: 'lora-pass', backend: k.name, bf16: support, results };
 }

@@ -1,12 +1,11 @@
 // oneDNN (Debian's libdnnl 2.6) matrix products for the native addon, built only where its headers
 // are installed (binding.gyp). Two products, both with sgemm's row-major interface and alpha/beta,
-// and one pass:
-//   gemmBf16: A float32 (rounded to bf16 here, to nearest even) x B bf16 (a weight kept as
-//             Uint16Array) -> C float32, accumulated in float32. oneDNN picks AMX tiles or
-//             AVX512-BF16 at run time; on CPUs with neither it would emulate slowly or not at all,
-//             so dnnlInfo().bf16 says false there and callers stay in float32.
-//   loraPass: one pass over a LoRA Linear's activation in bf16 mode: its bf16 copy (gemmBf16's
-//             A) and the branch's thin float32 products in the same read (AVX-512).
+// and a conversion:
+//   gemmBf16: A float32 (rounded to bf16 here, to nearest even) or already bf16 (the copy that
+//             kernels.c's loraPass writes in its read of a LoRA Linear's activation) x B bf16 (a
+//             weight kept as Uint16Array) -> C float32, accumulated in float32. oneDNN picks AMX
+//             tiles or AVX512-BF16 at run time; on CPUs with neither it would emulate slowly or not
+//             at all, so dnnlInfo().bf16 says false there and callers stay in float32.
 //   gemmDnnl: plain float32 through oneDNN: bf16 mode's float32 products (the LoRA branch's;
 //             gemmBatchedDnnl: attention's) and measurements against OpenBLAS (fp32 mode never
 //             comes here: it keeps OpenBLAS's numerics).
@@ -265,7 +264,7 @@ napi_value gemm_bf16(napi_env env, napi_callback_info info) {
   bool tA = a.flag(0), tB = a.flag(1);
   long M = (long)a.num(2), N = (long)a.num(3), K = (long)a.num(4);
   float alpha = (float)a.num(5);
-  // A already in bf16 (a Uint16Array) is used as it is: the copy loraPass wrote in its pass over A
+  // A already in bf16 (a Uint16Array) is used as it is: the copy loraPass (kernels.c) wrote in its pass over A
   bool a_is_bf16 = false;
   if (a.ok) {
     napi_typedarray_type type = napi_float32_array;
@@ -424,140 +423,6 @@ napi_value f32_to_bf16(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
-// One pass over an activation src [rows, cols] (dense) for a LoRA Linear in bf16 mode, doing at once
-// what would otherwise read src three times:
-//   dst   = bf16(src)                                  (the operand of the frozen product; optional)
-//   dots  = alpha_dot * src M^T        [rows, r]       (forward t = x A^T; backward dt = s dy B, M = B^T)
-//   outer += alpha_outer * w^T src     [r, cols]       (backward dB^T = s t^T dy; optional)
-// Rows are split over OpenMP's threads in fixed blocks; each thread sums its rows' outer products into
-// its own [r, cols] buffer and the buffers are added in thread order after the loop (deterministic for a
-// given thread count). The dot products keep 16 float32 lanes per (row, j) and eight j's at once, so the
-// FMAs are independent chains; the outer products run over a block of rows per column chunk with the
-// block's sums kept in registers.
-std::vector<float> lora_partials;
-
-// dots[i, j0 + j] = alpha * x . M[j0 + j] for NJ rows of M: NJ independent 16-lane FMA chains over x,
-// the tail columns by a masked load. AVX-512F: the only caller runs in bf16 mode, which needs AVX512-BF16.
-template <int NJ>
-__attribute__((target("avx512f"))) inline void lora_dots(const float *x, long cols, const float *M, float alpha, float *out) {
-  __m512 acc[NJ];
-  for (int j = 0; j < NJ; j++) acc[j] = _mm512_setzero_ps();
-  long c = 0;
-  for (; c + 16 <= cols; c += 16) {
-    __m512 xv = _mm512_loadu_ps(x + c);
-    for (int j = 0; j < NJ; j++) acc[j] = _mm512_fmadd_ps(xv, _mm512_loadu_ps(M + j * cols + c), acc[j]);
-  }
-  if (c < cols) {
-    __mmask16 m = static_cast<__mmask16>((1u << (cols - c)) - 1);
-    __m512 xv = _mm512_maskz_loadu_ps(m, x + c);
-    for (int j = 0; j < NJ; j++) acc[j] = _mm512_fmadd_ps(xv, _mm512_maskz_loadu_ps(m, M + j * cols + c), acc[j]);
-  }
-  for (int j = 0; j < NJ; j++) {  // lanes summed in a fixed order (GCC 12 warns falsely inside _mm512_reduce_add_ps)
-    alignas(64) float lane[16];
-    _mm512_store_ps(lane, acc[j]);
-    float s = 0.f;
-    for (int l = 0; l < 16; l++) s += lane[l];
-    out[j] = alpha * s;
-  }
-}
-
-// part[j0 + j, :] += sum over rows i0..i1 of w[i, j0 + j] * src[i, :], for NJ j's: per 16-column
-// chunk the NJ sums stay in registers while the block's rows stream through (from L2).
-template <int NJ>
-__attribute__((target("avx512f"))) inline void lora_outer(const float *src, long cols, long i0, long i1, const float *w, long r, long j0, float *part) {
-  for (long c = 0; c < cols; c += 16) {
-    __mmask16 m = cols - c >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << (cols - c)) - 1);
-    __m512 acc[NJ];
-    for (int j = 0; j < NJ; j++) acc[j] = _mm512_setzero_ps();
-    for (long i = i0; i < i1; i++) {
-      __m512 xv = _mm512_maskz_loadu_ps(m, src + i * cols + c);
-      const float *wi = w + i * r + j0;
-      for (int j = 0; j < NJ; j++) acc[j] = _mm512_fmadd_ps(_mm512_set1_ps(wi[j]), xv, acc[j]);
-    }
-    for (int j = 0; j < NJ; j++) {
-      float *pj = part + (j0 + j) * cols + c;
-      _mm512_mask_storeu_ps(pj, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, pj), acc[j]));
-    }
-  }
-}
-
-#define LORA_SWITCH(nj, call) \
-  switch (nj) { case 1: call(1); break; case 2: call(2); break; case 3: call(3); break; case 4: call(4); break; \
-                case 5: call(5); break; case 6: call(6); break; case 7: call(7); break; default: call(8); break; }
-
-void lora_pass(const float *src, long rows, long cols, uint16_t *dst, const float *M, long r, float alpha_dot, float *dots,
-               const float *w, float alpha_outer, float *outer) {
-  const long kRows = 32;  // rows per block: 32 x cols floats stay in L2 for the outer products' second read
-  int nt = (rows * cols > 32768) ? omp_get_max_threads() : 1;
-  if (outer) lora_partials.assign(static_cast<size_t>(nt) * r * cols, 0.f);
-  long nblocks = (rows + kRows - 1) / kRows;
-#pragma omp parallel num_threads(nt)
-  {
-    int tid = omp_get_thread_num(), nth = omp_get_num_threads();
-    float *part = outer ? lora_partials.data() + static_cast<size_t>(tid) * r * cols : nullptr;
-    // a static contiguous split of the blocks over the threads that run
-    long b0 = nblocks * tid / nth, b1 = nblocks * (tid + 1) / nth;
-    for (long b = b0; b < b1; b++) {
-      long r0 = b * kRows, r1 = std::min(rows, r0 + kRows);
-      for (long i = r0; i < r1; i++) {
-        const float *x = src + i * cols;
-        if (dst) for (long c = 0; c < cols; c++) dst[i * cols + c] = bf16_of(x[c]);
-        for (long j0 = 0; j0 < r; j0 += 8) {
-#define DOTS(NJ) lora_dots<NJ>(x, cols, M + j0 * cols, alpha_dot, dots + i * r + j0)
-          LORA_SWITCH(r - j0, DOTS)
-#undef DOTS
-        }
-      }
-      if (part)
-        for (long j0 = 0; j0 < r; j0 += 8) {
-#define OUTER(NJ) lora_outer<NJ>(src, cols, r0, r1, w, r, j0, part)
-          LORA_SWITCH(r - j0, OUTER)
-#undef OUTER
-        }
-    }
-  }
-  if (outer)
-    for (int t = 0; t < nt; t++) {
-      const float *p = lora_partials.data() + static_cast<size_t>(t) * r * cols;
-      for (long k = 0; k < r * cols; k++) outer[k] += alpha_outer * p[k];
-    }
-}
-
-// loraPass(src: Float32Array, rows, cols, dst: Uint16Array | null, M: Float32Array [r, cols], r, alphaDot,
-//          dots: Float32Array [rows, r], w: Float32Array [rows, r] | null, alphaOuter, outer: Float32Array [r, cols] | null)
-napi_value lora_pass_js(napi_env env, napi_callback_info info) {
-  Args a(env, info, 11);
-  auto is_null = [&](size_t i) {
-    napi_valuetype vt;
-    napi_typeof(env, a.v[i], &vt);
-    return vt == napi_null || vt == napi_undefined;
-  };
-  float *src = a.f32(0);
-  long rows = (long)a.num(1), cols = (long)a.num(2);
-  uint16_t *dst = a.ok && !is_null(3) ? a.u16(3) : nullptr;
-  float *M = a.f32(4);
-  long r = (long)a.num(5);
-  float alpha_dot = (float)a.num(6);
-  float *dots = a.f32(7);
-  float *w = a.ok && !is_null(8) ? a.f32(8) : nullptr;
-  float alpha_outer = (float)a.num(9);
-  float *outer = a.ok && !is_null(10) ? a.f32(10) : nullptr;
-  if (a.ok && r < 1) a.fail("argument r must be at least 1");
-  if (a.ok && !__builtin_cpu_supports("avx512f")) a.fail("loraPass needs AVX-512 (it serves bf16 mode, which needs AVX512-BF16)");
-  if (a.ok && (w == nullptr) != (outer == nullptr)) a.fail("arguments w and outer come together (both or neither)");
-  a.extent(0, "src", 0, rows, cols, cols);
-  if (dst) a.extent(3, "dst", 0, rows, cols, cols);
-  a.extent(4, "M", 0, r, cols, cols);
-  a.extent(7, "dots", 0, rows, r, r);
-  if (w) { a.extent(8, "w", 0, rows, r, r); a.extent(10, "outer", 0, r, cols, cols); }
-  if (!a.ok) return nullptr;
-  if (rows == 0 || cols == 0) return nullptr;
-  GUARD_BEGIN
-  lora_pass(src, rows, cols, dst, M, r, alpha_dot, dots, w, alpha_outer, outer);
-  return nullptr;
-  GUARD_END
-}
-
 // The implementation oneDNN chose for a shape (e.g. "brg:avx512_core_amx"), for benchmarks' JSON.
 // dnnlImpl(bf16: boolean, tA, tB, M, N, K)
 napi_value impl_of(napi_env env, napi_callback_info info) {
@@ -629,7 +494,7 @@ napi_value set_threads(napi_env env, napi_callback_info info) {
 extern "C" void gelora_dnnl_register(napi_env env, napi_value exports) {
   napi_property_descriptor d[] = {
 #define FN(name, fn) {name, nullptr, fn, nullptr, nullptr, nullptr, napi_enumerable, nullptr}
-      FN("gemmBf16", gemm_bf16), FN("gemmDnnl", gemm_f32), FN("gemmBatchedBf16", gemm_batched_bf16), FN("gemmBatchedDnnl", gemm_batched_f32), FN("f32ToBf16", f32_to_bf16), FN("loraPass", lora_pass_js),
+      FN("gemmBf16", gemm_bf16), FN("gemmDnnl", gemm_f32), FN("gemmBatchedBf16", gemm_batched_bf16), FN("gemmBatchedDnnl", gemm_batched_f32), FN("f32ToBf16", f32_to_bf16),
       FN("dnnlImpl", impl_of), FN("dnnlInfo", info_of), FN("dnnlSetThreads", set_threads),
 #undef FN
   };

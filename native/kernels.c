@@ -4,7 +4,10 @@
 #include <cblas.h>
 #include <float.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include "bf16.h"  // bf16_of: float32 -> bf16, round to nearest even
 
 // Threads: element-wise kernels split their rows (or blocks of elements) over OpenMP's threads when
 // there is enough work to pay for waking them (PAR_MIN values, ~10 us of work). Each row or element
@@ -105,6 +108,124 @@ void k_gemm_batched(int tA, int tB, int M, int N, int K, float alpha,
     for (int j = 0; j < n2; j++)
       k_gemm(tA, tB, M, N, K, alpha, A + i * aS1 + j * aS2, lda, B + i * bS1 + j * bS2, ldb,
              beta, C + i * cS1 + j * cS2, ldc);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The LoRA branch's thin products in one pass over an activation (ops.ts linear): for src [rows, cols]
+//   dots[i, j]   = alpha_dot * sum_c src[i, c] M[j, c]        (t = x A^T; dt = s dy B with M = B^T)
+//   outer[j, c] += alpha_outer * sum_i w[i, j] src[i, c]      (dB^T += s t^T dy; dA += dt^T x)
+//   dst[i, c]    = bf16(src[i, c])                           (bf16 mode: the frozen product's operand)
+// each part optional. sgemm runs these [rows x 8] products at 20-50 GFLOP/s (bench lora-pass): it packs
+// for a wide N, and each product reads the whole activation once more. Here every row is read once
+// while the rank's few rows of M sit in L1, and a block's rows are still in L2 for the outer sums.
+// Numerics: float32 sums in a fixed order. A dot runs over the columns in order (the vectors hold
+// several rows' and ranks' sums, never parts of one sum). The outer sums run over fixed chunks of
+// LORA_CHUNK rows, in row order inside a chunk, and the chunks' partials add in chunk order. So results
+// depend on the data alone: not on the threads, nor on the vector width (AVX-512, AVX2 and SSE builds
+// give the same bits where they contract to FMA alike).
+#define LORA_CHUNK 256L  // rows a partial sums (the unit of work a thread takes)
+#define LORA_BLOCK 32L   // rows whose outer sums stay in registers: 32 x cols floats in L2 for the second read
+// The outer sums' column chunks are the CPU's own vector width: GCC's code for a vector type wider than
+// the CPU's registers keeps it on the stack (16-lane vectors on AVX2 ran 2.5x slower than sgemm). Each
+// column's sum runs over the rows in order whatever the width, so the width does not change a bit.
+#if defined(__AVX512F__)
+#define LORA_VW 16
+#elif defined(__AVX__)
+#define LORA_VW 8
+#else
+#define LORA_VW 4
+#endif
+#define LORA_DW (LORA_VW < 8 ? LORA_VW : 8)  // the dots' vectors: 8 of M's rows at once (4 without AVX)
+#define LORA_NJ 8  // outer sums in registers per column chunk: 8 vectors (of 32 zmm, 16 ymm or 16 xmm)
+typedef float vwf __attribute__((vector_size(LORA_VW * 4)));
+typedef float vdf __attribute__((vector_size(LORA_DW * 4)));
+
+static inline vdf vd_load(const float *p) { vdf v; memcpy(&v, p, sizeof v); return v; }
+static inline vwf vw_load(const float *p) { vwf v; memcpy(&v, p, sizeof v); return v; }
+static inline void vw_store(float *p, vwf v) { memcpy(p, &v, sizeof v); }
+
+// dots[i0 + ii, j0 .. j0 + nj) = alpha * sum_c x[i0 + ii, c] MT[c, :] for ii < RB (RB a constant: the
+// RB sums of LORA_DW lanes stay in registers). MT is M's transposed slice of LORA_DW rows [cols, LORA_DW],
+// zero past r. Each sum runs over c in order: no lanes to combine, so a value depends on its row alone.
+static inline __attribute__((always_inline)) void lora_dots_rows(const float *x, int cols, const float *MT, float alpha,
+                                                                 float *dots, int r, int j0, int nj, const int RB) {
+  vdf acc[8] = {0};
+  for (int c = 0; c < cols; c++) {
+    vdf m = vd_load(MT + (long)c * LORA_DW);
+    for (int ii = 0; ii < RB; ii++) acc[ii] += x[(long)ii * cols + c] * m;
+  }
+  for (int ii = 0; ii < RB; ii++)
+    for (int j = 0; j < nj; j++) dots[(long)ii * r + j0 + j] = alpha * acc[ii][j];
+}
+
+// part[j0 + j, c] += sum over rows i0..i1 of w[i, j0 + j] src[i, c] for j < NJ (a constant): per
+// column chunk the NJ sums stay in registers while the block's rows stream through, in row order
+static inline __attribute__((always_inline)) void lora_outer_block(const float *src, int cols, long i0, long i1, const float *w,
+                                                                   int r, int j0, float *part, const int NJ) {
+  int c = 0;
+  for (; c + LORA_VW <= cols; c += LORA_VW) {
+    vwf acc[LORA_NJ] = {0};
+    for (long i = i0; i < i1; i++) {
+      vwf x = vw_load(src + i * cols + c);
+      const float *wi = w + i * r + j0;
+      for (int j = 0; j < NJ; j++) acc[j] += wi[j] * x;
+    }
+    for (int j = 0; j < NJ; j++) { float *p = part + (long)(j0 + j) * cols + c; vw_store(p, vw_load(p) + acc[j]); }
+  }
+  for (; c < cols; c++)
+    for (int j = 0; j < NJ; j++) {
+      float s = 0.0f;
+      for (long i = i0; i < i1; i++) s += w[i * r + j0 + j] * src[i * cols + c];
+      part[(long)(j0 + j) * cols + c] += s;
+    }
+}
+
+void k_lora_pass(const float *src, long rows, int cols, uint16_t *dst, const float *M, int r, float alpha_dot,
+                 float *dots, const float *w, float alpha_outer, float *outer) {
+  long nchunks = (rows + LORA_CHUNK - 1) / LORA_CHUNK, rd = (r + LORA_DW - 1) / LORA_DW;
+  // M transposed in slices of LORA_DW rows [rd][cols][LORA_DW], zero past r; then the chunks' partial outer sums
+  // (the first chunk's too: outer is added to once, after the chunks)
+  size_t nmt = dots ? (size_t)rd * cols * LORA_DW : 0, npart = outer ? (size_t)nchunks * r * cols : 0;
+  float *scr = calloc(nmt + npart + 1, sizeof(float));
+  if (!scr) return;  // out of memory: the glue cannot report it; callers are far below
+  float *MT = scr, *parts = outer ? scr + nmt : NULL;
+  if (dots)
+    for (int j = 0; j < r; j++)
+      for (int c = 0; c < cols; c++) MT[((long)(j / LORA_DW) * cols + c) * LORA_DW + j % LORA_DW] = M[(long)j * cols + c];
+  PAR_FOR(nchunks > 1 && rows * (long)cols > PAR_MIN)
+  for (long k = 0; k < nchunks; k++) {
+    float *part = parts ? parts + k * r * (long)cols : NULL;
+    long end = min_l(rows, (k + 1) * LORA_CHUNK);
+    for (long b0 = k * LORA_CHUNK; b0 < end; b0 += LORA_BLOCK) {
+      long b1 = min_l(end, b0 + LORA_BLOCK);
+      if (dst) for (long e = b0 * cols; e < b1 * cols; e++) dst[e] = bf16_of(src[e]);
+      if (dots)
+        for (long jc = 0; jc < rd; jc++) {
+          int j0 = (int)jc * LORA_DW, nj = r - j0 < LORA_DW ? r - j0 : LORA_DW;
+          const float *mt = MT + jc * cols * LORA_DW;
+          long i = b0;
+          for (; i + 8 <= b1; i += 8) lora_dots_rows(src + i * cols, cols, mt, alpha_dot, dots + i * r, r, j0, nj, 8);
+          for (; i < b1; i++) lora_dots_rows(src + i * cols, cols, mt, alpha_dot, dots + i * r, r, j0, nj, 1);
+        }
+      if (part)
+        for (int j0 = 0; j0 < r; j0 += LORA_NJ) {
+          switch (r - j0 >= LORA_NJ ? LORA_NJ : r - j0) {
+#define OUTER(n) case n: lora_outer_block(src, cols, b0, b1, w, r, j0, part, n); break;
+            OUTER(1) OUTER(2) OUTER(3) OUTER(4) OUTER(5) OUTER(6) OUTER(7) OUTER(8)
+#undef OUTER
+          }
+        }
+    }
+  }
+  if (outer) {
+    PAR_FOR(r * (long)cols > PAR_MIN)
+    for (long e = 0; e < r * (long)cols; e++) {
+      float s = 0.0f;
+      for (long k = 0; k < nchunks; k++) s += parts[k * r * (long)cols + e];
+      outer[e] += alpha_outer * s;
+    }
+  }
+  free(scr);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -131,39 +131,6 @@ test('bf16 gemm with beta 0 ignores what C held (NaN included), as sgemm does', 
   assert.ok(C.every(Number.isFinite));
 });
 
-test('loraPass: bf16 copy, dots = alpha src M^T and outer += alpha w^T src, as a float64 reference (threads, ranks over 8, odd columns)', { skip: noBf16 }, () => {
-  const d = dnnlAddon()!;
-  for (const [rows, cols, r] of [[5, 16, 1], [37, 21, 3], [600, 100, 11], [300, 257, 8]]) {
-    const rng = new Rng(rows + cols + r);
-    const src = new Float32Array(rows * cols), M = new Float32Array(r * cols), w = new Float32Array(rows * r);
-    rng.fillNormal(src);
-    rng.fillNormal(M);
-    rng.fillNormal(w);
-    const dst = new Uint16Array(rows * cols).fill(0xffff), dots = new Float32Array(rows * r).fill(NaN);
-    const outer = new Float32Array(r * cols).map((_, i) => i % 7); // added into
-    const before = Float32Array.from(outer);
-    d.loraPass(src, rows, cols, dst, M, r, 0.5, dots, w, 2, outer);
-    assert.deepEqual(dst, toBf16(src), 'the bf16 copy is the conversion rule bit for bit');
-    for (let i = 0; i < rows; i++) for (let j = 0; j < r; j++) {
-      let s = 0, mag = 0;
-      for (let c = 0; c < cols; c++) { s += src[i * cols + c] * M[j * cols + c]; mag += Math.abs(src[i * cols + c] * M[j * cols + c]); }
-      assert.ok(Math.abs(dots[i * r + j] - 0.5 * s) <= 1e-6 * mag + 1e-30, `dots[${i}, ${j}] = ${dots[i * r + j]}, want ${0.5 * s}`);
-    }
-    for (let j = 0; j < r; j++) for (let c = 0; c < cols; c++) {
-      let s = 0, mag = 0;
-      for (let i = 0; i < rows; i++) { s += w[i * r + j] * src[i * cols + c]; mag += Math.abs(w[i * r + j] * src[i * cols + c]); }
-      const want = before[j * cols + c] + 2 * s;
-      assert.ok(Math.abs(outer[j * cols + c] - want) <= 1e-5 * (mag + 1), `outer[${j}, ${c}] = ${outer[j * cols + c]}, want ${want}`);
-    }
-    // without dst, w and outer: only the dots
-    const dots2 = new Float32Array(rows * r).fill(NaN);
-    d.loraPass(src, rows, cols, null, M, r, 0.5, dots2, null, 0, null);
-    assert.deepEqual(dots2, dots);
-  }
-  assert.throws(() => d.loraPass(new Float32Array(10), 5, 2, null, new Float32Array(2), 1, 1, new Float32Array(4), null, 0, null), /dots has 4 values/);
-  assert.throws(() => d.loraPass(new Float32Array(10), 5, 2, null, new Float32Array(2), 1, 1, new Float32Array(5), new Float32Array(5), 1, null), /both or neither/);
-});
-
 test('float32 gemm through oneDNN agrees with OpenBLAS', { skip: noDnnl || !nativeAvailable() }, () => {
   const d = dnnlAddon()!, k = kernels(), rng = new Rng(12);
   for (const p of PROBLEMS) {

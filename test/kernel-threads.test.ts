@@ -128,4 +128,10 @@ describe('native kernels: two threads give the bits of one', { skip }, () => {
     for (let s = 1; s <= 2; s++) kernels().adamw(p, y, m, v, N * C, 1e-3, 0.9, 0.999, 1e-8, 0.01, 1 - 0.9 ** s, 1 - 0.999 ** s);
     return [emb, filled, filled0, rows, acc, p, m, v];
   });
+  check('loraPass: the rows in chunks over the threads, the outer sums\' partials added in chunk order', () => {
+    const r = 8, M = normal(r * C, 13), wr = normal(N * r, 14), dots = new Float32Array(N * r), outer = normal(r * C, 15);
+    const bits = new Uint16Array(N * C);
+    kernels().loraPass(x, N, C, bits, M, r, 0.5, dots, wr, 2, outer);
+    return [dots, outer, Float32Array.from(bits)];
+  }, 1e-4);
 });

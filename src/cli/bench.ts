@@ -98,7 +98,7 @@ export function registerBench(program: Command): void {
       console.log(JSON.stringify({ ...matmulBf16Bench(o.repeats), blas: blasInfo() }));
     });
   bench.command('lora-pass')
-    .description('bf16 mode\'s one pass over a LoRA Linear\'s activation (bf16 copy + thin products) against the separate conversion and oneDNN products it replaces')
+    .description('the LoRA branch\'s one pass over a Linear\'s activation (loraPass) against the sgemm thin products it replaces, and bf16 mode\'s pass against the separate conversion and oneDNN products')
     .option('--repeats <n>', 'timed repeats per shape', positiveInt, 25)
     .action((o: { repeats: number }) => {
       console.log(JSON.stringify(loraPassBench(o.repeats)));

@@ -40,6 +40,16 @@ export interface Kernels {
     beta: number, C: Buf, cOff: number, ldc: number, cS1: number, cS2: number,
     n1: number, n2: number): void;
 
+  /**
+   * The LoRA branch's thin products in one read of src [rows, cols] (each part optional):
+   * dots[i, j] = alphaDot sum_c src[i, c] M[j, c] (M [r, cols], dots [rows, r]: t = x A^T, dt = s dy B);
+   * outer[j, c] += alphaOuter sum_i w[i, j] src[i, c] (w [rows, r], outer [r, cols]: dB^T, dA);
+   * dst = bf16(src), round to nearest even (bf16 mode's operand for the frozen product). M comes with
+   * dots, w with outer. The sums' order is fixed by the data's shape alone (not threads, not ISA).
+   */
+  loraPass(src: Buf, rows: number, cols: number, dst: Uint16Array | null, M: Buf | null, r: number, alphaDot: number,
+    dots: Buf | null, w: Buf | null, alphaOuter: number, outer: Buf | null): void;
+
   /** out = a (op) b over `shape`, each operand read through its own strides (0 = broadcast). */
   binary(op: BinaryOp, out: Buf, a: Buf, b: Buf, shape: Int32Array, aStrides: Int32Array, bStrides: Int32Array): void;
 
@@ -200,7 +210,7 @@ type TsOf<T extends ArgType, Opt> =
   : T extends 'f32' ? (Opt extends true ? Buf | null : Buf)
   : T extends 'f64' ? (Opt extends true ? Float64Array | null : Float64Array)
   : T extends 'i32' ? Int32Array
-  : T extends 'u16' ? Uint16Array
+  : T extends 'u16' ? (Opt extends true ? Uint16Array | null : Uint16Array)
   : number;
 type JsArgs<L> = L extends readonly [infer H, ...infer R]
   ? H extends { derived: string } ? JsArgs<R>

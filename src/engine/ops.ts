@@ -255,27 +255,29 @@ export function linear(x: Tensor, W: Tensor, b: Tensor | null, lora?: LoraBranch
   const k = K(), y = out.data, half = !dn && W.halfBits !== null, w = dn || half ? null : W.data;
   const bias = b ? f32Of(b) : null;
   const xl = lora ? lora.input ?? x : null;
-  // The LoRA products (x A^T, t B^T, and in backward dy B, dt A and the A and B gradients), float32
-  // either way: fp32 mode OpenBLAS's; bf16 mode oneDNN's, so that one thread pool runs the whole step
-  // (the two pools share the cores; moving t B^T and dt A over measured 2.4-2.7% faster mini steps).
+  // The LoRA branch, float32 in either mode. Its [tokens x r] products (t = x A^T, and in backward
+  // dt = s dy B, dB and dA) run in the loraPass kernel: one read of the activation each, where sgemm
+  // ran them at 20-50 GFLOP/s (bench lora-pass). The rank-r expansions (t B^T, dt A) are ordinary
+  // products: fp32 mode OpenBLAS's; bf16 mode oneDNN's, so that one thread pool runs the whole step
+  // (the two pools share the cores; moving them over measured 2.4-2.7% faster mini steps).
   const thin: Kernels['gemm'] | null = !lora ? null : dn ? (tA, tB, M, Nn, Kd, al, A, aO, lda, Bm, bO, ldb, be, C, cO, ldc) =>
     dn.gemmDnnl(tA, tB, M, Nn, Kd, al, A as Float32Array, aO, lda, Bm as Float32Array, bO, ldb, be, C as Float32Array, cO, ldc) : k.gemm.bind(k);
-  // bf16 mode with the LoRA branch on x itself (no dropout): one pass over x (loraPass) writes its bf16
-  // copy for the frozen product and t = x A^T, instead of two reads of x
+  // bf16 mode with the LoRA branch on x itself (no dropout): the same pass over x also writes x's bf16
+  // copy for the frozen product, instead of a second read of x
   const fuse = dn !== null && lora !== undefined && xl === x;
   const t = lora ? scratch(N * r) : null;
   // the bias in every row, then y += x W^T (oneDNN adds the bias itself)
   if (bias && !dn) k.copy2d(N, outF, bias, 0, 0, y, 0, outF, false);
   if (fuse) {
     withBf16Scratch(N * inF, (xb) => {
-      dn!.loraPass(x.data as Float32Array, N, inF, xb, lora!.A.data as Float32Array, r, 1, t as Float32Array, null, 0, null);
+      k.loraPass(x.data, N, inF, xb, lora!.A.data, r, 1, t, null, 0, null);
       dn!.gemmBf16(false, true, N, outF, inF, 1, xb, 0, inF, wb!, 0, inF, 0, y as Float32Array, 0, outF, bias as Float32Array | null);
     });
   } else if (dn) dn.gemmBf16(false, true, N, outF, inF, 1, x.data as Float32Array, 0, inF, wb!, 0, inF, 0, y as Float32Array, 0, outF, bias as Float32Array | null);
   else if (half) halfRowSlices(W, (r0, rows, ws) => k.gemm(false, true, N, rows, inF, 1, x.data, 0, inF, ws, 0, inF, b ? 1 : 0, y, r0, outF));
   else k.gemm(false, true, N, outF, inF, 1, x.data, 0, inF, w!, 0, inF, b ? 1 : 0, y, 0, outF);
   if (lora) {
-    if (!fuse) thin!(false, true, N, r, inF, 1, xl!.data, 0, inF, lora.A.data, 0, inF, 0, t!, 0, r);
+    if (!fuse) k.loraPass(xl!.data, N, inF, null, lora.A.data, r, 1, t, null, 0, null);
     thin!(false, true, N, outF, r, lora.scale, t!, 0, r, lora.B.data, 0, r, 1, y, 0, outF);
   }
   return record(out, [x, W, b, lora?.A, lora?.B, xl], () => {
@@ -285,34 +287,29 @@ export function linear(x: Tensor, W: Tensor, b: Tensor | null, lora?: LoraBranch
     const gx = x.requiresGrad && !half ? gradFor(x) : null, bx = gx?.accumulate === false ? 0 : 1;
     const needDt = !!lora && (lora.A.requiresGrad || xl!.requiresGrad), needDb = !!lora && lora.B.requiresGrad;
     const dt = needDt ? scratch(N * r) : null; // scale * dy B
-    if (dn && lora && (needDt || needDb)) {
-      // bf16 mode: one pass over dy (loraPass) writes its bf16 copy for dx's product, dt = scale dy B
-      // and dB^T += scale t^T dy, instead of three reads of dy
+    // dx's product, dy (or its bf16 copy) times W
+    const dxProduct = (dyb: Uint16Array | null): void => {
+      if (gx && dn) dn.gemmBf16(false, false, N, inF, outF, 1, dyb ?? dy as Float32Array, 0, outF, wb!, 0, inF, bx, gx.g as Float32Array, 0, inF);
+      else if (x.requiresGrad && half) halfRowSlices(W, (r0, rows, ws) => k.gemm(false, false, N, inF, rows, 1, dy, r0, outF, ws, 0, inF, 1, gradOf(x), 0, inF));
+      else if (gx) k.gemm(false, false, N, inF, outF, 1, dy, 0, outF, w!, 0, inF, bx, gx.g, 0, inF);
+    };
+    if (lora && (needDt || needDb)) {
+      // one pass over dy: dt = scale dy B and dB^T += scale t^T dy (and in bf16 mode dy's bf16 copy for
+      // dx's product), instead of two or three reads of dy
       const Bt = scratch(r * outF), Bd = lora.B.data, outer = needDb ? scratch(r * outF).fill(0) : null;
       for (let o = 0; o < outF; o++) for (let j = 0; j < r; j++) Bt[j * outF + o] = Bd[o * r + j];
-      const pass = (dyb: Uint16Array | null): void => dn.loraPass(dy as Float32Array, N, outF, dyb, Bt as Float32Array, r, lora.scale,
-        (dt ?? scratch(N * r)) as Float32Array, outer ? t as Float32Array : null, lora.scale, outer as Float32Array | null);
-      if (gx) {
-        withBf16Scratch(N * outF, (dyb) => {
-          pass(dyb);
-          dn.gemmBf16(false, false, N, inF, outF, 1, dyb, 0, outF, wb!, 0, inF, bx, gx.g as Float32Array, 0, inF);
-        });
-      } else pass(null);
+      const pass = (dyb: Uint16Array | null): void => k.loraPass(dy, N, outF, dyb, Bt, r, lora.scale, dt ?? scratch(N * r), outer ? t : null, lora.scale, outer);
+      if (gx && dn) withBf16Scratch(N * outF, (dyb) => { pass(dyb); dxProduct(dyb); });
+      else { pass(null); dxProduct(null); }
       if (outer) {
         const gB = gradOf(lora.B);
         for (let o = 0; o < outF; o++) for (let j = 0; j < r; j++) gB[o * r + j] += outer[j * outF + o];
       }
-    } else {
-      if (gx && dn) dn.gemmBf16(false, false, N, inF, outF, 1, dy as Float32Array, 0, outF, wb!, 0, inF, bx, gx.g as Float32Array, 0, inF);
-      else if (x.requiresGrad && half) halfRowSlices(W, (r0, rows, ws) => k.gemm(false, false, N, inF, rows, 1, dy, r0, outF, ws, 0, inF, 1, gradOf(x), 0, inF));
-      else if (gx) k.gemm(false, false, N, inF, outF, 1, dy, 0, outF, w!, 0, inF, bx, gx.g, 0, inF);
-      if (needDb) thin!(true, false, outF, r, N, lora!.scale, dy, 0, outF, t!, 0, r, 1, gradOf(lora!.B), 0, r);
-      if (dt) thin!(false, false, N, r, outF, lora!.scale, dy, 0, outF, lora!.B.data, 0, r, 0, dt, 0, r);
-    }
+    } else dxProduct(null);
     if (W.requiresGrad) k.gemm(true, false, outF, inF, N, 1, dy, 0, outF, x.data, 0, inF, 1, gradOf(W), 0, inF);
     if (b && b.requiresGrad) sumRowsInto(gradOf(b), dy, N, outF);
     if (lora && dt && xl) {
-      if (lora.A.requiresGrad) thin!(true, false, r, inF, N, 1, dt, 0, r, xl.data, 0, inF, 1, gradOf(lora.A), 0, inF);
+      if (lora.A.requiresGrad) k.loraPass(xl.data, N, inF, null, null, r, 0, null, dt, 1, gradOf(lora.A)); // dA += dt^T x
       if (xl.requiresGrad) thin!(false, false, N, inF, r, 1, dt, 0, r, lora.A.data, 0, inF, 1, gradOf(xl), 0, inF);
     }
   });

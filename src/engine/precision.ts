@@ -3,8 +3,9 @@
  * torch.autocast does on a CPU: frozen Linear weights kept in bf16 and multiplied on the CPU's bf16
  * matrix units (oneDNN: AMX or AVX512-BF16) with fp32 accumulation, the activation rounded to bf16 on
  * the way in; LoRA A/B, the head, biases, norms, softmax, attention's batched products, losses and
- * optimizer state stay fp32. fp32 never comes through oneDNN: today's numerics bit for bit (the CLI defaults to
- * auto, see DEFAULT_PRECISION; the library to fp32).
+ * optimizer state stay fp32. fp32 never comes through oneDNN: every weight's and attention's product is
+ * OpenBLAS's, bit for bit, and the LoRA branch's thin products are the loraPass kernel's, in either mode
+ * (the CLI defaults to auto, see DEFAULT_PRECISION; the library to fp32).
  *
  * Full fine-tuning trains every weight, so under bf16 it has no frozen weight to convert and runs
  * exactly as fp32. Pretraining may ask for mixed precision instead (applyPrecision's `trained`):

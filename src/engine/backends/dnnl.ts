@@ -5,7 +5,7 @@
  * dispatches at run time to AMX tiles or AVX512-BF16; where the CPU has neither (or the addon has no
  * oneDNN) bf16Available() says so with a reason, and `--precision auto` stays in float32.
  *
- * float32 training never comes through here: fp32 mode keeps OpenBLAS's numerics bit for bit.
+ * float32 training never comes through here: fp32 mode keeps OpenBLAS's products bit for bit.
  */
 import { loadNative } from './native.js';
 
@@ -13,7 +13,7 @@ import { loadNative } from './native.js';
 export interface DnnlAddon {
   /**
    * C = alpha * op(A) op(B) + beta * C: A float32 (rounded to bf16 inside the call) or already bf16
-   * bits (loraPass's copy, written in the same read as the LoRA branch's products), B bf16 bits, C float32.
+   * bits (the kernels' loraPass copy, written in the same read as the LoRA branch's products), B bf16 bits, C float32.
    * A bias (N float32 values) is added to every row of C by the product itself; act 1 / 2 then
    * applies GELU (erf / tanh approximation) as C is written.
    */
@@ -42,14 +42,6 @@ export interface DnnlAddon {
   gemmDnnl(tA: boolean, tB: boolean, M: number, N: number, K: number, alpha: number,
     A: Float32Array, aOff: number, lda: number, B: Float32Array, bOff: number, ldb: number,
     beta: number, C: Float32Array, cOff: number, ldc: number): void;
-  /**
-   * One pass over a dense activation src [rows, cols] for a LoRA Linear in bf16 mode: dst = bf16(src)
-   * (when dst is given), dots = alphaDot * src M^T (M [r, cols]; dots [rows, r] overwritten), and, when
-   * w [rows, r] and outer [r, cols] are given, outer += alphaOuter * w^T src. Forward: t = x A^T beside
-   * x's bf16 copy; backward: dt = s dy B (M = B^T) and dB^T += s t^T dy beside dy's bf16 copy.
-   */
-  loraPass(src: Float32Array, rows: number, cols: number, dst: Uint16Array | null, M: Float32Array, r: number, alphaDot: number,
-    dots: Float32Array, w: Float32Array | null, alphaOuter: number, outer: Float32Array | null): void;
   /** dst[dOff .. dOff+n) = bf16(src[sOff .. sOff+n)), rounded to nearest even. */
   f32ToBf16(dst: Uint16Array, dOff: number, src: Float32Array, sOff: number, n: number): void;
   /** oneDNN's implementation for a dense problem, e.g. "brg:avx512_core_amx_bf16". */
@@ -59,7 +51,7 @@ export interface DnnlAddon {
 }
 
 /** The names of the oneDNN functions, which the addon exports beside the kernel spec's when built with oneDNN. */
-export const DNNL_FUNCTIONS: readonly (keyof DnnlAddon)[] = ['gemmBf16', 'gemmBatchedBf16', 'gemmBatchedDnnl', 'gemmDnnl', 'f32ToBf16', 'loraPass', 'dnnlImpl', 'dnnlInfo', 'dnnlSetThreads'];
+export const DNNL_FUNCTIONS: readonly (keyof DnnlAddon)[] = ['gemmBf16', 'gemmBatchedBf16', 'gemmBatchedDnnl', 'gemmDnnl', 'f32ToBf16', 'dnnlImpl', 'dnnlInfo', 'dnnlSetThreads'];
 
 export interface Bf16Support {
   /** bf16 products run on matrix units here (AMX or AVX512-BF16): what `--precision auto` asks. */

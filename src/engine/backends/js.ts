@@ -137,6 +137,29 @@ export const jsKernels: Kernels = {
           beta, C, cOff + i * cS1 + j * cS2, ldc);
   },
 
+  loraPass(src, rows, cols, dst, M, r, alphaDot, dots, w, alphaOuter, outer) {
+    for (let i = 0; i < rows; i++) {
+      const o = i * cols;
+      if (dst) for (let c = 0; c < cols; c++) dst[o + c] = bf16Bits(src[o + c]);
+      if (dots && M) {
+        for (let j = 0; j < r; j++) {
+          let s = 0;
+          for (let c = 0; c < cols; c++) s += src[o + c] * M[j * cols + c];
+          dots[i * r + j] = alphaDot * s;
+        }
+      }
+    }
+    if (outer && w) {
+      for (let j = 0; j < r; j++) {
+        for (let c = 0; c < cols; c++) {
+          let s = 0;
+          for (let i = 0; i < rows; i++) s += w[i * r + j] * src[i * cols + c];
+          outer[j * cols + c] += alphaOuter * s;
+        }
+      }
+    }
+  },
+
   binary(op, out, a, b, shape, aStrides, bStrides) {
     forEachStrided(shape, [aStrides, bStrides], ([ia, ib], o) => {
       out[o] = op === BinaryOp.Add ? a[ia] + b[ib] : op === BinaryOp.Sub ? a[ia] - b[ib] : a[ia] * b[ib];
