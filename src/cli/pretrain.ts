@@ -15,7 +15,7 @@ import type { HfConfig } from '../models/model.js';
 import { initWeights } from '../models/modules.js';
 import { lineChartSvg, smooth } from '../report/plots.js';
 import {
-  DECODER_SPECIALS, decoderTokenizerConfig, decoderTokenizerJson, loadMlmFolder, mlmEval, mlmIdsOf, packCausalCorpus, packCorpus, pretrain, pretrainCausalLm,
+  DECODER_SPECIALS, decoderTokenizerConfig, decoderTokenizerJson, loadMlmFolder, mlmEval, mlmIdsOf, packCausalCorpus, packCorpus, pretrain, pretrainCausalLm, pretrainElectra,
   readPretrainingTexts, saveCausalLmModel, saveMlmModel, subsetWordPieceVocab, type MlmFolder, type MlmIds, type PretrainConfig, type PretrainResult,
 } from '../train/pretrain.js';
 import { resolvePrecision } from '../engine/backends/dnnl.js';
@@ -27,12 +27,13 @@ interface PretrainCli {
   arch: 'bert' | 'llama'; out: string; layers?: number; hidden: number; heads: number; intermediate?: number; vocab: number; seq: number; batch: number; steps?: number;
   lr: number; warmup: number; maxLines?: number; checkpointEvery: number; evalEvery: number; seed: number; resume?: boolean; dtype: string;
   from?: string; texts?: string; textCol?: string; maskProb: number; evalMaskProb: number; precision: Precision;
+  objective: 'mlm' | 'electra'; generatorLayers: number; discWeight: number;
 }
 
 /** Options that set the architecture or the vocabulary, which --from takes from the model instead. */
 const SHAPE_OPTIONS = ['layers', 'hidden', 'heads', 'intermediate', 'vocab'] as const;
 /** The masked-LM options (commander's key -> flag), which --arch llama refuses. */
-const BERT_ONLY = { from: '--from', texts: '--texts', textCol: '--text-col', maskProb: '--mask-prob', evalMaskProb: '--eval-mask-prob' };
+const BERT_ONLY = { from: '--from', texts: '--texts', textCol: '--text-col', maskProb: '--mask-prob', evalMaskProb: '--eval-mask-prob', objective: '--objective', generatorLayers: '--generator-layers', discWeight: '--disc-weight' };
 
 /** Per-architecture defaults of the options that differ. */
 const ARCH_DEFAULTS = { bert: { layers: 6, intermediate: 1024, steps: 3000 }, llama: { layers: 4, intermediate: 704, steps: 900 } } as const;
@@ -57,6 +58,9 @@ export function registerPretrain(program: Command): void {
     .option('--text-col <name>', 'with --texts: the text column (default "text", or "sentence" / "sentence1" when present)')
     .option('--mask-prob <f>', 'bert: fraction of tokens masked for prediction in training', fraction, 0.15)
     .option('--eval-mask-prob <f>', 'bert: fraction masked in the held-out evaluation (fixed, so runs at other --mask-prob are measured alike)', fraction, 0.15)
+    .addOption(new Option('--objective <o>', 'bert: mlm (masked language modelling) or electra (replaced-token detection: a small generator fills the masked positions, the encoder labels every token original or replaced; the encoder is what is saved)').choices(['mlm', 'electra']).default('mlm'))
+    .option('--generator-layers <n>', 'electra: the generator\'s blocks (the encoder\'s shape; a copy of its first blocks and MLM head with --from)', positiveInt, 2)
+    .option('--disc-weight <x>', 'electra: weight of the discriminator\'s loss against the generator\'s MLM loss (the paper: 50)', positive, 50)
     .addOption(new Option('--precision <p>', 'bf16: mixed precision, the blocks\' Linear products in bf16 on AMX/AVX512-BF16 with f32 master weights (weight gradients, head, norms, losses, Adam fp32); auto: bf16 where the CPU has bf16 matrix units').choices([...PRECISIONS]).default('fp32'))
     .action(async (o: PretrainCli, cmd: Command) => {
       if (o.dtype !== 'f16' && o.dtype !== 'f32') throw new Error('--dtype is f16 or f32');
@@ -66,6 +70,8 @@ export function registerPretrain(program: Command): void {
         if (bertOnly.length) throw new Error(`${bertOnly.join(', ')}: ${bertOnly.length > 1 ? 'options' : 'an option'} of --arch bert`);
       }
       if (o.textCol !== undefined && o.texts === undefined) throw new Error('--text-col goes with --texts FILE');
+      const electraOnly = (['generatorLayers', 'discWeight'] as const).filter((k) => cmd.getOptionValueSource(k) === 'cli');
+      if (o.objective !== 'electra' && electraOnly.length) throw new Error(`${electraOnly.map((k) => BERT_ONLY[k]).join(', ')} go${electraOnly.length > 1 ? '' : 'es'} with --objective electra`);
       if (o.maskProb <= 0 || o.evalMaskProb <= 0) throw new Error('--mask-prob and --eval-mask-prob must be above 0');
       if (o.from !== undefined) {
         const given = SHAPE_OPTIONS.filter((k) => cmd.getOptionValueSource(k) === 'cli');
@@ -139,8 +145,11 @@ async function pretrainEncoder(o: Resolved): Promise<void> {
   const config = pretrainConfig(o);
   // the base model on this run's held-out text: where the stage starts
   const start = base ? mlmEval(model, heldOut, ids, { batch: o.batch, maskProb: config.evalMaskProb ?? config.maskProb }) : null;
-  const bar = progressBar('pretrain (MLM)');
-  const st = pretrain({ model, chunks, heldOut, ids, config, outDir: o.out, resume: o.resume, precision: o.precision, onStep: (s, t, l, a) => bar.update(s, t, `loss ${l.toFixed(3)}${a === null ? '' : ` | held-out acc ${a.toFixed(3)}`}`) });
+  const electra = o.objective === 'electra';
+  const bar = progressBar(electra ? 'pretrain (ELECTRA)' : 'pretrain (MLM)');
+  const run = { model, chunks, heldOut, ids, config, outDir: o.out, resume: o.resume, precision: o.precision,
+    onStep: (s: number, t: number, l: number, a: number | null) => bar.update(s, t, `loss ${l.toFixed(3)}${a === null ? '' : ` | held-out ${electra ? 'discriminator ' : ''}acc ${a.toFixed(3)}`}`) };
+  const st = electra ? pretrainElectra({ ...run, generatorLayers: o.generatorLayers, discWeight: o.discWeight, copyGenerator: base !== null }) : pretrain(run);
   bar.stop();
   saveMlmModel(o.out, model, cfg, o.dtype);
   const last = st.history[st.history.length - 1];
@@ -148,6 +157,7 @@ async function pretrainEncoder(o: Resolved): Promise<void> {
   const summary: Record<string, unknown> = {
     steps: st.step, seconds: st.seconds, tokens_seen: st.step * o.batch * o.seq, sequences: chunks.length, corpus_lines: corpus.lines.length, held_out_lines: corpus.heldOut.length,
     ...('excluded' in corpus ? { excluded: corpus.excluded } : {}), heldout: last ?? null, config, architecture: cfg,
+    objective: electra ? { kind: 'electra', generator_layers: o.generatorLayers, disc_weight: o.discWeight, generator_start: base ? 'copy of the first blocks and MLM head' : 'random' } : { kind: 'mlm' },
     ...(st.precision ? { precision: st.precision } : {}),
   };
   if (base) {
@@ -171,7 +181,8 @@ function baseStages(base: MlmFolder): Record<string, unknown>[] {
 
 function reproduceEncoder(o: Resolved): string {
   return ['gelora pretrain', `--from ${o.from}`, ...(o.texts ? [`--texts ${o.texts}`] : []), ...(o.textCol ? [`--text-col ${o.textCol}`] : []), `--out ${o.out}`, `--steps ${o.steps}`,
-    `--seq ${o.seq}`, `--batch ${o.batch}`, `--lr ${o.lr}`, `--warmup ${o.warmup}`, `--mask-prob ${o.maskProb}`, `--eval-mask-prob ${o.evalMaskProb}`, `--seed ${o.seed}`, `--dtype ${o.dtype}`, ...(o.precision !== 'fp32' ? [`--precision ${o.precision}`] : [])].join(' ');
+    `--seq ${o.seq}`, `--batch ${o.batch}`, `--lr ${o.lr}`, `--warmup ${o.warmup}`, `--mask-prob ${o.maskProb}`, `--eval-mask-prob ${o.evalMaskProb}`, ...(o.objective === 'electra' ? [`--objective electra --generator-layers ${o.generatorLayers} --disc-weight ${o.discWeight}`] : []),
+    `--seed ${o.seed}`, `--dtype ${o.dtype}`, ...(o.precision !== 'fp32' ? [`--precision ${o.precision}`] : [])].join(' ');
 }
 
 /** MODEL_CARD.md of a continued encoder: this stage from the run's own numbers, then the base model's card as the earlier stages. */
@@ -206,12 +217,16 @@ ${(s.sequences as number).toLocaleString('en-US')} training sequences of ${o.seq
 
 ## Stage ${stages.length}: training
 
-Masked LM, ${Math.round(o.maskProb * 100)}% of the tokens predicted (80% \`[MASK]\`, 10% random piece, 10% kept), a fresh schedule: AdamW lr ${o.lr},
+${o.objective === 'electra'
+    ? `ELECTRA's replaced-token detection (Clark et al. 2020; \`src/train/objectives/electra.ts\`): a ${o.generatorLayers}-block generator, sharing the embeddings and started
+as a copy of the base model's first blocks and MLM head, fills ${Math.round(o.maskProb * 100)}% of the positions (BERT's masking) with samples; this encoder labels
+every token original or replaced (loss: generator MLM + ${o.discWeight} × token loss). Its MLM head is the base model's, untrained here. A fresh schedule: AdamW lr ${o.lr},`
+    : `Masked LM, ${Math.round(o.maskProb * 100)}% of the tokens predicted (80% \`[MASK]\`, 10% random piece, 10% kept), a fresh schedule: AdamW lr ${o.lr},`}
 ${Math.round(o.warmup * 100)}% linear warmup then linear decay, weight decay 0.01, clipping 1.0, batch ${o.batch} × ${o.seq}, seed ${o.seed}: ${s.steps} steps
 = ${((s.tokens_seen as number) / 1e6).toFixed(2)}M tokens in ${Math.round(s.seconds as number)} s of training time. Held-out evaluation masks ${Math.round(o.evalMaskProb * 100)}% with a fixed seed;
 step 0 is the base model before this stage.
 
-| step | held-out MLM loss | held-out MLM accuracy |
+${o.objective === 'electra' ? 'Step 0 is the base model as a masked LM; later rows are the ELECTRA loss and the discriminator\'s token accuracy.\n\n| step | held-out loss | held-out accuracy |' : '| step | held-out MLM loss | held-out MLM accuracy |'}
 |---|---|---|
 ${rows}
 

@@ -1,7 +1,8 @@
 /**
  * Pretraining of the embedded models, both through the training loop (its AdamW, linear warmup and
  * decay, clipping at 1, held-out evaluation every N steps and at the end, checkpoints and resume):
- *  - a BERT encoder with masked language modelling (objectives/mlm.ts);
+ *  - a BERT encoder with masked language modelling (objectives/mlm.ts) or ELECTRA's replaced-token
+ *    detection (objectives/electra.ts);
  *  - a LLaMA-style decoder as a causal LM (objectives/causal-lm.ts on packed corpus text, every token
  *    trained), with its vocabulary cut down from bert-base-uncased's WordPiece pieces.
  * The result is the final state (no best-state selection: held-out loss is only watched).
@@ -24,6 +25,7 @@ import { readConfig } from '../models/registry.js';
 import { DEFAULT_TRAIN, train } from './loop.js';
 import type { Objective } from './objective.js';
 import { causalLmObjective, type LmEncoded } from './objectives/causal-lm.js';
+import { ElectraParts, electraObjective } from './objectives/electra.js';
 import { mlmObjective, type MlmIds } from './objectives/mlm.js';
 
 export { maskBatch, mlmEval, packCorpus, saveMlmModel, type MlmBatch, type MlmIds } from './objectives/mlm.js';
@@ -89,6 +91,29 @@ export function pretrain(args: RunArgs & {
   try {
     const objective = mlmObjective({ model, chunks: args.chunks, heldOut: args.heldOut, ids: args.ids, batch: c.batch, maskProb: c.maskProb, evalMaskProb: c.evalMaskProb, seed: c.seed });
     return runPretraining(model, params, objective, c, args);
+  } finally {
+    for (const p of params) p.requiresGrad = false;
+  }
+}
+
+/**
+ * ELECTRA pretraining of a BERT encoder (objectives/electra.ts): every weight of the discriminator
+ * (but its MLM head, which the objective does not use) and of the generator and token head trained.
+ * The generator starts as a copy of the discriminator's first blocks when copyGenerator (a `--from`
+ * model), else at random. The discriminator is `model`, saved as before.
+ */
+export function pretrainElectra(args: RunArgs & {
+  model: BertForSequenceClassification; chunks: Int32Array[]; heldOut: Int32Array[]; ids: MlmIds; config: PretrainConfig;
+  generatorLayers: number; discWeight: number; copyGenerator: boolean;
+}): PretrainResult & { parts: ElectraParts } {
+  const { model, config: c } = args;
+  const parts = new ElectraParts(model, args.generatorLayers, { copy: args.copyGenerator, seed: c.seed + 1 });
+  const params = [...model.params.names().filter((n) => !n.startsWith('cls.predictions.')).map((n) => model.params.get(n)),
+    ...parts.params.names().map((n) => parts.params.get(n))];
+  for (const p of params) p.requiresGrad = true;
+  try {
+    const objective = electraObjective({ parts, chunks: args.chunks, heldOut: args.heldOut, ids: args.ids, batch: c.batch, maskProb: c.maskProb, evalMaskProb: c.evalMaskProb, discWeight: args.discWeight, seed: c.seed });
+    return { ...runPretraining(model, params, objective, c, args), parts };
   } finally {
     for (const p of params) p.requiresGrad = false;
   }
