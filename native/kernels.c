@@ -187,7 +187,11 @@ void k_lora_pass(const float *src, long rows, int cols, uint16_t *dst, const flo
   // (the first chunk's too: outer is added to once, after the chunks)
   size_t nmt = dots ? (size_t)rd * cols * LORA_DW : 0, npart = outer ? (size_t)nchunks * r * cols : 0;
   float *scr = calloc(nmt + npart + 1, sizeof(float));
-  if (!scr) return;  // out of memory: the glue cannot report it; callers are far below
+  if (!scr) {  // out of memory (callers are far below it): NaN outputs, which the loop's checks report
+    if (dots) for (long e = 0; e < rows * r; e++) dots[e] = NAN;
+    if (outer) for (long e = 0; e < (long)r * cols; e++) outer[e] = NAN;
+    return;
+  }
   float *MT = scr, *parts = outer ? scr + nmt : NULL;
   if (dots)
     for (int j = 0; j < r; j++)

@@ -2,9 +2,7 @@
 // sampling from the generator's softmax, a run that learns (the discriminator beats the all-original
 // guess on held-out text), an interrupted run resumed exactly, and the CLI's options and records.
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { Rng } from '../src/engine/random.js';
@@ -12,33 +10,12 @@ import { fromArray } from '../src/engine/tensor.js';
 import { ElectraParts, corruptBatch, electraEval, sampleRows } from '../src/train/objectives/electra.js';
 import { packCorpus } from '../src/train/objectives/mlm.js';
 import { loadMlmFolder, pretrainElectra, type PretrainConfig } from '../src/train/pretrain.js';
+import { RUN, gelora, readJson, sentences, tiny, tinyBase } from './pretrain-corpus.js';
 
-const ROOT = new URL('../../', import.meta.url).pathname;
-const gelora = (...args: string[]) => spawnSync(process.execPath, [ROOT + 'dist/src/cli/main.js', ...args], { encoding: 'utf8', cwd: ROOT, env: { ...process.env, OPENBLAS_NUM_THREADS: '1' } });
-const readJson = <T>(f: string): T => JSON.parse(readFileSync(f, 'utf8')) as T;
-
-/** Sentences from a small grammar of real words (as test/pretrain.test.ts). */
-function sentences(n: number, seed: number): string[] {
-  const rng = new Rng(seed), pick = (xs: string[]) => xs[rng.int(xs.length)];
-  const adj = ['small', 'old', 'red', 'happy', 'quiet'], noun = ['cat', 'dog', 'farmer', 'child', 'teacher'], verb = ['saw', 'liked', 'followed', 'helped'], place = ['house', 'garden', 'river', 'school'];
-  return Array.from({ length: n }, () => `the ${pick(adj)} ${pick(noun)} ${pick(verb)} the ${pick(noun)} near the ${pick(place)} .`);
-}
-
-const TINY = ['--layers', '2', '--hidden', '32', '--heads', '2', '--intermediate', '64'];
-const RUN = ['--seq', '32', '--batch', '8', '--lr', '3e-3', '--dtype', 'f32', '--checkpoint-every', '20'];
+const TINY = tiny(2);
 
 describe('ELECTRA pretraining', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'gelora-electra-'));
-  const corpus = join(dir, 'corpus.txt');
-  writeFileSync(corpus, sentences(800, 1).join('\n') + '\n');
-  const base = join(dir, 'base');
-  let baseDone = false;
-  const ensureBase = () => {
-    if (baseDone) return;
-    const r = gelora('pretrain', '--texts', corpus, '--out', base, ...TINY, ...RUN, '--steps', '40', '--eval-every', '40');
-    assert.equal(r.status, 0, r.stderr);
-    baseDone = true;
-  };
+  const { dir, corpus, base, ensureBase } = tinyBase('gelora-electra-', 2);
 
   it('corruptBatch puts the samples at the masked positions and labels a token replaced only where it differs from the original', () => {
     const masked = { inputIds: Int32Array.of(1, 9, 9, 5, 9, 2), attentionMask: new Float32Array(6).fill(1), batch: 1, seq: 6 };

@@ -1,44 +1,20 @@
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { parquetWriteBuffer } from 'hyparquet-writer';
 import { bf16Available } from '../src/engine/backends/dnnl.js';
-import { Rng } from '../src/engine/random.js';
+import { ROOT, RUN, gelora, readJson, sentences, tiny, tinyBase } from './pretrain-corpus.js';
 import { bertUncasedVocab } from '../src/demo/data.js';
 import { TextTokenizer } from '../src/io/tokenizer.js';
 import { loadMlmFolder, mlmIdsOf, pretrain, readPretrainingTexts, type PretrainConfig } from '../src/train/pretrain.js';
 import { mlmEval, mlmObjective, packCorpus } from '../src/train/objectives/mlm.js';
 
-const ROOT = new URL('../../', import.meta.url).pathname;
-const gelora = (...args: string[]) => spawnSync(process.execPath, [ROOT + 'dist/src/cli/main.js', ...args], { encoding: 'utf8', cwd: ROOT, env: { ...process.env, OPENBLAS_NUM_THREADS: '1' } });
-const readJson = <T>(f: string): T => JSON.parse(readFileSync(f, 'utf8')) as T;
 const logOf = (dir: string) => readFileSync(join(dir, 'log.jsonl'), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as { step: number; loss?: number; dev_loss?: number });
-
-/** Sentences from a small grammar of real words: a tiny model learns their statistics in a few dozen steps. */
-function sentences(n: number, seed: number): string[] {
-  const rng = new Rng(seed), pick = (xs: string[]) => xs[rng.int(xs.length)];
-  const adj = ['small', 'old', 'red', 'happy', 'quiet'], noun = ['cat', 'dog', 'farmer', 'child', 'teacher'], verb = ['saw', 'liked', 'followed', 'helped'], place = ['house', 'garden', 'river', 'school'];
-  return Array.from({ length: n }, () => `the ${pick(adj)} ${pick(noun)} ${pick(verb)} the ${pick(noun)} near the ${pick(place)} .`);
-}
-
-const TINY = ['--layers', '1', '--hidden', '32', '--heads', '2', '--intermediate', '64'];
-const RUN = ['--seq', '32', '--batch', '8', '--lr', '3e-3', '--dtype', 'f32', '--checkpoint-every', '20'];
+const TINY = tiny(1);
 
 describe('gelora pretrain --from / --texts: continued and task-adaptive MLM pretraining', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'gelora-pretrain-'));
-  const corpus = join(dir, 'corpus.txt');
-  writeFileSync(corpus, sentences(800, 1).join('\n') + '\n');
-  const base = join(dir, 'base');
-  let baseDone = false;
-  const ensureBase = () => {
-    if (baseDone) return;
-    const r = gelora('pretrain', '--texts', corpus, '--out', base, ...TINY, ...RUN, '--steps', '40', '--eval-every', '20');
-    assert.equal(r.status, 0, r.stderr);
-    baseDone = true;
-  };
+  const { dir, corpus, base, ensureBase } = tinyBase('gelora-pretrain-', 1);
 
   it('--from loads the base weights: the held-out loss before the first step is the base\'s own, and the first step\'s loss is in its region, far from a random init\'s ln(30522) = 10.3', () => {
     ensureBase();

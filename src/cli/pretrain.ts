@@ -166,7 +166,7 @@ async function pretrainEncoder(o: Resolved): Promise<void> {
     Object.assign(summary, { from: o.from, data, start_heldout: start, stages: [...earlier, stage] });
   }
   writeJsonAtomic(join(o.out, 'pretrain.json'), summary);
-  writeCurve(o.out, 'MLM');
+  writeCurve(o.out, electra ? 'ELECTRA' : 'MLM');
   if (base) writeFileAtomic(join(o.out, 'MODEL_CARD.md'), continuedCard(o, summary, start, base, texts));
   console.log(JSON.stringify({ steps: st.step, seconds: Math.round(st.seconds), ...(start ? { start_heldout: start } : {}), heldout: last ?? null }));
 }

@@ -5,8 +5,9 @@
  * the predictions and the metric, what must match for a checkpoint to be resumed, and what is saved
  * next to the trained weights.
  *
- * Objectives here: objectives/sequence.ts (sequence classification and regression) and
- * objectives/mlm.ts (BERT masked-language-model pretraining).
+ * Objectives here: objectives/sequence.ts (sequence classification and regression),
+ * objectives/mlm.ts (BERT masked-language-model pretraining), objectives/electra.ts (ELECTRA's
+ * replaced-token detection), objectives/causal-lm.ts and objectives/qa.ts.
  *
  * Adding one (a new file under src/train/objectives/, nothing in loop.ts changes):
  *  - Causal LM: examples are token-id sequences with labels per token, -100 where no loss applies

@@ -23,7 +23,7 @@ import { BertLayer, type BertConfig, type BertForSequenceClassification } from '
 import type { ModelInputs } from '../../models/model.js';
 import { LayerNorm, Linear, ParamStore, additiveMask, initWeights } from '../../models/modules.js';
 import { hashInts, type Objective } from '../objective.js';
-import { maskBatch, type MlmIds } from './mlm.js';
+import { maskBatch, packedBatches, type MlmIds } from './mlm.js';
 
 /** The generator and the discriminator's token head: weights of their own, under names of their own. */
 export class ElectraParts {
@@ -159,23 +159,15 @@ export function electraEval(parts: ElectraParts, chunks: Int32Array[], ids: MlmI
 }
 
 /**
- * The ELECTRA objective over packed sequences: the MLM objective's batches, masking generator (one
+ * The ELECTRA objective over packed sequences: the MLM objective's batches (packedBatches), masking generator (one
  * stream across steps, checkpointed) and held-out text; the generator's samples are drawn from the
  * same stream, so a resumed run corrupts exactly as an uninterrupted one.
  */
 export function electraObjective(o: ElectraOptions): Objective {
-  if (o.chunks.length < o.batch) throw new Error(`the corpus packs into ${o.chunks.length} sequences, fewer than one batch of ${o.batch}`);
-  if (o.heldOut.length === 0) throw new Error('the held-out corpus packs into no sequence; give a longer held-out text or a shorter --seq');
-  const rng = new Rng(o.seed), perEpoch = Math.floor(o.chunks.length / o.batch);
+  const batches = packedBatches(o.chunks, o.heldOut, o.batch, o.seed), rng = new Rng(o.seed);
   return {
     kind: 'electra', metric: 'discriminator_accuracy', select: 'final',
-    epochBatches: (epoch) => {
-      const erng = new Rng((o.seed * 7919 + epoch * 104729 + 1) >>> 0);
-      const order = Array.from({ length: o.chunks.length }, (_, i) => i);
-      for (let i = order.length - 1; i > 0; i--) { const j = erng.int(i + 1); [order[i], order[j]] = [order[j], order[i]]; }
-      return Array.from({ length: perEpoch }, (_, b) => order.slice(b * o.batch, (b + 1) * o.batch));
-    },
-    batchesPerEpoch: () => perEpoch,
+    ...batches,
     loss: (_model, idx) => {
       const b = maskBatch(idx.map((i) => o.chunks[i]), o.ids, o.maskProb, rng);
       const gl = o.parts.generatorLogits(b.x, b.positions);

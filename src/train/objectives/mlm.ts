@@ -100,23 +100,34 @@ export interface MlmOptions {
 }
 
 /**
- * The MLM objective: each epoch a seeded permutation of the packed sequences cut into full batches
- * (the remainder is dropped); masking draws from one generator that runs across steps and is
- * checkpointed, so a resumed run masks exactly as an uninterrupted one.
+ * The batches of pretraining over packed sequences (MLM and ELECTRA): each epoch a seeded permutation
+ * of the sequences cut into full batches (the remainder is dropped), a pure function of the epoch.
+ * Refuses a corpus smaller than one batch and an empty held-out set.
  */
-export function mlmObjective(o: MlmOptions): Objective {
-  if (o.chunks.length < o.batch) throw new Error(`the corpus packs into ${o.chunks.length} sequences, fewer than one batch of ${o.batch}`);
-  if (o.heldOut.length === 0) throw new Error('the held-out corpus packs into no sequence; give a longer held-out text or a shorter --seq');
-  const rng = new Rng(o.seed), perEpoch = Math.floor(o.chunks.length / o.batch);
+export function packedBatches(chunks: Int32Array[], heldOut: Int32Array[], batch: number, seed: number): Pick<Objective, 'epochBatches' | 'batchesPerEpoch'> {
+  if (chunks.length < batch) throw new Error(`the corpus packs into ${chunks.length} sequences, fewer than one batch of ${batch}`);
+  if (heldOut.length === 0) throw new Error('the held-out corpus packs into no sequence; give a longer held-out text or a shorter --seq');
+  const perEpoch = Math.floor(chunks.length / batch);
   return {
-    kind: 'mlm', metric: 'accuracy', select: 'final',
     epochBatches: (epoch) => {
-      const erng = new Rng((o.seed * 7919 + epoch * 104729 + 1) >>> 0);
-      const order = Array.from({ length: o.chunks.length }, (_, i) => i);
+      const erng = new Rng((seed * 7919 + epoch * 104729 + 1) >>> 0);
+      const order = Array.from({ length: chunks.length }, (_, i) => i);
       for (let i = order.length - 1; i > 0; i--) { const j = erng.int(i + 1); [order[i], order[j]] = [order[j], order[i]]; }
-      return Array.from({ length: perEpoch }, (_, b) => order.slice(b * o.batch, (b + 1) * o.batch));
+      return Array.from({ length: perEpoch }, (_, b) => order.slice(b * batch, (b + 1) * batch));
     },
     batchesPerEpoch: () => perEpoch,
+  };
+}
+
+/**
+ * The MLM objective: packedBatches' batches; masking draws from one generator that runs across steps
+ * and is checkpointed, so a resumed run masks exactly as an uninterrupted one.
+ */
+export function mlmObjective(o: MlmOptions): Objective {
+  const batches = packedBatches(o.chunks, o.heldOut, o.batch, o.seed), rng = new Rng(o.seed);
+  return {
+    kind: 'mlm', metric: 'accuracy', select: 'final',
+    ...batches,
     loss: (_model, idx) => {
       const b = maskBatch(idx.map((i) => o.chunks[i]), o.ids, o.maskProb, rng);
       return crossEntropy(o.model.mlmLogits(o.model.encode(b.x, false)[0], b.positions), b.labels);
