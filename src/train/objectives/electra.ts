@@ -22,8 +22,8 @@ import { noGrad, scope, type Tensor } from '../../engine/tensor.js';
 import { BertLayer, type BertConfig, type BertForSequenceClassification } from '../../models/bert.js';
 import type { ModelInputs } from '../../models/model.js';
 import { LayerNorm, Linear, ParamStore, additiveMask, initWeights } from '../../models/modules.js';
-import { hashInts, type Objective } from '../objective.js';
-import { maskBatch, packedBatches, type MlmIds } from './mlm.js';
+import type { Objective } from '../objective.js';
+import { maskBatch, packedPretraining, type MlmIds } from './mlm.js';
 
 /** The generator and the discriminator's token head: weights of their own, under names of their own. */
 export class ElectraParts {
@@ -55,7 +55,7 @@ export class ElectraParts {
       const from = (dst: string, src: string): void => p.get(dst).assign(disc.params.get(src).toFloat32());
       for (const n of p.names()) {
         const m = /^generator\.encoder\.layer\.(\d+)\.(.*)$/.exec(n);
-        if (m) from(n, `bert.encoder.layer.${m[1]}.${m[2]}`);
+        if (m) from(n, `${disc.backbonePrefix}.encoder.layer.${m[1]}.${m[2]}`);
       }
       from('generator_predictions.dense.weight', 'cls.predictions.transform.dense.weight');
       from('generator_predictions.dense.bias', 'cls.predictions.transform.dense.bias');
@@ -89,7 +89,8 @@ export class ElectraParts {
  * at one uniform draw (in double; one draw per row, where Gumbel-max needs V).
  */
 export function sampleRows(logits: Tensor, rng: Rng): Int32Array {
-  const [rows, V] = logits.shape, d = logits.toFloat32(), out = new Int32Array(rows), e = new Float64Array(V);
+  // I/O boundary: the logits read in place (toFloat32 would copy [positions x vocabulary] every step)
+  const [rows, V] = logits.shape, d = logits.data, out = new Int32Array(rows), e = new Float64Array(V);
   for (let r = 0; r < rows; r++) {
     let m = -Infinity;
     for (let v = 0; v < V; v++) m = Math.max(m, d[r * V + v]);
@@ -103,17 +104,13 @@ export function sampleRows(logits: Tensor, rng: Rng): Int32Array {
   return out;
 }
 
-export interface ElectraBatch {
-  /** the generator's input: BERT's masking */
-  masked: ModelInputs; positions: Int32Array; labels: Int32Array;
-  /** the discriminator's input: the original tokens with the generator's samples at the positions */
+/** The discriminator's input and targets from a masked batch and the generator's samples at its positions. */
+export function corruptBatch(masked: ModelInputs, positions: Int32Array, labels: Int32Array, samples: Int32Array): {
+  /** the original tokens with the samples at the positions */
   corrupted: ModelInputs;
   /** per token: 1 where the token differs from the original */
   replaced: Int32Array;
-}
-
-/** The discriminator's input and targets from a masked batch and the generator's samples at its positions. */
-export function corruptBatch(masked: ModelInputs, positions: Int32Array, labels: Int32Array, samples: Int32Array): Pick<ElectraBatch, 'corrupted' | 'replaced'> {
+} {
   const ids = Int32Array.from(masked.inputIds), replaced = new Int32Array(ids.length);
   positions.forEach((p, i) => { ids[p] = samples[i]; replaced[p] = samples[i] !== labels[i] ? 1 : 0; });
   return { corrupted: { ...masked, inputIds: ids }, replaced };
@@ -159,19 +156,19 @@ export function electraEval(parts: ElectraParts, chunks: Int32Array[], ids: MlmI
 }
 
 /**
- * The ELECTRA objective over packed sequences: the MLM objective's batches (packedBatches), masking generator (one
- * stream across steps, checkpointed) and held-out text; the generator's samples are drawn from the
- * same stream, so a resumed run corrupts exactly as an uninterrupted one.
+ * The ELECTRA objective over packed sequences: packedPretraining's batches, random stream and
+ * fingerprint (plus the generator's depth and the disc weight); the generator's samples are drawn
+ * from the masking stream, so a resumed run corrupts exactly as an uninterrupted one.
  */
 export function electraObjective(o: ElectraOptions): Objective {
-  const batches = packedBatches(o.chunks, o.heldOut, o.batch, o.seed), rng = new Rng(o.seed);
+  const { rng, common } = packedPretraining('electra', o, { generator_layers: o.parts.genLayers.length, disc_weight: o.discWeight });
   return {
     kind: 'electra', metric: 'discriminator_accuracy', select: 'final',
-    ...batches,
+    ...common,
     loss: (_model, idx) => {
       const b = maskBatch(idx.map((i) => o.chunks[i]), o.ids, o.maskProb, rng);
       const gl = o.parts.generatorLogits(b.x, b.positions);
-      const samples = noGrad(() => sampleRows(gl, rng));
+      const samples = sampleRows(gl, rng); // reads values only: nothing recorded
       const k = corruptBatch(b.x, b.positions, b.labels, samples);
       return op.add(op.crossEntropy(gl, b.labels), op.scale(op.crossEntropy(o.parts.discriminatorLogits(k.corrupted), k.replaced), o.discWeight));
     },
@@ -180,11 +177,5 @@ export function electraObjective(o: ElectraOptions): Objective {
       const { loss, ...metrics } = e;
       return { metrics, primary: e.discriminator_accuracy, loss };
     },
-    fingerprint: () => ({
-      kind: 'electra', sequences: o.chunks.length, held_out_sequences: o.heldOut.length, seq: o.chunks[0].length + 2, mask_prob: o.maskProb, eval_mask_prob: o.evalMaskProb,
-      generator_layers: o.parts.genLayers.length, disc_weight: o.discWeight,
-      data: hashInts((push) => { for (const set of [o.chunks, o.heldOut]) for (const c of set) c.forEach(push); }),
-    }),
-    state: { save: () => rng.getState(), load: (j) => rng.setState(j as [number, number | null]) },
   };
 }

@@ -100,34 +100,45 @@ export interface MlmOptions {
 }
 
 /**
- * The batches of pretraining over packed sequences (MLM and ELECTRA): each epoch a seeded permutation
- * of the sequences cut into full batches (the remainder is dropped), a pure function of the epoch.
- * Refuses a corpus smaller than one batch and an empty held-out set.
+ * What pretraining over packed sequences shares (MLM and ELECTRA): each epoch a seeded permutation of
+ * the sequences cut into full batches (the remainder is dropped), a pure function of the epoch; one
+ * random stream for masking (and ELECTRA's samples) that runs across steps and is checkpointed, so a
+ * resumed run masks exactly as an uninterrupted one; and the fingerprint of the data and rates (with
+ * the objective's own fields in `extra`). Refuses a corpus smaller than one batch and an empty
+ * held-out set.
  */
-export function packedBatches(chunks: Int32Array[], heldOut: Int32Array[], batch: number, seed: number): Pick<Objective, 'epochBatches' | 'batchesPerEpoch'> {
+export function packedPretraining(kind: string, o: { chunks: Int32Array[]; heldOut: Int32Array[]; batch: number; seed: number; maskProb: number; evalMaskProb?: number },
+  extra: Record<string, unknown> = {}): { rng: Rng; common: Pick<Objective, 'epochBatches' | 'batchesPerEpoch' | 'fingerprint' | 'state'> } {
+  const { chunks, heldOut, batch, seed } = o;
   if (chunks.length < batch) throw new Error(`the corpus packs into ${chunks.length} sequences, fewer than one batch of ${batch}`);
   if (heldOut.length === 0) throw new Error('the held-out corpus packs into no sequence; give a longer held-out text or a shorter --seq');
-  const perEpoch = Math.floor(chunks.length / batch);
+  const perEpoch = Math.floor(chunks.length / batch), rng = new Rng(seed);
   return {
-    epochBatches: (epoch) => {
-      const erng = new Rng((seed * 7919 + epoch * 104729 + 1) >>> 0);
-      const order = Array.from({ length: chunks.length }, (_, i) => i);
-      for (let i = order.length - 1; i > 0; i--) { const j = erng.int(i + 1); [order[i], order[j]] = [order[j], order[i]]; }
-      return Array.from({ length: perEpoch }, (_, b) => order.slice(b * batch, (b + 1) * batch));
+    rng,
+    common: {
+      epochBatches: (epoch) => {
+        const erng = new Rng((seed * 7919 + epoch * 104729 + 1) >>> 0);
+        const order = Array.from({ length: chunks.length }, (_, i) => i);
+        for (let i = order.length - 1; i > 0; i--) { const j = erng.int(i + 1); [order[i], order[j]] = [order[j], order[i]]; }
+        return Array.from({ length: perEpoch }, (_, b) => order.slice(b * batch, (b + 1) * batch));
+      },
+      batchesPerEpoch: () => perEpoch,
+      fingerprint: () => ({
+        kind, sequences: chunks.length, held_out_sequences: heldOut.length, seq: chunks[0].length + 2, mask_prob: o.maskProb, eval_mask_prob: o.evalMaskProb,
+        ...extra,
+        data: hashInts((push) => { for (const set of [chunks, heldOut]) for (const c of set) c.forEach(push); }),
+      }),
+      state: { save: () => rng.getState(), load: (j) => rng.setState(j as [number, number | null]) },
     },
-    batchesPerEpoch: () => perEpoch,
   };
 }
 
-/**
- * The MLM objective: packedBatches' batches; masking draws from one generator that runs across steps
- * and is checkpointed, so a resumed run masks exactly as an uninterrupted one.
- */
+/** The MLM objective: packedPretraining's batches, masking stream and fingerprint. */
 export function mlmObjective(o: MlmOptions): Objective {
-  const batches = packedBatches(o.chunks, o.heldOut, o.batch, o.seed), rng = new Rng(o.seed);
+  const { rng, common } = packedPretraining('mlm', o);
   return {
     kind: 'mlm', metric: 'accuracy', select: 'final',
-    ...batches,
+    ...common,
     loss: (_model, idx) => {
       const b = maskBatch(idx.map((i) => o.chunks[i]), o.ids, o.maskProb, rng);
       return crossEntropy(o.model.mlmLogits(o.model.encode(b.x, false)[0], b.positions), b.labels);
@@ -136,11 +147,6 @@ export function mlmObjective(o: MlmOptions): Objective {
       const e = mlmEval(o.model, o.heldOut, o.ids, { batch: o.batch, maskProb: o.evalMaskProb ?? o.maskProb });
       return { metrics: { accuracy: e.accuracy }, primary: e.accuracy, loss: e.loss };
     },
-    fingerprint: () => ({
-      kind: 'mlm', sequences: o.chunks.length, held_out_sequences: o.heldOut.length, seq: o.chunks[0].length + 2, mask_prob: o.maskProb, eval_mask_prob: o.evalMaskProb,
-      data: hashInts((push) => { for (const set of [o.chunks, o.heldOut]) for (const c of set) c.forEach(push); }),
-    }),
-    state: { save: () => rng.getState(), load: (j) => rng.setState(j as [number, number | null]) },
   };
 }
 
