@@ -23,7 +23,7 @@ import { BertLayer, type BertConfig, type BertForSequenceClassification } from '
 import type { ModelInputs } from '../../models/model.js';
 import { LayerNorm, Linear, ParamStore, additiveMask, initWeights } from '../../models/modules.js';
 import type { Objective } from '../objective.js';
-import { maskBatch, packedPretraining, type MlmIds } from './mlm.js';
+import { maskBatch, packedPretraining, type MlmIds, type MlmOptions } from './mlm.js';
 
 /** The generator and the discriminator's token head: weights of their own, under names of their own. */
 export class ElectraParts {
@@ -116,17 +116,11 @@ export function corruptBatch(masked: ModelInputs, positions: Int32Array, labels:
   return { corrupted: { ...masked, inputIds: ids }, replaced };
 }
 
-export interface ElectraOptions {
+/** MLM's options (the packed corpus, masking, batch, seed), with the generator and head in place of the model. */
+export interface ElectraOptions extends Omit<MlmOptions, 'model'> {
   parts: ElectraParts;
-  chunks: Int32Array[];
-  heldOut: Int32Array[];
-  ids: MlmIds;
-  batch: number;
-  maskProb: number;
-  evalMaskProb?: number;
   /** weight of the discriminator's loss (the paper: 50) */
   discWeight: number;
-  seed: number;
 }
 
 /** The held-out generator MLM accuracy and the discriminator's token accuracy, loss and recall of replaced tokens (fixed seed). */
