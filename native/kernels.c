@@ -232,6 +232,79 @@ void k_lora_pass(const float *src, long rows, int cols, uint16_t *dst, const flo
   free(scr);
 }
 
+// The LoRA branch's rank-r expansion: C[i, c] += alpha * sum_j U[i, j] V[j, c] (y += s t B^T, V = B^T;
+// dx += dt A, V = A). sgemm and oneDNN run this K = r product at 45-90 GFLOP/s (bench lora-pass): it is
+// a pass over C, and they pack for a deep K. Here blocks of LORA_XB rows go through C one column vector
+// at a time with V's r vectors for that column in registers (r <= 8), or loaded from L1 beside eight
+// rows' sums (r > 8). Only LORA_XB rows share a column vector between V's loads: with rows 4 KB apart
+// (1024 or 3072 floats) every row's line falls in the same L1 set, and 16 or more rows ran 2x slower
+// than 8. Numerics: each element's sum runs over j in order from 0, then C += alpha * sum, whatever the
+// path, the threads or the vector width.
+#define LORA_XB 8L
+static inline __attribute__((always_inline)) void lora_expand_regs(float *C, long i0, long i1, int cols, const float *U,
+                                                                   const float *V, const int r, float alpha) {
+  int c = 0;
+  for (; c + LORA_VW <= cols; c += LORA_VW) {
+    vwf v[8];
+    for (int j = 0; j < r; j++) v[j] = vw_load(V + (long)j * cols + c);
+    for (long i = i0; i < i1; i++) {
+      const float *u = U + i * r;
+      vwf acc = {0};
+      for (int j = 0; j < r; j++) acc += u[j] * v[j];
+      float *p = C + i * cols + c;
+      vw_store(p, vw_load(p) + alpha * acc);
+    }
+  }
+  for (; c < cols; c++)
+    for (long i = i0; i < i1; i++) {
+      float s = 0.0f;
+      for (int j = 0; j < r; j++) s += U[i * r + j] * V[(long)j * cols + c];
+      C[i * cols + c] += alpha * s;
+    }
+}
+
+// r > 8: the eight rows' sums in registers, V's vectors loaded per j
+static void lora_expand_wide(float *C, long i0, long i1, int cols, const float *U, const float *V, int r, float alpha) {
+  if (i1 - i0 < LORA_XB) {
+    for (long i = i0; i < i1; i++)
+      for (int c = 0; c < cols; c++) {
+        float s = 0.0f;
+        for (int j = 0; j < r; j++) s += U[i * r + j] * V[(long)j * cols + c];
+        C[i * cols + c] += alpha * s;
+      }
+    return;
+  }
+  int c = 0;
+  for (; c + LORA_VW <= cols; c += LORA_VW) {
+    vwf acc[LORA_XB] = {0};
+    for (int j = 0; j < r; j++) {
+      vwf v = vw_load(V + (long)j * cols + c);
+      for (int ii = 0; ii < LORA_XB; ii++) acc[ii] += U[(i0 + ii) * r + j] * v;
+    }
+    for (int ii = 0; ii < LORA_XB; ii++) { float *p = C + (i0 + ii) * cols + c; vw_store(p, vw_load(p) + alpha * acc[ii]); }
+  }
+  for (; c < cols; c++)
+    for (long i = i0; i < i1; i++) {
+      float s = 0.0f;
+      for (int j = 0; j < r; j++) s += U[i * r + j] * V[(long)j * cols + c];
+      C[i * cols + c] += alpha * s;
+    }
+}
+
+void k_lora_expand(float *C, long rows, int cols, const float *U, const float *V, int r, float alpha) {
+  long nb = (rows + LORA_XB - 1) / LORA_XB;
+  PAR_FOR(nb > 1 && rows * (long)cols * r > PAR_MIN * 8)
+  for (long b = 0; b < nb; b++) {
+    long i0 = b * LORA_XB, i1 = min_l(rows, i0 + LORA_XB);
+    switch (r) {
+#define EXPAND(n) case n: lora_expand_regs(C, i0, i1, cols, U, V, n, alpha); break;
+      EXPAND(1) EXPAND(2) EXPAND(3) EXPAND(4) EXPAND(5) EXPAND(6) EXPAND(7) EXPAND(8)
+#undef EXPAND
+      default: lora_expand_wide(C, i0, i1, cols, U, V, r, alpha);
+    }
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // broadcasting element-wise ops: an n-d counter over `shape`, each operand with its own strides
 
