@@ -101,26 +101,6 @@ static napi_value glue_lora_pass(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-static napi_value glue_lora_expand(napi_env env, napi_callback_info info) {
-  Args ga;
-  if (!args_of(&ga, env, info, "loraExpand", 7)) return NULL;
-  long long len_C; float *C = arg_buf(&ga, 0, "C", napi_float32_array, 0, &len_C);
-  long rows = (long)arg_int(&ga, 1, "rows", 0, 9007199254740991.0);
-  int cols = (int)arg_int(&ga, 2, "cols", 0, INT_MAX);
-  long long len_U; const float *U = arg_buf(&ga, 3, "U", napi_float32_array, 0, &len_U);
-  long long len_V; const float *V = arg_buf(&ga, 4, "V", napi_float32_array, 0, &len_V);
-  int r = (int)arg_int(&ga, 5, "r", 0, INT_MAX);
-  float alpha = (float)arg_num(&ga, 6, "alpha");
-  if (!ga.ok) return NULL;
-  if (ga.ok) require(&ga, r >= 1, "r must be at least 1");
-  if (ga.ok) need(&ga, "C", len_C, (long long)(rows * cols));
-  if (ga.ok) need(&ga, "U", len_U, (long long)(rows * r));
-  if (ga.ok) need(&ga, "V", len_V, (long long)(r * cols));
-  if (!ga.ok) return NULL;
-  k_lora_expand(C, rows, cols, U, V, r, alpha);
-  return NULL;
-}
-
 static napi_value glue_binary(napi_env env, napi_callback_info info) {
   Args ga;
   if (!args_of(&ga, env, info, "binary", 7)) return NULL;
@@ -848,7 +828,6 @@ static const napi_property_descriptor KERNEL_TABLE[] = {
   {"gemm", NULL, glue_gemm, NULL, NULL, NULL, napi_enumerable, NULL},
   {"gemmBatched", NULL, glue_gemm_batched, NULL, NULL, NULL, napi_enumerable, NULL},
   {"loraPass", NULL, glue_lora_pass, NULL, NULL, NULL, napi_enumerable, NULL},
-  {"loraExpand", NULL, glue_lora_expand, NULL, NULL, NULL, napi_enumerable, NULL},
   {"binary", NULL, glue_binary, NULL, NULL, NULL, napi_enumerable, NULL},
   {"accumulate", NULL, glue_accumulate, NULL, NULL, NULL, napi_enumerable, NULL},
   {"unary", NULL, glue_unary, NULL, NULL, NULL, napi_enumerable, NULL},

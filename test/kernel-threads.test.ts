@@ -134,13 +134,4 @@ describe('native kernels: two threads give the bits of one', { skip }, () => {
     kernels().loraPass(x, N, C, bits, M, r, 0.5, dots, wr, 2, outer);
     return [dots, outer, Float32Array.from(bits)];
   }, 1e-4);
-  check('loraExpand: blocks of eight rows over the threads, each element\'s sum in rank order', () => {
-    const out: Float32Array[] = [];
-    for (const r of [8, 12]) {
-      const c = normal(N * C, 16), U = normal(N * r, 17), V = normal(r * C, 18);
-      kernels().loraExpand(c, N, C, U, V, r, 0.5);
-      out.push(c);
-    }
-    return out;
-  }, 1e-5);
 });

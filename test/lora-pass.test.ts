@@ -1,6 +1,5 @@
 // The loraPass kernel (kernels.ts; native/kernels.c): the LoRA branch's thin products in one read of
-// an activation; and loraExpand, its rank-r expansions (y += s t B^T, dx += dt A) in one pass. Both
-// backends against a float64 reference (ranks over 8 and not a multiple of 8,
+// an activation. Both backends against a float64 reference (ranks over 8 and not a multiple of 8,
 // columns not a multiple of 16, rows over several chunks), the parts on their own and together, the
 // argument checks, and a LoRA Linear's gradients through it against finite differences of the fp32
 // products it replaced.
@@ -47,22 +46,6 @@ for (const b of BACKENDS) {
       }
     });
 
-    it('loraExpand: C += alpha U V, as a float64 reference (ranks in registers and over 8, 4 KB row strides, odd columns)', () => {
-      useBackend(b);
-      const k = kernels();
-      for (const [rows, cols, r] of [[5, 16, 1], [37, 21, 3], [300, 1024, 8], [203, 257, 7], [100, 48, 16], [61, 3072, 11]]) {
-        const U = normal(rows * r, rows + r), V = normal(r * cols, cols), C = normal(rows * cols, 9);
-        const before = Float32Array.from(C);
-        k.loraExpand(C, rows, cols, U, V, r, 0.75);
-        for (let i = 0; i < rows; i++) for (let c = 0; c < cols; c++) {
-          let s = 0, mag = 0;
-          for (let j = 0; j < r; j++) { s += U[i * r + j] * V[j * cols + c]; mag += Math.abs(U[i * r + j] * V[j * cols + c]); }
-          const want = before[i * cols + c] + 0.75 * s;
-          assert.ok(Math.abs(C[i * cols + c] - want) <= 1e-6 * (mag + Math.abs(want)) + 1e-30, `[${rows}x${cols}, r ${r}] C[${i}, ${c}] = ${C[i * cols + c]}, want ${want}`);
-        }
-      }
-    });
-
     it('checks its arguments', { skip: b === 'js' ? 'the checks are the native glue\'s' : false }, () => {
       useBackend(b);
       const k = kernels();
@@ -70,9 +53,6 @@ for (const b of BACKENDS) {
       assert.throws(() => k.loraPass(new Float32Array(10), 5, 2, null, new Float32Array(2), 1, 1, new Float32Array(5), new Float32Array(5), 1, null), /both or neither/);
       assert.throws(() => k.loraPass(new Float32Array(10), 5, 2, null, null, 1, 1, new Float32Array(5), null, 0, null), /both or neither/);
       assert.throws(() => k.loraPass(new Float32Array(10), 5, 2, null, new Float32Array(2), 0, 1, new Float32Array(5), null, 0, null), /r must be at least 1/);
-      assert.throws(() => k.loraExpand(new Float32Array(10), 5, 2, new Float32Array(9), new Float32Array(4), 2, 1), /U/);
-      assert.throws(() => k.loraExpand(new Float32Array(10), 5, 2, new Float32Array(10), new Float32Array(3), 2, 1), /V/);
-      assert.throws(() => k.loraExpand(new Float32Array(10), 5, 2, new Float32Array(10), new Float32Array(4), 0, 1), /r must be at least 1/);
     });
 
     it('a LoRA Linear through the pass: y, dx, dA, dB against the separate float32 products', () => {

@@ -96,14 +96,6 @@ export const KERNEL_SPEC = {
     req: [['r >= 1', 'r must be at least 1'], ['(M != NULL) == (dots != NULL)', 'M and dots come together (both or neither)'],
       ['(w != NULL) == (outer != NULL)', 'w and outer come together (both or neither)']],
   },
-  loraExpand: {
-    args: [
-      { n: 'C', t: 'f32', out: true, len: 'rows * cols' }, { n: 'rows', t: 'long' }, { n: 'cols', t: 'int' },
-      { n: 'U', t: 'f32', len: 'rows * r' }, { n: 'V', t: 'f32', len: 'r * cols' }, { n: 'r', t: 'int' },
-      { n: 'alpha', t: 'float' },
-    ],
-    req: [['r >= 1', 'r must be at least 1']],
-  },
   binary: {
     args: [
       { n: 'op', t: 'int' },

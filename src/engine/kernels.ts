@@ -50,13 +50,6 @@ export interface Kernels {
   loraPass(src: Buf, rows: number, cols: number, dst: Uint16Array | null, M: Buf | null, r: number, alphaDot: number,
     dots: Buf | null, w: Buf | null, alphaOuter: number, outer: Buf | null): void;
 
-  /**
-   * The LoRA branch's rank-r expansion: C[i, c] += alpha sum_j U[i, j] V[j, c] (C [rows, cols], U [rows, r],
-   * V [r, cols]: y += s t B^T with V = B^T, dx += dt A with V = A). Each element's sum runs over j in
-   * order and is then scaled and added: the order is fixed by the shape alone (not threads, not ISA).
-   */
-  loraExpand(C: Buf, rows: number, cols: number, U: Buf, V: Buf, r: number, alpha: number): void;
-
   /** out = a (op) b over `shape`, each operand read through its own strides (0 = broadcast). */
   binary(op: BinaryOp, out: Buf, a: Buf, b: Buf, shape: Int32Array, aStrides: Int32Array, bStrides: Int32Array): void;
 

@@ -160,16 +160,6 @@ export const jsKernels: Kernels = {
     }
   },
 
-  loraExpand(C, rows, cols, U, V, r, alpha) {
-    for (let i = 0; i < rows; i++) {
-      for (let c = 0; c < cols; c++) {
-        let s = 0;
-        for (let j = 0; j < r; j++) s += U[i * r + j] * V[j * cols + c];
-        C[i * cols + c] += alpha * s;
-      }
-    }
-  },
-
   binary(op, out, a, b, shape, aStrides, bStrides) {
     forEachStrided(shape, [aStrides, bStrides], ([ia, ib], o) => {
       out[o] = op === BinaryOp.Add ? a[ia] + b[ib] : op === BinaryOp.Sub ? a[ia] - b[ib] : a[ia] * b[ib];
