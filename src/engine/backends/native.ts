@@ -68,12 +68,12 @@ export function loadNative(): { kernels: Kernels; addon: NativeAddon; path: stri
   // product and so take the cores from OpenBLAS's next call (measured: OpenBLAS right after oneDNN
   // 224-240 GFLOP/s vs 417-423 alone; with PASSIVE 417-419); read when the addon loads
   if (!process.env.OMP_WAIT_POLICY) process.env.OMP_WAIT_POLICY = 'PASSIVE';
-  // ...but passive threads sleep at once, and waking them costs each parallel region 50-90 us (an AMD
-  // EPYC VM, eleventh session: loraExpand on [2048 x 256] 0.146 ms passive, 0.054 ms spinning), while a
-  // step runs a few hundred regions with microseconds of JavaScript between them. So they spin about
-  // 0.1 ms first (libgomp's count, ~100,000 spins a millisecond), then sleep: bench lora-step mini
-  // 0.161 -> 0.142 s bf16, 0.222 -> 0.209 s fp32; base 1.27 -> 1.18 s bf16, 2.29 -> 2.10 s fp32.
-  // A run's own GOMP_SPINCOUNT wins.
+  // ...but passive threads sleep at once, and waking them costs every parallel region 50-90 us (an AMD
+  // EPYC VM, eleventh session: loraPass's dots on [2048 x 256] 0.128 ms passive, 0.052 ms spinning),
+  // while a step runs a few hundred regions with microseconds of JavaScript between them. So they spin
+  // about 0.1 ms first (libgomp's count, ~100,000 spins a millisecond), then sleep. bench lora-step mini,
+  // spin 0 against 10000 in turns (6 rounds, bench/results/eleventh-session): faster in 10 of 12 rounds,
+  // median ratio 0.73 fp32, 0.76 bf16 (base, 2 rounds: 0.92 fp32, 0.93 bf16). A run's own GOMP_SPINCOUNT wins.
   if (!process.env.GOMP_SPINCOUNT) process.env.GOMP_SPINCOUNT = '10000';
   const errors: string[] = [];
   for (const path of addonPaths()) {
