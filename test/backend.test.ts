@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { test } from 'node:test';
 import { blasInfo, nativeAvailable } from '../src/engine/backend.js';
 import { cpuFlags, openblasCoretype } from '../src/engine/backends/native.js';
@@ -12,4 +13,16 @@ test('OpenBLAS kernel family from the CPU flags', () => {
 test('the native backend never runs OpenBLAS\'s generic kernels on a CPU with AVX2', { skip: !nativeAvailable() }, () => {
   const info = blasInfo() ?? '';
   if (openblasCoretype(cpuFlags()) && !process.env.OPENBLAS_CORETYPE?.match(/prescott/i)) assert.doesNotMatch(info, /Prescott/, info);
+});
+
+test('the OpenMP settings are set before the addon loads, and a run\'s own values win', { skip: !nativeAvailable() }, () => {
+  // a fresh process each: libgomp reads them once, when the addon loads
+  const load = (env: Record<string, string>): { spin?: string; wait?: string } => {
+    const base = Object.fromEntries(Object.entries(process.env).filter(([k]) => k !== 'GOMP_SPINCOUNT' && k !== 'OMP_WAIT_POLICY'));
+    const code = `import('${new URL('../src/engine/backends/native.js', import.meta.url).href}').then((m) => { m.loadNative();`
+      + ` console.log(JSON.stringify({ spin: process.env.GOMP_SPINCOUNT, wait: process.env.OMP_WAIT_POLICY })); })`;
+    return JSON.parse(execFileSync(process.execPath, ['-e', code], { env: { ...base, ...env }, encoding: 'utf8' }));
+  };
+  assert.deepEqual(load({}), { spin: '10000', wait: 'PASSIVE' });
+  assert.deepEqual(load({ GOMP_SPINCOUNT: '0', OMP_WAIT_POLICY: 'ACTIVE' }), { spin: '0', wait: 'ACTIVE' });
 });

@@ -73,7 +73,8 @@ export function loadNative(): { kernels: Kernels; addon: NativeAddon; path: stri
   // while a step runs a few hundred regions with microseconds of JavaScript between them. So they spin
   // about 0.1 ms first (libgomp's count, ~100,000 spins a millisecond), then sleep. bench lora-step mini,
   // spin 0 against 10000 in turns (6 rounds, bench/results/eleventh-session): faster in 10 of 12 rounds,
-  // median ratio 0.73 fp32, 0.76 bf16 (base, 2 rounds: 0.92 fp32, 0.93 bf16). A run's own GOMP_SPINCOUNT wins.
+  // median ratio 0.73 fp32, 0.76 bf16 (base, 2 rounds on a build with a since-reverted kernel: 0.92 fp32,
+  // 0.93 bf16). A run's own GOMP_SPINCOUNT wins.
   if (!process.env.GOMP_SPINCOUNT) process.env.GOMP_SPINCOUNT = '10000';
   const errors: string[] = [];
   for (const path of addonPaths()) {
