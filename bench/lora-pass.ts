@@ -31,20 +31,20 @@ export function loraPassBench(repeats = 25) {
     const xb = new Uint16Array(N * F), t = new Float32Array(N * r), outer = new Float32Array(r * F);
     const variants: Record<string, () => void> = {
       fp32_dots_sgemm: () => k.gemm(false, true, N, r, F, 1, x, 0, F, A, 0, F, 0, t, 0, r),
-      fp32_dots_pass: () => k.loraPass(x, N, F, null, A, r, 1, t, null, 0, null),
+      fp32_dots_pass: () => k.loraPass(x, N, F, null, false, A, r, 1, t, null, 0, null),
       fp32_dots_outer_sgemm: () => { k.gemm(false, true, N, r, F, 1, x, 0, F, A, 0, F, 0, t, 0, r); k.gemm(true, false, r, F, N, 1, w, 0, r, x, 0, F, 1, outer, 0, F); },
-      fp32_dots_outer_pass: () => k.loraPass(x, N, F, null, A, r, 1, t, w, 1, outer),
+      fp32_dots_outer_pass: () => k.loraPass(x, N, F, null, false, A, r, 1, t, w, 1, outer),
       fp32_outer_sgemm: () => k.gemm(true, false, r, F, N, 1, w, 0, r, x, 0, F, 1, outer, 0, F),
-      fp32_outer_pass: () => k.loraPass(x, N, F, null, null, r, 0, null, w, 1, outer),
+      fp32_outer_pass: () => k.loraPass(x, N, F, null, false, null, r, 0, null, w, 1, outer),
       ...(d ? {
         bf16_forward_separate: () => { d.f32ToBf16(xb, 0, x, 0, N * F); d.gemmDnnl(false, true, N, r, F, 1, x, 0, F, A, 0, F, 0, t, 0, r); },
-        bf16_forward_one_pass: () => k.loraPass(x, N, F, xb, A, r, 1, t, null, 0, null),
+        bf16_forward_one_pass: () => k.loraPass(x, N, F, xb, false, A, r, 1, t, null, 0, null),
         bf16_backward_separate: () => {
           d.f32ToBf16(xb, 0, x, 0, N * F);
           d.gemmDnnl(false, true, N, r, F, 1, x, 0, F, A, 0, F, 0, t, 0, r);
           d.gemmDnnl(true, false, r, F, N, 1, w, 0, r, x, 0, F, 1, outer, 0, F);
         },
-        bf16_backward_one_pass: () => k.loraPass(x, N, F, xb, A, r, 1, t, w, 1, outer),
+        bf16_backward_one_pass: () => k.loraPass(x, N, F, xb, false, A, r, 1, t, w, 1, outer),
       } : {}),
     };
     const times: Record<string, number[]> = Object.fromEntries(Object.keys(variants).map((k) => [k, []]));

@@ -423,6 +423,22 @@ napi_value f32_to_bf16(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
+// f32ToBf16Rows(dst: Uint16Array, dOff, ldd, src: Float32Array, sOff, lds, rows, cols, scale):
+// dst[r * ldd + c] = bf16(scale * src[r * lds + c]): a LoRA factor written into linear's joined weight
+// (a few thousand values, often r per row: one call instead of one per row)
+napi_value f32_to_bf16_rows(napi_env env, napi_callback_info info) {
+  Args a(env, info, 9);
+  uint16_t *dst = a.u16(0); long dOff = (long)a.num(1), ldd = (long)a.num(2);
+  float *src = a.f32(3); long sOff = (long)a.num(4), lds = (long)a.num(5), rows = (long)a.num(6), cols = (long)a.num(7);
+  float scale = (float)a.num(8);
+  a.extent(0, "dst", dOff, rows, cols, ldd);
+  a.extent(3, "src", sOff, rows, cols, lds);
+  if (!a.ok) return nullptr;
+  for (long r = 0; r < rows; r++)
+    for (long c = 0; c < cols; c++) dst[dOff + r * ldd + c] = bf16_of(scale * src[sOff + r * lds + c]);
+  return nullptr;
+}
+
 // The implementation oneDNN chose for a shape (e.g. "brg:avx512_core_amx"), for benchmarks' JSON.
 // dnnlImpl(bf16: boolean, tA, tB, M, N, K)
 napi_value impl_of(napi_env env, napi_callback_info info) {
@@ -494,7 +510,7 @@ napi_value set_threads(napi_env env, napi_callback_info info) {
 extern "C" void gelora_dnnl_register(napi_env env, napi_value exports) {
   napi_property_descriptor d[] = {
 #define FN(name, fn) {name, nullptr, fn, nullptr, nullptr, nullptr, napi_enumerable, nullptr}
-      FN("gemmBf16", gemm_bf16), FN("gemmDnnl", gemm_f32), FN("gemmBatchedBf16", gemm_batched_bf16), FN("gemmBatchedDnnl", gemm_batched_f32), FN("f32ToBf16", f32_to_bf16),
+      FN("gemmBf16", gemm_bf16), FN("gemmDnnl", gemm_f32), FN("gemmBatchedBf16", gemm_batched_bf16), FN("gemmBatchedDnnl", gemm_batched_f32), FN("f32ToBf16", f32_to_bf16), FN("f32ToBf16Rows", f32_to_bf16_rows),
       FN("dnnlImpl", impl_of), FN("dnnlInfo", info_of), FN("dnnlSetThreads", set_threads),
 #undef FN
   };

@@ -74,30 +74,32 @@ static napi_value glue_gemm_batched(napi_env env, napi_callback_info info) {
 
 static napi_value glue_lora_pass(napi_env env, napi_callback_info info) {
   Args ga;
-  if (!args_of(&ga, env, info, "loraPass", 11)) return NULL;
+  if (!args_of(&ga, env, info, "loraPass", 12)) return NULL;
   long long len_src; const float *src = arg_buf(&ga, 0, "src", napi_float32_array, 0, &len_src);
   long rows = (long)arg_int(&ga, 1, "rows", 0, 9007199254740991.0);
   int cols = (int)arg_int(&ga, 2, "cols", 0, INT_MAX);
   long long len_dst; uint16_t *dst = arg_buf(&ga, 3, "dst", napi_uint16_array, 1, &len_dst);
-  long long len_M; const float *M = arg_buf(&ga, 4, "M", napi_float32_array, 1, &len_M);
-  int r = (int)arg_int(&ga, 5, "r", 0, INT_MAX);
-  float alphaDot = (float)arg_num(&ga, 6, "alphaDot");
-  long long len_dots; float *dots = arg_buf(&ga, 7, "dots", napi_float32_array, 1, &len_dots);
-  long long len_w; const float *w = arg_buf(&ga, 8, "w", napi_float32_array, 1, &len_w);
-  float alphaOuter = (float)arg_num(&ga, 9, "alphaOuter");
-  long long len_outer; float *outer = arg_buf(&ga, 10, "outer", napi_float32_array, 1, &len_outer);
+  int joinDots = arg_bool(&ga, 4, "joinDots");
+  long long len_M; const float *M = arg_buf(&ga, 5, "M", napi_float32_array, 1, &len_M);
+  int r = (int)arg_int(&ga, 6, "r", 0, INT_MAX);
+  float alphaDot = (float)arg_num(&ga, 7, "alphaDot");
+  long long len_dots; float *dots = arg_buf(&ga, 8, "dots", napi_float32_array, 1, &len_dots);
+  long long len_w; const float *w = arg_buf(&ga, 9, "w", napi_float32_array, 1, &len_w);
+  float alphaOuter = (float)arg_num(&ga, 10, "alphaOuter");
+  long long len_outer; float *outer = arg_buf(&ga, 11, "outer", napi_float32_array, 1, &len_outer);
   if (!ga.ok) return NULL;
   if (ga.ok) require(&ga, r >= 1, "r must be at least 1");
   if (ga.ok) require(&ga, (M != NULL) == (dots != NULL), "M and dots come together (both or neither)");
   if (ga.ok) require(&ga, (w != NULL) == (outer != NULL), "w and outer come together (both or neither)");
+  if (ga.ok) require(&ga, !joinDots || (dst != NULL && dots != NULL), "joinDots needs dst and dots");
   if (ga.ok) need(&ga, "src", len_src, (long long)(rows * cols));
-  if (ga.ok && dst) need(&ga, "dst", len_dst, (long long)(rows * cols));
+  if (ga.ok && dst) need(&ga, "dst", len_dst, (long long)(rows * (cols + (joinDots ? r : 0))));
   if (ga.ok && M) need(&ga, "M", len_M, (long long)(r * cols));
   if (ga.ok && dots) need(&ga, "dots", len_dots, (long long)(rows * r));
   if (ga.ok && w) need(&ga, "w", len_w, (long long)(rows * r));
   if (ga.ok && outer) need(&ga, "outer", len_outer, (long long)(r * cols));
   if (!ga.ok) return NULL;
-  k_lora_pass(src, rows, cols, dst, M, r, alphaDot, dots, w, alphaOuter, outer);
+  k_lora_pass(src, rows, cols, dst, joinDots, M, r, alphaDot, dots, w, alphaOuter, outer);
   return NULL;
 }
 

@@ -180,7 +180,7 @@ static inline __attribute__((always_inline)) void lora_outer_block(const float *
     }
 }
 
-void k_lora_pass(const float *src, long rows, int cols, uint16_t *dst, const float *M, int r, float alpha_dot,
+void k_lora_pass(const float *src, long rows, int cols, uint16_t *dst, int join_dots, const float *M, int r, float alpha_dot,
                  float *dots, const float *w, float alpha_outer, float *outer) {
   long nchunks = (rows + LORA_CHUNK - 1) / LORA_CHUNK, rd = (r + LORA_DW - 1) / LORA_DW;
   // M transposed in slices of LORA_DW rows [rd][cols][LORA_DW], zero past r; then the chunks' partial outer sums
@@ -202,7 +202,11 @@ void k_lora_pass(const float *src, long rows, int cols, uint16_t *dst, const flo
     long end = min_l(rows, (k + 1) * LORA_CHUNK);
     for (long b0 = k * LORA_CHUNK; b0 < end; b0 += LORA_BLOCK) {
       long b1 = min_l(end, b0 + LORA_BLOCK);
-      if (dst) for (long e = b0 * cols; e < b1 * cols; e++) dst[e] = bf16_of(src[e]);
+      // dst's rows: cols values, then (joinDots) the row's r dots once they are summed below
+      long ld = cols + (join_dots ? r : 0);
+      if (dst)
+        for (long i = b0; i < b1; i++)
+          for (long c = 0; c < cols; c++) dst[i * ld + c] = bf16_of(src[i * cols + c]);
       if (dots)
         for (long jc = 0; jc < rd; jc++) {
           int j0 = (int)jc * LORA_DW, nj = r - j0 < LORA_DW ? r - j0 : LORA_DW;
@@ -211,6 +215,9 @@ void k_lora_pass(const float *src, long rows, int cols, uint16_t *dst, const flo
           for (; i + 8 <= b1; i += 8) lora_dots_rows(src + i * cols, cols, mt, alpha_dot, dots + i * r, r, j0, nj, 8);
           for (; i < b1; i++) lora_dots_rows(src + i * cols, cols, mt, alpha_dot, dots + i * r, r, j0, nj, 1);
         }
+      if (join_dots)
+        for (long i = b0; i < b1; i++)
+          for (int j = 0; j < r; j++) dst[i * ld + cols + j] = bf16_of(dots[i * r + j]);
       if (part)
         for (int j0 = 0; j0 < r; j0 += LORA_NJ) {
           switch (r - j0 >= LORA_NJ ? LORA_NJ : r - j0) {

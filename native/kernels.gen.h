@@ -5,7 +5,7 @@
 
 void k_gemm(int tA, int tB, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc);
 void k_gemm_batched(int tA, int tB, int M, int N, int K, float alpha, const float *A, int lda, long aS1, long aS2, const float *B, int ldb, long bS1, long bS2, float beta, float *C, int ldc, long cS1, long cS2, int n1, int n2);
-void k_lora_pass(const float *src, long rows, int cols, uint16_t *dst, const float *M, int r, float alphaDot, float *dots, const float *w, float alphaOuter, float *outer);
+void k_lora_pass(const float *src, long rows, int cols, uint16_t *dst, int joinDots, const float *M, int r, float alphaDot, float *dots, const float *w, float alphaOuter, float *outer);
 void k_binary(int op, float *out, const float *a, const float *b, int ndim, const int32_t *shape, const int32_t *aStrides, const int32_t *bStrides);
 void k_accumulate(float *dst, const float *src, const float *mul, float alpha, int ndim, const int32_t *shape, const int32_t *dStrides, const int32_t *sStrides, const int32_t *mStrides);
 void k_unary(int op, float *out, const float *inp, long n);

@@ -131,7 +131,7 @@ describe('native kernels: two threads give the bits of one', { skip }, () => {
   check('loraPass: the rows in chunks over the threads, the outer sums\' partials added in chunk order', () => {
     const r = 8, M = normal(r * C, 13), wr = normal(N * r, 14), dots = new Float32Array(N * r), outer = normal(r * C, 15);
     const bits = new Uint16Array(N * C);
-    kernels().loraPass(x, N, C, bits, M, r, 0.5, dots, wr, 2, outer);
+    kernels().loraPass(x, N, C, bits, false, M, r, 0.5, dots, wr, 2, outer);
     return [dots, outer, Float32Array.from(bits)];
   }, 1e-4);
 });

@@ -24,7 +24,7 @@ for (const b of BACKENDS) {
         const dst = new Uint16Array(rows * cols).fill(0xffff), dots = new Float32Array(rows * r).fill(NaN);
         const outer = new Float32Array(r * cols).map((_, i) => i % 7); // added into
         const before = Float32Array.from(outer);
-        k.loraPass(src, rows, cols, dst, M, r, 0.5, dots, w, 2, outer);
+        k.loraPass(src, rows, cols, dst, false, M, r, 0.5, dots, w, 2, outer);
         assert.deepEqual(dst, toBf16(src), 'the bf16 copy is the conversion rule bit for bit');
         for (let i = 0; i < rows; i++) for (let j = 0; j < r; j++) {
           let s = 0, mag = 0;
@@ -39,20 +39,30 @@ for (const b of BACKENDS) {
         }
         // each part on its own gives the same values as all three at once
         const dots2 = new Float32Array(rows * r).fill(NaN), outer2 = Float32Array.from(before);
-        k.loraPass(src, rows, cols, null, M, r, 0.5, dots2, null, 0, null);
-        k.loraPass(src, rows, cols, null, null, r, 0, null, w, 2, outer2);
+        k.loraPass(src, rows, cols, null, false, M, r, 0.5, dots2, null, 0, null);
+        k.loraPass(src, rows, cols, null, false, null, r, 0, null, w, 2, outer2);
         assert.deepEqual(dots2, dots);
         assert.deepEqual(outer2, outer);
+        // joinDots: dst rows cols + r long, the row's values then its dots rounded; the sums unchanged
+        const joined = new Uint16Array(rows * (cols + r)).fill(0xffff), dots3 = new Float32Array(rows * r).fill(NaN), outer3 = Float32Array.from(before);
+        k.loraPass(src, rows, cols, joined, true, M, r, 0.5, dots3, w, 2, outer3);
+        assert.deepEqual(dots3, dots);
+        assert.deepEqual(outer3, outer);
+        const want = new Uint16Array(rows * (cols + r)), db = toBf16(dots);
+        for (let i = 0; i < rows; i++) { want.set(dst.subarray(i * cols, (i + 1) * cols), i * (cols + r)); want.set(db.subarray(i * r, (i + 1) * r), i * (cols + r) + cols); }
+        assert.deepEqual(joined, want, `[${rows}x${cols}, r ${r}] joined rows`);
       }
     });
 
     it('checks its arguments', { skip: b === 'js' ? 'the checks are the native glue\'s' : false }, () => {
       useBackend(b);
       const k = kernels();
-      assert.throws(() => k.loraPass(new Float32Array(10), 5, 2, null, new Float32Array(2), 1, 1, new Float32Array(4), null, 0, null), /dots/);
-      assert.throws(() => k.loraPass(new Float32Array(10), 5, 2, null, new Float32Array(2), 1, 1, new Float32Array(5), new Float32Array(5), 1, null), /both or neither/);
-      assert.throws(() => k.loraPass(new Float32Array(10), 5, 2, null, null, 1, 1, new Float32Array(5), null, 0, null), /both or neither/);
-      assert.throws(() => k.loraPass(new Float32Array(10), 5, 2, null, new Float32Array(2), 0, 1, new Float32Array(5), null, 0, null), /r must be at least 1/);
+      assert.throws(() => k.loraPass(new Float32Array(10), 5, 2, null, false, new Float32Array(2), 1, 1, new Float32Array(4), null, 0, null), /dots/);
+      assert.throws(() => k.loraPass(new Float32Array(10), 5, 2, null, false, new Float32Array(2), 1, 1, new Float32Array(5), new Float32Array(5), 1, null), /both or neither/);
+      assert.throws(() => k.loraPass(new Float32Array(10), 5, 2, null, false, null, 1, 1, new Float32Array(5), null, 0, null), /both or neither/);
+      assert.throws(() => k.loraPass(new Float32Array(10), 5, 2, null, false, new Float32Array(2), 0, 1, new Float32Array(5), null, 0, null), /r must be at least 1/);
+      assert.throws(() => k.loraPass(new Float32Array(10), 5, 2, null, true, new Float32Array(2), 1, 1, new Float32Array(5), null, 0, null), /joinDots needs dst and dots/);
+      assert.throws(() => k.loraPass(new Float32Array(10), 5, 2, new Uint16Array(10), true, new Float32Array(2), 1, 1, new Float32Array(5), null, 0, null), /dst/);
     });
 
     it('a LoRA Linear through the pass: y, dx, dA, dB against the separate float32 products', () => {

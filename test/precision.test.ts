@@ -42,17 +42,52 @@ function runLinear(xv: Float32Array, W: Tensor, bv: Float32Array, Av: Float32Arr
   });
 }
 
+/**
+ * What bf16 mode's joined LoRA product computes (ops.ts joinedWeight), in double: y = bf16(x) W^T + b +
+ * bf16(t) bf16(s B)^T with t = x A^T, and dx = G W + bf16(dt) bf16(A) with dt = s G B (G, W bf16 values
+ * already). Gradients of b, A and B are the fp32 path's and are not computed here.
+ */
+function joinedReference(xv: Float32Array, Wv: Float32Array, bv: Float32Array, Av: Float32Array, Bv: Float32Array, G: Float32Array,
+  shape: { N: number; inF: number; outF: number; r: number }, s = 0.5) {
+  const { N, inF, outF, r } = shape, rb = (v: number) => bf16Value(bf16Bits(v));
+  const y = new Float64Array(N * outF), dx = new Float64Array(N * inF);
+  const sB = Bv.map((v) => rb(s * v)), Ab = Av.map(rb);
+  for (let i = 0; i < N; i++) {
+    const t = new Float64Array(r), dt = new Float64Array(r);
+    for (let j = 0; j < r; j++) {
+      for (let c = 0; c < inF; c++) t[j] += xv[i * inF + c] * Av[j * inF + c];
+      for (let o = 0; o < outF; o++) dt[j] += s * G[i * outF + o] * Bv[o * r + j];
+      t[j] = rb(t[j]); dt[j] = rb(dt[j]);
+    }
+    for (let o = 0; o < outF; o++) {
+      let a = bv[o];
+      for (let c = 0; c < inF; c++) a += rb(xv[i * inF + c]) * Wv[o * inF + c];
+      for (let j = 0; j < r; j++) a += t[j] * sB[o * r + j];
+      y[i * outF + o] = a;
+    }
+    for (let c = 0; c < inF; c++) {
+      let a = 0;
+      for (let o = 0; o < outF; o++) a += G[i * outF + o] * Wv[o * inF + c];
+      for (let j = 0; j < r; j++) a += dt[j] * Ab[j * inF + c];
+      dx[i * inF + c] = a;
+    }
+  }
+  return { y, dx };
+}
+
 // The bf16 path of a LoRA Linear: one pass over x (and over dy) writes the bf16 copy and the branch's thin
 // products (loraPass). The shapes cover one thread and several (rows x cols above the pass's threshold), a
 // rank over one group of eight, columns that are not a multiple of 16, and a dropout-style separate LoRA
-// input (the forward then reads x and the input apart; the backward pass over dy is the same).
+// input (the forward then reads x and the input apart; the backward pass over dy is the same). With the
+// branch on x itself the rank-r expansions join the frozen product (bf16 operands, fp32 sums); with a
+// separate input they stay float32 products.
 for (const [shape, separateInput] of [
   [{ N: 37, inF: 96, outF: 80, r: 4 }, false],
   [{ N: 37, inF: 96, outF: 80, r: 4 }, true],
   [{ N: 700, inF: 100, outF: 75, r: 11 }, false],
   [{ N: 520, inF: 72, outF: 130, r: 8 }, true],
 ] as const) {
-  test(`bf16 linear: forward and backward are the fp32 products of bf16-rounded operands; bias and LoRA stay fp32 (${shape.N}x${shape.inF}->${shape.outF}, r ${shape.r}${separateInput ? ', separate LoRA input' : ''})`, { skip: noBf16 || (!native && 'js backend') }, () => {
+  test(`bf16 linear: forward and backward are the fp32 products of bf16-rounded operands; bias, the LoRA factors and gradients stay fp32 (${shape.N}x${shape.inF}->${shape.outF}, r ${shape.r}${separateInput ? ', separate LoRA input' : ''})`, { skip: noBf16 || (!native && 'js backend') }, () => {
     const { N, inF, outF, r } = shape, rng = new Rng(5 + r);
     const xv = randn(N * inF, rng), Wv = randn(outF * inF, rng, 0.1), bv = randn(outF, rng), Av = randn(r * inF, rng, 0.1), Bv = randn(outF * r, rng, 0.1);
     const lv = separateInput ? randn(N * inF, rng) : undefined;
@@ -65,7 +100,13 @@ for (const [shape, separateInput] of [
       const got = runLinear(xv, Wb, bv, Av, Bv, G, shape, lv);
       setMatmulPrecision('fp32');
       // reference: x rounded to bf16 into the frozen product only, the LoRA branch on the unrounded x (or its own input)
-      const ref = runLinear(roundBf16(xv), Wb, bv, Av, Bv, G, shape, lv ?? xv);
+      const ref: Record<'y' | 'dx' | 'db' | 'dA' | 'dB', ArrayLike<number>> = runLinear(roundBf16(xv), Wb, bv, Av, Bv, G, shape, lv ?? xv);
+      const fp32Branch = { y: ref.y, dx: ref.dx };
+      if (!separateInput) {
+        Object.assign(ref, joinedReference(xv, roundBf16(Wv), bv, Av, Bv, G, shape));
+        // the expansions really ran in bf16 (measured: 1e-3 from the float32 expansions, 5e-7 from the reference)
+        for (const k of ['y', 'dx'] as const) assert.ok(maxDiff(got[k], fp32Branch[k]) > 1e-4, `${k}: the LoRA expansions were float32`);
+      }
       const plain = runLinear(xv, parameter(Float32Array.from(Wv), [outF, inF], false), bv, Av, Bv, G, shape, lv);
       for (const k of ['y', 'dx', 'db', 'dA', 'dB'] as const) {
         const d = maxDiff(got[k], ref[k]), tol = 1e-5 * Math.max(1, maxAbs(ref[k])) * Math.sqrt(Math.max(inF, N));

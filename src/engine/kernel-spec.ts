@@ -87,14 +87,15 @@ export const KERNEL_SPEC = {
   loraPass: {
     args: [
       { n: 'src', t: 'f32', len: 'rows * cols' }, { n: 'rows', t: 'long' }, { n: 'cols', t: 'int' },
-      { n: 'dst', t: 'u16', out: true, opt: true, len: 'rows * cols' },
+      { n: 'dst', t: 'u16', out: true, opt: true, len: 'rows * (cols + (joinDots ? r : 0))' }, { n: 'joinDots', t: 'bool' },
       { n: 'M', t: 'f32', opt: true, len: 'r * cols' }, { n: 'r', t: 'int' }, { n: 'alphaDot', t: 'float' },
       { n: 'dots', t: 'f32', out: true, opt: true, len: 'rows * r' },
       { n: 'w', t: 'f32', opt: true, len: 'rows * r' }, { n: 'alphaOuter', t: 'float' },
       { n: 'outer', t: 'f32', out: true, opt: true, len: 'r * cols' },
     ],
     req: [['r >= 1', 'r must be at least 1'], ['(M != NULL) == (dots != NULL)', 'M and dots come together (both or neither)'],
-      ['(w != NULL) == (outer != NULL)', 'w and outer come together (both or neither)']],
+      ['(w != NULL) == (outer != NULL)', 'w and outer come together (both or neither)'],
+      ['!joinDots || (dst != NULL && dots != NULL)', 'joinDots needs dst and dots']],
   },
   binary: {
     args: [

@@ -44,10 +44,12 @@ export interface Kernels {
    * The LoRA branch's thin products in one read of src [rows, cols] (each part optional):
    * dots[i, j] = alphaDot sum_c src[i, c] M[j, c] (M [r, cols], dots [rows, r]: t = x A^T, dt = s dy B);
    * outer[j, c] += alphaOuter sum_i w[i, j] src[i, c] (w [rows, r], outer [r, cols]: dB^T, dA);
-   * dst = bf16(src), round to nearest even (bf16 mode's operand for the frozen product). M comes with
-   * dots, w with outer. The sums' order is fixed by the data's shape alone (not threads, not ISA).
+   * dst = bf16(src), round to nearest even (bf16 mode's operand for the frozen product). With joinDots
+   * dst's rows are cols + r long, each row's values followed by bf16(dots[i, :]): the LoRA factor t
+   * (or dt) joins the frozen product as r more columns (linear's joined weight). M comes with dots, w
+   * with outer. The sums' order is fixed by the data's shape alone (not threads, not ISA).
    */
-  loraPass(src: Buf, rows: number, cols: number, dst: Uint16Array | null, M: Buf | null, r: number, alphaDot: number,
+  loraPass(src: Buf, rows: number, cols: number, dst: Uint16Array | null, joinDots: boolean, M: Buf | null, r: number, alphaDot: number,
     dots: Buf | null, w: Buf | null, alphaOuter: number, outer: Buf | null): void;
 
   /** out = a (op) b over `shape`, each operand read through its own strides (0 = broadcast). */

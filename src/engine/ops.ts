@@ -250,35 +250,46 @@ export function linear(x: Tensor, W: Tensor, b: Tensor | null, lora?: LoraBranch
   // on the way in, fp32 accumulation; everything else (bias, LoRA branch, gradients' sums) stays fp32
   // (bf16Operand is null off the native backend, whose buffers are all Float32Array). A trained weight
   // under mixed precision (pretraining) is rounded here, once for the product and dx; dW stays sgemm's.
-  const wb = bf16Operand(W) ?? (bf16Rounded(W) ? roundedWeight(W) : null), dn = wb ? dnnlAddon() : null;
+  let wb = bf16Operand(W) ?? (bf16Rounded(W) ? roundedWeight(W) : null);
+  const dn = wb ? dnnlAddon() : null;
   // a half W in the fp32 path is widened slice by slice, here and again in backward (halfRowSlices)
   const k = K(), y = out.data, half = !dn && W.halfBits !== null, w = dn || half ? null : W.data;
   const bias = b ? f32Of(b) : null;
   const xl = lora ? lora.input ?? x : null;
-  // The LoRA branch, float32 in either mode. Its [tokens x r] products (t = x A^T, and in backward
-  // dt = s dy B, dB and dA) run in the loraPass kernel: one read of the activation each, where sgemm
-  // ran them at 20-50 GFLOP/s (bench lora-pass). The rank-r expansions (t B^T, dt A) are ordinary
-  // products: fp32 mode OpenBLAS's; bf16 mode oneDNN's, so that one thread pool runs the whole step
+  // The LoRA branch's [tokens x r] products (t = x A^T, and in backward dt = s dy B, dB and dA) run in
+  // the loraPass kernel, float32 in either mode: one read of the activation each, where sgemm ran them
+  // at 20-50 GFLOP/s (bench lora-pass). The rank-r expansions (t B^T, dt A): in bf16 mode on a frozen
+  // bf16 W with the branch on x itself, part of the frozen product (joinedWeight); otherwise ordinary
+  // products, fp32 mode OpenBLAS's, bf16 mode oneDNN's, so that one thread pool runs the whole step
   // (the two pools share the cores; moving them over measured 2.4-2.7% faster mini steps).
   const thin: Kernels['gemm'] | null = !lora ? null : dn ? (tA, tB, M, Nn, Kd, al, A, aO, lda, Bm, bO, ldb, be, C, cO, ldc) =>
     dn.gemmDnnl(tA, tB, M, Nn, Kd, al, A as Float32Array, aO, lda, Bm as Float32Array, bO, ldb, be, C as Float32Array, cO, ldc) : k.gemm.bind(k);
   // bf16 mode with the LoRA branch on x itself (no dropout): the same pass over x also writes x's bf16
   // copy for the frozen product, instead of a second read of x
   const fuse = dn !== null && lora !== undefined && xl === x;
+  const J = fuse && wb === bf16Operand(W) ? joinedWeight(W, lora!, wb!, outF, inF, recording() && x.requiresGrad) : null;
+  if (J) wb = J.wb; // W's bits may now be [W ; A]'s prefix: the tape must not keep the old array alive
   const t = lora ? scratch(N * r) : null;
   // the bias in every row, then y += x W^T (oneDNN adds the bias itself)
   if (bias && !dn) k.copy2d(N, outF, bias, 0, 0, y, 0, outF, false);
-  if (fuse) {
+  if (J) {
+    // y = [x | t] [W | sB]^T + b: t's bf16 copy rides in x's as r more columns
+    const ld = inF + r;
+    withBf16Scratch(N * ld, (xb) => {
+      k.loraPass(x.data, N, inF, xb, true, lora!.A.data, r, 1, t, null, 0, null);
+      dn!.gemmBf16(false, true, N, outF, ld, 1, xb, 0, ld, J.fwd, 0, ld, 0, y as Float32Array, 0, outF, bias as Float32Array | null);
+    });
+  } else if (fuse) {
     withBf16Scratch(N * inF, (xb) => {
-      k.loraPass(x.data, N, inF, xb, lora!.A.data, r, 1, t, null, 0, null);
+      k.loraPass(x.data, N, inF, xb, false, lora!.A.data, r, 1, t, null, 0, null);
       dn!.gemmBf16(false, true, N, outF, inF, 1, xb, 0, inF, wb!, 0, inF, 0, y as Float32Array, 0, outF, bias as Float32Array | null);
     });
   } else if (dn) dn.gemmBf16(false, true, N, outF, inF, 1, x.data as Float32Array, 0, inF, wb!, 0, inF, 0, y as Float32Array, 0, outF, bias as Float32Array | null);
   else if (half) halfRowSlices(W, (r0, rows, ws) => k.gemm(false, true, N, rows, inF, 1, x.data, 0, inF, ws, 0, inF, b ? 1 : 0, y, r0, outF));
   else k.gemm(false, true, N, outF, inF, 1, x.data, 0, inF, w!, 0, inF, b ? 1 : 0, y, 0, outF);
   if (lora) {
-    if (!fuse) k.loraPass(xl!.data, N, inF, null, lora.A.data, r, 1, t, null, 0, null);
-    thin!(false, true, N, outF, r, lora.scale, t!, 0, r, lora.B.data, 0, r, 1, y, 0, outF);
+    if (!fuse) k.loraPass(xl!.data, N, inF, null, false, lora.A.data, r, 1, t, null, 0, null);
+    if (!J) thin!(false, true, N, outF, r, lora.scale, t!, 0, r, lora.B.data, 0, r, 1, y, 0, outF);
   }
   return record(out, [x, W, b, lora?.A, lora?.B, xl], () => {
     const k = K(), dy = out.grad!;
@@ -286,6 +297,8 @@ export function linear(x: Tensor, W: Tensor, b: Tensor | null, lora?: LoraBranch
     // dx is overwritten (beta 0), except by the half path, whose row slices each add their part
     const gx = x.requiresGrad && !half ? gradFor(x) : null, bx = gx?.accumulate === false ? 0 : 1;
     const needDt = !!lora && (lora.A.requiresGrad || xl!.requiresGrad), needDb = !!lora && lora.B.requiresGrad;
+    // the joined weight's A rows (written by this forward) take dt A into dx's product
+    const joinBack = J !== null && J.bwd !== null && gx !== null && needDt;
     const dt = needDt ? scratch(N * r) : null; // scale * dy B
     // dx's product, dy (or its bf16 copy) times W
     const dxProduct = (dyb: Uint16Array | null): void => {
@@ -298,8 +311,15 @@ export function linear(x: Tensor, W: Tensor, b: Tensor | null, lora?: LoraBranch
       // dx's product), instead of two or three reads of dy
       const Bt = scratch(r * outF), Bd = lora.B.data, outer = needDb ? scratch(r * outF).fill(0) : null;
       for (let o = 0; o < outF; o++) for (let j = 0; j < r; j++) Bt[j * outF + o] = Bd[o * r + j];
-      const pass = (dyb: Uint16Array | null): void => k.loraPass(dy, N, outF, dyb, Bt, r, lora.scale, dt ?? scratch(N * r), outer ? t : null, lora.scale, outer);
-      if (gx && dn) withBf16Scratch(N * outF, (dyb) => { pass(dyb); dxProduct(dyb); });
+      const pass = (dyb: Uint16Array | null, join = false): void => k.loraPass(dy, N, outF, dyb, join, Bt, r, lora.scale, dt ?? scratch(N * r), outer ? t : null, lora.scale, outer);
+      if (joinBack) {
+        // dx = [dy | dt] [W; A]: dt's bf16 copy rides in dy's as r more columns
+        const ld = outF + r;
+        withBf16Scratch(N * ld, (dyb) => {
+          pass(dyb, true);
+          dn!.gemmBf16(false, false, N, inF, ld, 1, dyb, 0, ld, J!.bwd!, 0, inF, bx, gx!.g as Float32Array, 0, inF);
+        });
+      } else if (gx && dn) withBf16Scratch(N * outF, (dyb) => { pass(dyb); dxProduct(dyb); });
       else { pass(null); dxProduct(null); }
       if (outer) {
         const gB = gradOf(lora.B);
@@ -309,10 +329,56 @@ export function linear(x: Tensor, W: Tensor, b: Tensor | null, lora?: LoraBranch
     if (W.requiresGrad) k.gemm(true, false, outF, inF, N, 1, dy, 0, outF, x.data, 0, inF, 1, gradOf(W), 0, inF);
     if (b && b.requiresGrad) sumRowsInto(gradOf(b), dy, N, outF);
     if (lora && dt && xl) {
-      if (lora.A.requiresGrad) k.loraPass(xl.data, N, inF, null, null, r, 0, null, dt, 1, gradOf(lora.A)); // dA += dt^T x
-      if (xl.requiresGrad) thin!(false, false, N, inF, r, 1, dt, 0, r, lora.A.data, 0, inF, 1, gradOf(xl), 0, inF);
+      if (lora.A.requiresGrad) k.loraPass(xl.data, N, inF, null, false, null, r, 0, null, dt, 1, gradOf(lora.A)); // dA += dt^T x
+      if (xl.requiresGrad && !joinBack) thin!(false, false, N, inF, r, 1, dt, 0, r, lora.A.data, 0, inF, 1, gradOf(xl), 0, inF);
     }
   });
+}
+
+/**
+ * bf16 mode's LoRA Linear as one product each way: the frozen weight's bits copied (once per adapter)
+ * into joined matrices with the adapter beside them,
+ *     forward   y  = [x | t] [W | sB]^T + b    [W | sB]: out rows of in + r     (K = in + r)
+ *     backward  dx = [dy | dt] [W ; A]         [W ; A]:  out + r rows of in     (K = out + r)
+ * with t = x A^T and dt = s dy B in bf16 beside the activation's own bf16 copy (loraPass joinDots).
+ * They replace the two rank-r expansions, t B^T and dt A: products of r multiply-adds per output that
+ * still read and wrote the whole float32 [tokens x features] output, bound by memory (0.5-2 ms each on
+ * the mini and BERT-base shapes, where r more columns of the AMX product cost 0.0-0.1 ms). Each
+ * operand is dense: oneDNN's bf16 product of a non-transposed B whose rows are further apart than its
+ * width ran 1.3-1.9x slower, so the two layouts are two copies. The branch's products are then bf16
+ * with float32 sums, as torch.autocast runs them; t, dt and the gradients dA, dB stay float32. The sB
+ * columns and A rows are rewritten from the adapter at each forward: they are the adapter's values until
+ * the optimiser steps, after that step's backward. [W ; A] begins with W itself, so W's storage
+ * becomes that prefix (a view; half bits are never written in place): the price is one more bf16 copy
+ * of each adapted frozen weight, [W | sB].
+ */
+interface Joined { wb: Uint16Array; fwd: Uint16Array; bwd: Uint16Array | null }
+const joinedWeights = new WeakMap<Tensor, Joined>();
+function joinedWeight(W: Tensor, lora: LoraBranch, wb: Uint16Array, outF: number, inF: number, withA: boolean): Joined {
+  const r = lora.A.shape[0], ld = inF + r;
+  let e = joinedWeights.get(lora.A);
+  if (!e || e.wb !== wb || e.fwd.length !== outF * ld) {
+    // keyed by the adapter and checked against W's bits: half bits are never written in place (a
+    // change of W widens it or adopts new bits), so the same array means the same values
+    const fwd = new Uint16Array(outF * ld);
+    for (let o = 0; o < outF; o++) fwd.set(wb.subarray(o * inF, (o + 1) * inF), o * ld);
+    e = { wb, fwd, bwd: null };
+    joinedWeights.set(lora.A, e);
+  }
+  // rounded by the addon (a TypeScript loop here cost 4-8 ms of a 0.16-0.19 s mini step)
+  const J = e.fwd, B = lora.B.data as Float32Array, A = lora.A.data as Float32Array, s = lora.scale, dn = dnnlAddon()!;
+  dn.f32ToBf16Rows(J, inF, ld, B, 0, r, outF, r, s);
+  if (withA) {
+    if (!e.bwd) {
+      // [W ; A] starts with W's own bits: W's storage becomes that prefix, so W is held twice, not three times
+      e.bwd = new Uint16Array((outF + r) * inF);
+      e.bwd.set(wb);
+      W.adoptHalf(e.bwd.subarray(0, outF * inF), 'bf16');
+      e.wb = W.halfBits!;
+    }
+    dn.f32ToBf16(e.bwd, outF * inF, A, 0, r * inF);
+  }
+  return e;
 }
 
 /** A pooled buffer of n bf16 values lent to fn only (withScratch's float32 buffer seen as twice as many halves). */

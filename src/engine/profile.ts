@@ -30,7 +30,7 @@ export function profileKernels(): { stop: () => KernelTime[] } {
   setKernels(wrapped as unknown as Kernels);
   // oneDNN's products (and the addon's bf16 conversion) are called on the addon object itself: wrap them in place, put them back after
   const dn = dnnlAddon() as unknown as Record<string, AnyFn> | null, saved: [string, AnyFn][] = [];
-  if (dn) for (const name of ['gemmBf16', 'gemmBatchedBf16', 'gemmBatchedDnnl', 'gemmDnnl', 'f32ToBf16']) { saved.push([name, dn[name]]); dn[name] = timed(`dnnl.${name}`, dn[name], dn); }
+  if (dn) for (const name of ['gemmBf16', 'gemmBatchedBf16', 'gemmBatchedDnnl', 'gemmDnnl', 'f32ToBf16', 'f32ToBf16Rows']) { saved.push([name, dn[name]]); dn[name] = timed(`dnnl.${name}`, dn[name], dn); }
   return {
     stop: () => {
       setKernels(base);

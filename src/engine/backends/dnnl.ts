@@ -44,6 +44,8 @@ export interface DnnlAddon {
     beta: number, C: Float32Array, cOff: number, ldc: number): void;
   /** dst[dOff .. dOff+n) = bf16(src[sOff .. sOff+n)), rounded to nearest even. */
   f32ToBf16(dst: Uint16Array, dOff: number, src: Float32Array, sOff: number, n: number): void;
+  /** dst[dOff + i ldd + c] = bf16(scale src[sOff + i lds + c]) for rows x cols values (a LoRA factor into linear's joined weight). */
+  f32ToBf16Rows(dst: Uint16Array, dOff: number, ldd: number, src: Float32Array, sOff: number, lds: number, rows: number, cols: number, scale: number): void;
   /** oneDNN's implementation for a dense problem, e.g. "brg:avx512_core_amx_bf16". */
   dnnlImpl(bf16: boolean, tA: boolean, tB: boolean, M: number, N: number, K: number): string;
   dnnlInfo(): { library: string; isa: string; avx512bf16: boolean; amx: boolean; threads: number };
@@ -51,7 +53,7 @@ export interface DnnlAddon {
 }
 
 /** The names of the oneDNN functions, which the addon exports beside the kernel spec's when built with oneDNN. */
-export const DNNL_FUNCTIONS: readonly (keyof DnnlAddon)[] = ['gemmBf16', 'gemmBatchedBf16', 'gemmBatchedDnnl', 'gemmDnnl', 'f32ToBf16', 'dnnlImpl', 'dnnlInfo', 'dnnlSetThreads'];
+export const DNNL_FUNCTIONS: readonly (keyof DnnlAddon)[] = ['gemmBf16', 'gemmBatchedBf16', 'gemmBatchedDnnl', 'gemmDnnl', 'f32ToBf16', 'f32ToBf16Rows', 'dnnlImpl', 'dnnlInfo', 'dnnlSetThreads'];
 
 export interface Bf16Support {
   /** bf16 products run on matrix units here (AMX or AVX512-BF16): what `--precision auto` asks. */

@@ -137,15 +137,17 @@ export const jsKernels: Kernels = {
           beta, C, cOff + i * cS1 + j * cS2, ldc);
   },
 
-  loraPass(src, rows, cols, dst, M, r, alphaDot, dots, w, alphaOuter, outer) {
+  loraPass(src, rows, cols, dst, joinDots, M, r, alphaDot, dots, w, alphaOuter, outer) {
+    const ld = cols + (joinDots ? r : 0);
     for (let i = 0; i < rows; i++) {
       const o = i * cols;
-      if (dst) for (let c = 0; c < cols; c++) dst[o + c] = bf16Bits(src[o + c]);
+      if (dst) for (let c = 0; c < cols; c++) dst[i * ld + c] = bf16Bits(src[o + c]);
       if (dots && M) {
         for (let j = 0; j < r; j++) {
           let s = 0;
           for (let c = 0; c < cols; c++) s += src[o + c] * M[j * cols + c];
           dots[i * r + j] = alphaDot * s;
+          if (joinDots && dst) dst[i * ld + cols + j] = bf16Bits(dots[i * r + j]);
         }
       }
     }
