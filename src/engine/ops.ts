@@ -356,14 +356,15 @@ interface Joined { wb: Uint16Array; fwd: Uint16Array; bwd: Uint16Array | null }
 const joinedWeights = new WeakMap<Tensor, Joined>();
 function joinedWeight(W: Tensor, lora: LoraBranch, wb: Uint16Array, outF: number, inF: number, withA: boolean): Joined {
   const r = lora.A.shape[0], ld = inF + r;
-  let e = joinedWeights.get(lora.A);
+  let e = joinedWeights.get(lora.B);
   if (!e || e.wb !== wb || e.fwd.length !== outF * ld) {
-    // keyed by the adapter and checked against W's bits: half bits are never written in place (a
+    // keyed by the adapter's B (a parameter; AdaLoRA's and SoRA's A is a new product E * A at every
+    // forward) and checked against W's bits: half bits are never written in place (a
     // change of W widens it or adopts new bits), so the same array means the same values
     const fwd = new Uint16Array(outF * ld);
     for (let o = 0; o < outF; o++) fwd.set(wb.subarray(o * inF, (o + 1) * inF), o * ld);
     e = { wb, fwd, bwd: null };
-    joinedWeights.set(lora.A, e);
+    joinedWeights.set(lora.B, e);
   }
   // rounded by the addon (a TypeScript loop here cost 4-8 ms of a 0.16-0.19 s mini step)
   const J = e.fwd, B = lora.B.data as Float32Array, A = lora.A.data as Float32Array, s = lora.scale, dn = dnnlAddon()!;
