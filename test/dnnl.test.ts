@@ -179,6 +179,12 @@ test('the oneDNN kernels check lengths and offsets: a wrong offset is an error, 
   assert.throws(() => d.gemmBf16(false, false, 2, 2, 3, 1, A, 0, 3, B, 0, 2, 0, C, 1, 2), /argument C/);
   assert.throws(() => d.gemmDnnl(false, false, 2, 2, 3, 1, A, -1, 3, new Float32Array(6), 0, 2, 0, C, 0, 2), /negative offset/);
   assert.throws(() => d.f32ToBf16(new Uint16Array(3), 1, new Float32Array(3), 0, 3), /argument dst/);
+  // f32ToBf16Rows: 2 rows x 2 values, scaled, into rows 3 apart from offset 1 (the joined weight's sB columns)
+  const dst = new Uint16Array(7).fill(7), src = Float32Array.from([1, 2, 3, 4]);
+  d.f32ToBf16Rows(dst, 1, 3, src, 0, 2, 2, 2, 0.5);
+  assert.deepEqual(Array.from(dst), [7, ...[0.5, 1].map(bf16Bits), 7, ...[1.5, 2].map(bf16Bits), 7]);
+  assert.throws(() => d.f32ToBf16Rows(new Uint16Array(5), 1, 3, src, 0, 2, 2, 2, 1), /argument dst/);
+  assert.throws(() => d.f32ToBf16Rows(dst, 0, 3, src, 1, 2, 2, 2, 1), /argument src/);
   assert.throws(() => d.gemmBatchedBf16(false, false, 2, 2, 3, 1, new Float32Array(12), 0, 3, 6, 0, new Float32Array(6), 0, 2, 0, 0,
     0, new Float32Array(8), 0, 2, 4, 0, 3, 1), /argument A has 12 values/);
 });

@@ -267,7 +267,9 @@ export function linear(x: Tensor, W: Tensor, b: Tensor | null, lora?: LoraBranch
   // bf16 mode with the LoRA branch on x itself (no dropout): the same pass over x also writes x's bf16
   // copy for the frozen product, instead of a second read of x
   const fuse = dn !== null && lora !== undefined && xl === x;
-  const J = fuse && wb === bf16Operand(W) ? joinedWeight(W, lora!, wb!, outF, inF, recording() && x.requiresGrad) : null;
+  // the A rows are written only for a backward that will read them (a recorded forward with dx)
+  const withA = recording() && x.requiresGrad;
+  const J = fuse && wb === bf16Operand(W) ? joinedWeight(W, lora!, wb!, outF, inF, withA) : null;
   if (J) wb = J.wb; // W's bits may now be [W ; A]'s prefix: the tape must not keep the old array alive
   const t = lora ? scratch(N * r) : null;
   // the bias in every row, then y += x W^T (oneDNN adds the bias itself)
@@ -298,7 +300,7 @@ export function linear(x: Tensor, W: Tensor, b: Tensor | null, lora?: LoraBranch
     const gx = x.requiresGrad && !half ? gradFor(x) : null, bx = gx?.accumulate === false ? 0 : 1;
     const needDt = !!lora && (lora.A.requiresGrad || xl!.requiresGrad), needDb = !!lora && lora.B.requiresGrad;
     // the joined weight's A rows (written by this forward) take dt A into dx's product
-    const joinBack = J !== null && J.bwd !== null && gx !== null && needDt;
+    const joinBack = J !== null && withA && gx !== null && needDt;
     const dt = needDt ? scratch(N * r) : null; // scale * dy B
     // dx's product, dy (or its bf16 copy) times W
     const dxProduct = (dyb: Uint16Array | null): void => {
