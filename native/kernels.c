@@ -31,39 +31,82 @@ static inline long min_l(long a, long b) { return a < b ? a : b; }
 // cycles each), which made LayerNorm over 768 values latency-bound (~2 ms for 1024 rows on one core).
 // Sixteen partial sums, one per lane, vectorise; the lanes then combine in a fixed tree, so the result
 // depends on the row alone (not on threads or alignment). lane_dot(a, NULL) is the plain sum.
+// Explicit vectors (the lanes here, the LoRA pass's column chunks) are the CPU's own vector width: GCC's
+// code for a vector type wider than the CPU's registers keeps it on the stack (16-lane vectors on AVX2
+// ran 2.5x slower than sgemm). A lane or column sums the same values in the same order whatever the
+// width, so the width does not change a bit.
+#if defined(__AVX512F__)
+#define LORA_VW 16
+#elif defined(__AVX__)
+#define LORA_VW 8
+#else
+#define LORA_VW 4
+#endif
+#define LORA_DW (LORA_VW < 8 ? LORA_VW : 8)  // the dots' vectors: 8 of M's rows at once (4 without AVX)
+#define LORA_NJ 8  // outer sums in registers per column chunk: 8 vectors (of 32 zmm, 16 ymm or 16 xmm)
+typedef float vwf __attribute__((vector_size(LORA_VW * 4)));
+typedef float vdf __attribute__((vector_size(LORA_DW * 4)));
+
+static inline vdf vd_load(const float *p) { vdf v; memcpy(&v, p, sizeof v); return v; }
+static inline vwf vw_load(const float *p) { vwf v; memcpy(&v, p, sizeof v); return v; }
+static inline void vw_store(float *p, vwf v) { memcpy(p, &v, sizeof v); }
+
 #define LANES 16
+#define LANE_V (LANES / LORA_VW)  // vectors that hold the 16 lanes: one zmm, two ymm or four xmm
+typedef int32_t vwi __attribute__((vector_size(LORA_VW * 4)));
 static inline float lanes_combine(float *acc) {
   for (int w = LANES / 2; w >= 1; w /= 2)
     for (int l = 0; l < w; l++) acc[l] += acc[l + w];
   return acc[0];
 }
+// The lanes live in explicit vectors: GCC left the scalar acc[16] loops of lane_max unvectorised (a chain
+// of vmaxss) and the sums' lanes on the stack, so a 128-wide softmax row cost ~500 cycles. Lane l of
+// the 16 is element l % LORA_VW of vector l / LORA_VW, and sums the same values in the same order.
+static inline float lanes_sum(const vwf *acc) {
+  float a[LANES];
+  for (int v = 0; v < LANE_V; v++) vw_store(a + v * LORA_VW, acc[v]);
+  return lanes_combine(a);
+}
 static inline float lane_dot(const float *a, const float *b, int n) {
-  float acc[LANES] = {0};
+  vwf acc[LANE_V];
+  for (int v = 0; v < LANE_V; v++) acc[v] = (vwf){0};
   int j = 0;
-  if (b) for (; j + LANES <= n; j += LANES) for (int l = 0; l < LANES; l++) acc[l] += a[j + l] * b[j + l];
-  else for (; j + LANES <= n; j += LANES) for (int l = 0; l < LANES; l++) acc[l] += a[j + l];
+  if (b) for (; j + LANES <= n; j += LANES)
+    for (int v = 0; v < LANE_V; v++) acc[v] += vw_load(a + j + v * LORA_VW) * vw_load(b + j + v * LORA_VW);
+  else for (; j + LANES <= n; j += LANES)
+    for (int v = 0; v < LANE_V; v++) acc[v] += vw_load(a + j + v * LORA_VW);
   float tail = 0.0f;
   for (; j < n; j++) tail += b ? a[j] * b[j] : a[j];
-  return lanes_combine(acc) + tail;
+  return lanes_sum(acc) + tail;
 }
 // sum of (x - m)^2
 static inline float lane_sq_dev(const float *x, float m, int n) {
-  float acc[LANES] = {0};
+  vwf acc[LANE_V];
+  for (int v = 0; v < LANE_V; v++) acc[v] = (vwf){0};
   int j = 0;
-  for (; j + LANES <= n; j += LANES) for (int l = 0; l < LANES; l++) { float d = x[j + l] - m; acc[l] += d * d; }
+  for (; j + LANES <= n; j += LANES)
+    for (int v = 0; v < LANE_V; v++) { vwf d = vw_load(x + j + v * LORA_VW) - m; acc[v] += d * d; }
   float tail = 0.0f;
   for (; j < n; j++) { float d = x[j] - m; tail += d * d; }
-  return lanes_combine(acc) + tail;
+  return lanes_sum(acc) + tail;
 }
-// largest value (exact in any order; lanes only for speed)
+// largest value (exact in any order; lanes only for speed). A NaN is never taken, as before: x > acc
+// is false for it.
 static inline float lane_max(const float *x, int n) {
-  float acc[LANES];
-  for (int l = 0; l < LANES; l++) acc[l] = -FLT_MAX;
+  vwf acc[LANE_V];
+  for (int v = 0; v < LANE_V; v++) acc[v] = (vwf){0} - FLT_MAX;
   int j = 0;
-  for (; j + LANES <= n; j += LANES) for (int l = 0; l < LANES; l++) acc[l] = x[j + l] > acc[l] ? x[j + l] : acc[l];
+  for (; j + LANES <= n; j += LANES)
+    for (int v = 0; v < LANE_V; v++) {
+      vwf y = vw_load(x + j + v * LORA_VW);
+      vwi gt = y > acc[v];
+      acc[v] = (vwf)(((vwi)y & gt) | ((vwi)acc[v] & ~gt));
+    }
   float mx = -FLT_MAX;
   for (; j < n; j++) mx = x[j] > mx ? x[j] : mx;
-  for (int l = 0; l < LANES; l++) mx = acc[l] > mx ? acc[l] : mx;
+  float a[LANES];
+  for (int v = 0; v < LANE_V; v++) vw_store(a + v * LORA_VW, acc[v]);
+  for (int l = 0; l < LANES; l++) mx = a[l] > mx ? a[l] : mx;
   return mx;
 }
 
@@ -125,24 +168,7 @@ void k_gemm_batched(int tA, int tB, int M, int N, int K, float alpha,
 // give the same bits where they contract to FMA alike).
 #define LORA_CHUNK 256L  // rows a partial sums (the unit of work a thread takes)
 #define LORA_BLOCK 32L   // rows whose outer sums stay in registers: 32 x cols floats in L2 for the second read
-// The outer sums' column chunks are the CPU's own vector width: GCC's code for a vector type wider than
-// the CPU's registers keeps it on the stack (16-lane vectors on AVX2 ran 2.5x slower than sgemm). Each
-// column's sum runs over the rows in order whatever the width, so the width does not change a bit.
-#if defined(__AVX512F__)
-#define LORA_VW 16
-#elif defined(__AVX__)
-#define LORA_VW 8
-#else
-#define LORA_VW 4
-#endif
-#define LORA_DW (LORA_VW < 8 ? LORA_VW : 8)  // the dots' vectors: 8 of M's rows at once (4 without AVX)
-#define LORA_NJ 8  // outer sums in registers per column chunk: 8 vectors (of 32 zmm, 16 ymm or 16 xmm)
-typedef float vwf __attribute__((vector_size(LORA_VW * 4)));
-typedef float vdf __attribute__((vector_size(LORA_DW * 4)));
-
-static inline vdf vd_load(const float *p) { vdf v; memcpy(&v, p, sizeof v); return v; }
-static inline vwf vw_load(const float *p) { vwf v; memcpy(&v, p, sizeof v); return v; }
-static inline void vw_store(float *p, vwf v) { memcpy(p, &v, sizeof v); }
+// The vectors (vwf, LORA_VW wide) are the ones defined with the row reductions at the top.
 
 // dots[i0 + ii, j0 .. j0 + nj) = alpha * sum_c x[i0 + ii, c] MT[c, :] for ii < RB (RB a constant: the
 // RB sums of LORA_DW lanes stay in registers). MT is M's transposed slice of LORA_DW rows [cols, LORA_DW],
