@@ -5,6 +5,7 @@ import { describe, it } from 'node:test';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { decoderAnalyzeBench } from '../bench/analyze.js';
+import { attentionBench } from '../bench/attention.js';
 import { benchConfigs, peakRssMb, resetPeakRss, type DecoderBenchConfig } from '../bench/configs.js';
 import { decoderForwardBench } from '../bench/forward.js';
 import { buildDecoderBenchModel, decoderBenchBatch, decoderLoraStepBench, modelParams } from '../bench/lora-step.js';
@@ -133,5 +134,19 @@ describe('bench --profile', () => {
       }
       assert.equal(kernels(), before, 'the kernels are restored after profiling');
     }
+  });
+});
+
+describe('bench attention', () => {
+  it('times QK^T by every path this machine has, on the mini and base shapes, and the softmax', () => {
+    const r = attentionBench(1);
+    assert.deepEqual(r.results.map((x) => x.shape.split(':')[0]), ['mini', 'base']);
+    const dnnl = bf16Available().available;
+    for (const x of r.results as Record<string, unknown>[]) {
+      const names = Object.keys(x).filter((k) => k.endsWith('_ms'));
+      assert.deepEqual(names, ['qk_openblas_per_problem_ms', ...(dnnl ? ['qk_dnnl_batched_fp32_ms', 'qk_dnnl_batched_bf16_ms'] : []), 'softmax_ms']);
+      for (const n of names) assert.ok((x[n] as number) > 0, `${n} ${x[n]}`);
+    }
+    assert.equal(r.results[0].gflop, 0.134); // 2 * 16 * 4 * 128 * 128 * 64
   });
 });

@@ -1,6 +1,7 @@
 /** `gelora bench ...`: benchmarks that print one JSON line each (never a test, never a pass/fail). */
 import { Option, type Command } from 'commander';
 import { analyzeBench } from '../../bench/analyze.js';
+import { attentionBench } from '../../bench/attention.js';
 import { analyzeScaleBench } from '../../bench/analyze-scale.js';
 import { forwardBench } from '../../bench/forward.js';
 import { loraStepBench } from '../../bench/lora-step.js';
@@ -102,5 +103,11 @@ export function registerBench(program: Command): void {
     .option('--repeats <n>', 'timed repeats per shape', positiveInt, 25)
     .action((o: { repeats: number }) => {
       console.log(JSON.stringify(loraPassBench(o.repeats)));
+    });
+  bench.command('attention')
+    .description('attention\'s QK^T on the mini and base shapes by each path (OpenBLAS one problem per thread, oneDNN batched fp32 and bf16) and the softmax after it')
+    .option('--repeats <n>', 'timed repeats per shape', positiveInt, 30)
+    .action((o: { repeats: number }) => {
+      console.log(JSON.stringify(attentionBench(o.repeats)));
     });
 }
