@@ -124,8 +124,11 @@ extern int openblas_get_parallel(void);
 // Attention's products: n1 x n2 small problems (one head's [T, T] x [T, d], about 1M multiply-adds).
 // Where OpenBLAS is Debian's OpenMP build (the addon's run path prefers it: binding.gyp), the
 // problems are shared out over OpenMP's threads, each an sgemm on one thread (OpenBLAS runs one
-// thread inside a parallel region by itself); its sgemm splits rows and columns, never the sum, so
-// every problem is bit for bit what the loop computes. Paired steps, one process: mini fp32 10%
+// thread inside a parallel region by itself), so every problem is bit for bit one sgemm call on one
+// thread. That is the loop's bits where OpenBLAS's kernels give the same bits at any thread count (its
+// SkylakeX kernels, the AMX Xeon's), not where they do not: its Haswell kernels, which Debian's 0.3.21
+// picks on Zen 4, differ by an ulp in 16% of a 128x128x64 product's values between one thread and two
+// (test/blas-threads.test.ts compares with one-thread calls). Paired steps, one process: mini fp32 10%
 // faster, base 4.6%. With the pthreads build the loop stays: holding its pool to one thread around
 // the parallel region measured slower (its idle workers spin on the cores OpenMP's threads need).
 // Problems that add into one C (grouped-query attention's dK and dV: cS = 0) run in order.
