@@ -22,18 +22,19 @@ import { resolvePrecision } from '../engine/backends/dnnl.js';
 import { PRECISIONS, type Precision } from '../engine/precision.js';
 import { checkWritable, fraction, nonNegInt, positive, positiveInt, seedInt } from './flags.js';
 import { progressBar } from './progress.js';
+import { embeddingsFromPpmi, ppmiVectors } from '../train/ppmi.js';
 
 interface PretrainCli {
   arch: 'bert' | 'llama'; out: string; layers?: number; hidden: number; heads: number; intermediate?: number; vocab: number; seq: number; batch: number; steps?: number;
   lr: number; warmup: number; maxLines?: number; checkpointEvery: number; evalEvery: number; seed: number; resume?: boolean; dtype: string;
   from?: string; texts?: string; textCol?: string; maskProb: number; evalMaskProb: number; precision: Precision;
-  objective: 'mlm' | 'electra'; generatorLayers: number; discWeight: number;
+  objective: 'mlm' | 'electra'; generatorLayers: number; discWeight: number; initEmbeddings: 'random' | 'ppmi';
 }
 
 /** Options that set the architecture or the vocabulary, which --from takes from the model instead. */
 const SHAPE_OPTIONS = ['layers', 'hidden', 'heads', 'intermediate', 'vocab'] as const;
 /** The masked-LM options (commander's key -> flag), which --arch llama refuses. */
-const BERT_ONLY = { from: '--from', texts: '--texts', textCol: '--text-col', maskProb: '--mask-prob', evalMaskProb: '--eval-mask-prob', objective: '--objective', generatorLayers: '--generator-layers', discWeight: '--disc-weight' };
+const BERT_ONLY = { from: '--from', texts: '--texts', textCol: '--text-col', maskProb: '--mask-prob', evalMaskProb: '--eval-mask-prob', objective: '--objective', generatorLayers: '--generator-layers', discWeight: '--disc-weight', initEmbeddings: '--init-embeddings' };
 
 /** Per-architecture defaults of the options that differ. */
 const ARCH_DEFAULTS = { bert: { layers: 6, intermediate: 1024, steps: 3000 }, llama: { layers: 4, intermediate: 704, steps: 900 } } as const;
@@ -61,6 +62,7 @@ export function registerPretrain(program: Command): void {
     .addOption(new Option('--objective <o>', 'bert: mlm (masked language modelling) or electra (replaced-token detection: a small generator fills the masked positions, the encoder labels every token original or replaced; the encoder is what is saved)').choices(['mlm', 'electra']).default('mlm'))
     .option('--generator-layers <n>', 'electra: the generator\'s blocks (the encoder\'s shape; a copy of its first blocks and MLM head with --from)', positiveInt, 2)
     .option('--disc-weight <x>', 'electra: weight of the discriminator\'s loss against the generator\'s MLM loss (the paper: 50)', positive, 50)
+    .addOption(new Option('--init-embeddings <how>', 'bert from scratch: random (normal, std 0.02), or ppmi: word-piece vectors of the training text (positive PMI in a ±4 window, context counts^0.75, truncated SVD, U·S^0.5; Levy et al. 2015) scaled to the same std, random for pieces seen under 5 times').choices(['random', 'ppmi']).default('random'))
     .addOption(new Option('--precision <p>', 'bf16: mixed precision, the blocks\' Linear products in bf16 on AMX/AVX512-BF16 with f32 master weights (weight gradients, head, norms, losses, Adam fp32); auto: bf16 where the CPU has bf16 matrix units').choices([...PRECISIONS]).default('fp32'))
     .action(async (o: PretrainCli, cmd: Command) => {
       if (o.dtype !== 'f16' && o.dtype !== 'f32') throw new Error('--dtype is f16 or f32');
@@ -78,6 +80,7 @@ export function registerPretrain(program: Command): void {
         if (given.length) throw new Error(`--from ${o.from} takes the architecture and vocabulary from the model; drop ${given.map((k) => `--${k}`).join(', ')}`);
         if (resolve(o.from) === resolve(o.out)) throw new Error(`--out ${o.out} is the --from folder; write the continued model to another folder`);
         if (o.steps === 0) throw new Error('--steps 0 with --from would copy the model; give the number of steps to continue');
+        if (o.initEmbeddings !== 'random') throw new Error(`--init-embeddings ${o.initEmbeddings} starts a model from scratch; --from ${o.from} continues one with its own embeddings`);
       }
       resolvePrecision(o.precision); // refused before any work (or file) where bf16 cannot run
       checkWritable(o.out, '--out', 'dir');
@@ -143,6 +146,8 @@ async function pretrainEncoder(o: Resolved): Promise<void> {
   if (chunks.length < o.batch) throw new Error(`${what}: packs into ${chunks.length} sequences of ${o.seq} tokens, fewer than one batch of ${o.batch}; give more text, or a smaller --batch or --seq`);
   if (heldOut.length === 0) throw new Error(`${what}: the held-out 1% (${corpus.heldOut.length} lines) packs into no sequence of ${o.seq} tokens; give more text or a shorter --seq`);
   const config = pretrainConfig(o);
+  // a resumed run's weights come from its checkpoint: the init would be computed for nothing
+  if (o.initEmbeddings === 'ppmi' && !(o.resume && existsSync(join(o.out, 'latest.json')))) ppmiInit(model, cfg, chunks, ids, o.out);
   // the base model on this run's held-out text: where the stage starts
   const start = base ? mlmEval(model, heldOut, ids, { batch: o.batch, maskProb: config.evalMaskProb ?? config.maskProb }) : null;
   const electra = o.objective === 'electra';
@@ -159,6 +164,7 @@ async function pretrainEncoder(o: Resolved): Promise<void> {
     ...('excluded' in corpus ? { excluded: corpus.excluded } : {}), heldout: last ?? null, config, architecture: cfg,
     objective: electra ? { kind: 'electra', generator_layers: o.generatorLayers, disc_weight: o.discWeight, generator_start: base ? 'copy of the first blocks and MLM head' : 'random' } : { kind: 'mlm' },
     ...(st.precision ? { precision: st.precision } : {}),
+    ...(o.initEmbeddings !== 'random' ? { init_embeddings: JSON.parse(readFileSync(join(o.out, INIT_FILE), 'utf8')) as unknown } : {}),
   };
   if (base) {
     const stage = { model: basename(resolve(o.out)), from: o.from, data, command: reproduceEncoder(o), ...summary, start_heldout: start };
@@ -169,6 +175,21 @@ async function pretrainEncoder(o: Resolved): Promise<void> {
   writeCurve(o.out, electra ? 'ELECTRA' : 'MLM');
   if (base) writeFileAtomic(join(o.out, 'MODEL_CARD.md'), continuedCard(o, summary, start, base, texts));
   console.log(JSON.stringify({ steps: st.step, seconds: Math.round(st.seconds), ...(start ? { start_heldout: start } : {}), heldout: last ?? null }));
+}
+
+/** Where a run records how its embeddings were initialised (read back into pretrain.json, also after --resume). */
+const INIT_FILE = 'init_embeddings.json';
+
+/** The word embeddings of a new encoder from PPMI-SVD vectors of its training chunks (train/ppmi.ts), at the random init's std. */
+function ppmiInit(model: BertForSequenceClassification, cfg: BertConfig, chunks: Int32Array[], ids: MlmIds, out: string): void {
+  const name = model.params.names().find((n) => n.endsWith('embeddings.word_embeddings.weight'));
+  if (!name) throw new Error('--init-embeddings ppmi: the model has no word_embeddings weight');
+  const weight = model.params.get(name), opts = { window: 4, smoothing: 0.75, minCount: 5, eigPower: 0.5, seed: 0 }, std = 0.02;
+  console.error(`init embeddings: PPMI-SVD vectors of ${chunks.length} training sequences ...`);
+  const v = ppmiVectors(chunks, cfg.vocab_size, cfg.hidden_size, { ...opts, skip: ids.special });
+  weight.assign(embeddingsFromPpmi(weight.toFloat32(), v, cfg.hidden_size, std));
+  console.error(`init embeddings: ${v.stats.kept_rows} of ${cfg.vocab_size} pieces from PPMI (${v.stats.nnz_ppmi} positive entries) in ${v.stats.seconds.toFixed(1)} s`);
+  writeJsonAtomic(join(out, INIT_FILE), { kind: 'ppmi', window: opts.window, smoothing: opts.smoothing, min_count: opts.minCount, eig_power: opts.eigPower, svd_seed: opts.seed, std, ...v.stats });
 }
 
 /** The stages of a base model: its own stages list, or its pretrain.json as the first stage (a folder without one: a stage of unknown training). */

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Does a distributional start for the word embeddings get the embedded encoder off the MLM plateau
+# sooner (issue 18, deliverable 1)? Two runs from scratch, side by side on one core each (taskset, one
+# thread: both see the same machine), stage 1's recipe (the shipped models/gelora-bert-6l: lr 1e-3, 6%
+# warmup then linear decay, 15% masked, batch 32 x 128, seed 0, STEPS = 1800 as stage 1), mixed
+# precision, that differ only in the word embeddings' init:
+#   random: normal(0, 0.02), as stage 1;
+#   ppmi:   `--init-embeddings ppmi` (src/train/ppmi.ts): PPMI-SVD vectors of the same training
+#           sequences, scaled to the same std (pieces seen under 5 times keep their random rows).
+# Then downstream LoRA on each result with experiments/encoder/run.sh's settings (SST-2 2,000 train,
+# r 2; the two demo tasks, r 1), 3 seeds. Interrupted runs resume; finished ones are reused.
+# Usage: bash experiments/ppmi-init/run.sh   (RUNS=/work/runs/ppmi-init, STEPS=1800, GLUE=../shared/data/glue)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+RUNS=${RUNS:-/work/runs/ppmi-init}; STEPS=${STEPS:-1800}
+GELORA=${GELORA:-dist/src/cli/main.js}; GLUE=${GLUE:-../shared/data/glue}
+OUT=experiments/ppmi-init/results
+mkdir -p "$RUNS" "$OUT"
+export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
+GLUE_COMMON=(--epochs 2 --batch-size 32 --max-length 128 --max-train 2000 --warmup 0.06 --schedule linear --methods lora --r 2 --lr 3e-3)
+DEMO_COMMON=(--epochs 2 --batch-size 32 --max-length 64 --max-train 2000 --warmup 0.06 --schedule linear --methods lora --r 1 --lr 1e-3)
+one() {  # name core init
+  local name=$1 core=$2 init=$3 D=$RUNS/$1
+  if [ ! -f "$D/pretrain.json" ]; then
+    taskset -c "$core" node "$GELORA" pretrain --out "$D" --steps "$STEPS" --lr 1e-3 --warmup 0.06 --mask-prob 0.15 \
+      --eval-every 300 --checkpoint-every 100 --precision bf16 --init-embeddings "$init" $([ -f "$D/latest.json" ] && echo --resume) >> "$D.log" 2>&1
+  fi
+  cp "$D/pretrain.json" "$OUT/$name.pretrain.json"; cp "$D/log.jsonl" "$OUT/$name.log.jsonl"
+  mkdir -p "$OUT/SST-2-$name"
+  taskset -c "$core" node "$GELORA" compare --model "$D" --glue "$GLUE" --task SST-2 "${GLUE_COMMON[@]}" --seeds 3 --out "$OUT/SST-2-$name" > "$OUT/SST-2-$name.log" 2>&1
+  for task in brown-genre wordnet-category; do
+    local E=$OUT/$task-$name; mkdir -p "$E"
+    # the demo task's seeded sample, as experiments/encoder/run.sh writes it (data/ is not in git)
+    [ -f "$E/data/train.csv" ] || node -e "import('$(cd "$(dirname "$GELORA")/.." && pwd)/demo/files.js').then((m) => m.writeDemoTask('$task', '$E/data'))"
+    taskset -c "$core" node "$GELORA" compare --model "$D" --train "$E/data/train.csv" --dev "$E/data/dev.csv" --task "$task" "${DEMO_COMMON[@]}" --seeds 3 --out "$E" > "$E.log" 2>&1
+  done
+}
+one random 0 random &
+one ppmi 1 ppmi &
+wait
+for n in random ppmi; do
+  echo "$n: $(node -e "const s = JSON.parse(require('fs').readFileSync('$OUT/$n.pretrain.json', 'utf8')); console.log(JSON.stringify(s.heldout))")"
+  for t in SST-2 brown-genre wordnet-category; do echo "  $t: $(grep '^| lora' "$OUT/$t-$n.log" | tail -1)"; done
+done
