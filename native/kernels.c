@@ -126,9 +126,9 @@ extern int openblas_get_parallel(void);
 // problems are shared out over OpenMP's threads, each an sgemm on one thread (OpenBLAS runs one
 // thread inside a parallel region by itself), so every problem is bit for bit one sgemm call on one
 // thread. That is the loop's bits where OpenBLAS's kernels give the same bits at any thread count (its
-// SkylakeX kernels, the AMX Xeon's), not where they do not: its Haswell kernels, which Debian's 0.3.21
-// picks on Zen 4, differ by an ulp in 16% of a 128x128x64 product's values between one thread and two
-// (test/blas-threads.test.ts compares with one-thread calls). Paired steps, one process: mini fp32 10%
+// SkylakeX kernels, the AMX Xeon's), not where they do not: its Haswell kernels (AVX2 CPUs, or
+// OPENBLAS_CORETYPE=Haswell) differ by an ulp in 16% of a 128x128x64 product's values between one
+// thread and two (measured on a Zen 5 EPYC; test/blas-threads.test.ts compares with one-thread calls). Paired steps, one process: mini fp32 10%
 // faster, base 4.6%. With the pthreads build the loop stays: holding its pool to one thread around
 // the parallel region measured slower (its idle workers spin on the cores OpenMP's threads need).
 // Problems that add into one C (grouped-query attention's dK and dV: cS = 0) run in order.

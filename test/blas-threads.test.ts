@@ -3,9 +3,9 @@
 // products are then shared out over that pool (kernels.c: k_gemm_batched), one problem per thread,
 // each a one-thread sgemm call: a problem set gives what one sgemm call on one thread per problem gives.
 // That is not always what a call on two threads gives: Debian's OpenBLAS 0.3.21 with its Haswell
-// kernels (the ones it picks on Zen 4) changes bits with its thread count above its threading threshold
-// (measured on a 2-core EPYC: 16% of the values of 128x128x64 products differ by an ulp), its SkylakeX
-// kernels (the AMX Xeon) do not. A training step of a model whose products stay under that threshold
+// kernels (AVX2 CPUs; OPENBLAS_CORETYPE=Haswell, which the fifteenth session's EPYC had set in its
+// environment) changes bits with its thread count above its threading threshold (measured there: 16%
+// of the values of 128x128x64 products differ by an ulp), its SkylakeX kernels (the AMX Xeon) do not. A training step of a model whose products stay under that threshold
 // gives the same bits with either OpenBLAS build (the pthreads one forced by LD_LIBRARY_PATH in a child
 // process).
 import assert from 'node:assert/strict';
