@@ -87,6 +87,7 @@ export { causalLmObjective, causalLmLoss, encodeLmExamples, evaluateLm, lmBatch,
 export { readLmExamples, readLmData, loadChatTemplate, chatTemplate, conversationSegments, type ChatMessage, type ChatTemplate, type LmExample } from './io/chat.js';
 /** Pretraining through the same loop: MLM (BERT) and causal LM (a LLaMA-style decoder). */
 export { pretrain, pretrainCausalLm, type PretrainConfig } from './train/pretrain.js';
+export { ppmiVectors, embeddingsFromPpmi, type PpmiOptions, type PpmiVectors } from './train/ppmi.js';
 /** Task metrics (accuracy, F1, MCC, Pearson, Spearman). */
 export { evaluate, accuracy, f1, matthews, pearson, spearman, type MetricName } from './train/metrics.js';
 /** Several methods at the same trainable-parameter budget over several seeds. */

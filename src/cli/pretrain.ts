@@ -185,8 +185,9 @@ function ppmiInit(model: BertForSequenceClassification, cfg: BertConfig, chunks:
   const name = model.params.names().find((n) => n.endsWith('embeddings.word_embeddings.weight'));
   if (!name) throw new Error('--init-embeddings ppmi: the model has no word_embeddings weight');
   const weight = model.params.get(name), opts = { window: 4, smoothing: 0.75, minCount: 5, eigPower: 0.5, seed: 0 }, std = 0.02;
-  console.error(`init embeddings: PPMI-SVD vectors of ${chunks.length} training sequences ...`);
-  const v = ppmiVectors(chunks, cfg.vocab_size, cfg.hidden_size, { ...opts, skip: ids.special });
+  const bar = progressBar('init embeddings (PPMI-SVD)');
+  const v = ppmiVectors(chunks, cfg.vocab_size, cfg.hidden_size, { ...opts, skip: ids.special, onProgress: (d, t) => bar.update(d, t) });
+  bar.stop();
   weight.assign(embeddingsFromPpmi(weight.toFloat32(), v, cfg.hidden_size, std));
   console.error(`init embeddings: ${v.stats.kept_rows} of ${cfg.vocab_size} pieces from PPMI (${v.stats.nnz_ppmi} positive entries) in ${v.stats.seconds.toFixed(1)} s`);
   writeJsonAtomic(join(out, INIT_FILE), { kind: 'ppmi', window: opts.window, smoothing: opts.smoothing, min_count: opts.minCount, eig_power: opts.eigPower, svd_seed: opts.seed, std, ...v.stats });

@@ -89,8 +89,11 @@ export function topSingular(W: ArrayLike<number>, m: number, n: number, r: numbe
   return topSingularOf(denseOperator(W, m, n), r, rng, iterations);
 }
 
-/** topSingular of an operator: subspace iteration on r + 8 columns, then the small problem exactly. */
-export function topSingularOf(W: LinearOperator, r: number, rng: Rng, iterations = 12): { U: Float64Array; S: Float64Array; V: Float64Array } {
+/**
+ * topSingular of an operator: subspace iteration on r + 8 columns, then the small problem exactly.
+ * onProgress(done, total) follows the iterations (long ones: a 30k-row sparse matrix takes minutes).
+ */
+export function topSingularOf(W: LinearOperator, r: number, rng: Rng, iterations = 12, onProgress?: (done: number, total: number) => void): { U: Float64Array; S: Float64Array; V: Float64Array } {
   const { m, n } = W;
   if (r > Math.min(m, n)) throw new Error(`rank ${r} exceeds the matrix size ${m} x ${n}`);
   const k = Math.min(Math.min(m, n), r + 8);
@@ -102,6 +105,7 @@ export function topSingularOf(W: LinearOperator, r: number, rng: Rng, iterations
     orthonormalise(Z, m, k);
     W.timesT(Z, k, Q);
     orthonormalise(Q, n, k);
+    onProgress?.(it + 1, iterations + 1);
   }
   W.times(Q, k, Z); // Z = W Q: its SVD gives the triplets
   // G = Z^T Z [k, k], row by row (upper triangle, then mirrored)
@@ -124,5 +128,6 @@ export function topSingularOf(W: LinearOperator, r: number, rng: Rng, iterations
   const U = new Float64Array(m * r), V = new Float64Array(n * r);
   project(Q, n, V, false);
   project(Z, m, U, true);
+  onProgress?.(iterations + 1, iterations + 1);
   return { U, S, V };
 }

@@ -136,6 +136,8 @@ export interface PpmiOptions {
   seed?: number;
   /** ids that are neither words nor contexts (the specials) */
   skip?: ReadonlySet<number>;
+  /** progress: counting is step 0 of total, then each SVD iteration one step */
+  onProgress?: (done: number, total: number) => void;
 }
 
 export interface PpmiVectors {
@@ -157,7 +159,9 @@ export function ppmiVectors(chunks: readonly Int32Array[], vocab: number, dim: n
   let keptRows = 0;
   for (let w = 0; w < vocab; w++) if (M.rowPtr[w + 1] > M.rowPtr[w]) { kept[w] = 1; keptRows++; }
   if (keptRows < dim) throw new Error(`ppmiVectors: only ${keptRows} pieces have a PPMI row (seen ${minCount}+ times with a context), fewer than the ${dim} components asked for; give more text or a lower minCount`);
-  const { U, S } = topSingularOf(sparseOperator(M), dim, new Rng(o.seed ?? 0), o.iterations ?? 4);
+  const iterations = o.iterations ?? 4;
+  o.onProgress?.(0, iterations + 1);
+  const { U, S } = topSingularOf(sparseOperator(M), dim, new Rng(o.seed ?? 0), iterations, o.onProgress);
   const vectors = new Float32Array(vocab * dim);
   for (let w = 0; w < vocab; w++) if (kept[w]) for (let c = 0; c < dim; c++) vectors[w * dim + c] = U[w * dim + c] * S[c] ** p;
   let tokens = 0, pairs = 0;
