@@ -3,7 +3,7 @@
  * GELORA_BACKEND=js|native forces one (forcing native fails loudly if it cannot load).
  */
 import { jsKernels } from './backends/js.js';
-import { loadNative, type NativeAddon } from './backends/native.js';
+import { coretypeChoice, coretypeNote, loadNative, type NativeAddon } from './backends/native.js';
 import type { Kernels } from './kernels.js';
 
 let current: Kernels | null = null;
@@ -63,8 +63,10 @@ export function backendInfo(): { backend: 'native' | 'js'; addon: string | null;
   return { backend: k.name, addon: k.name === 'native' ? addonFile : null, blas: blasInfo() };
 }
 
-/** OpenBLAS build and thread count, or null on the js backend. */
+/** OpenBLAS build, kernels and thread count (and a note when the environment chose other kernels than gelora would), or null on the js backend. */
 export function blasInfo(): string | null {
   kernels();
-  return current?.name === 'native' && addon ? addon.blasInfo() : null;
+  if (!(current?.name === 'native' && addon)) return null;
+  const note = coretypeNote(coretypeChoice.env, coretypeChoice.pick);
+  return note ? `${addon.blasInfo()}; ${note}` : addon.blasInfo();
 }

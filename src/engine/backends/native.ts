@@ -57,12 +57,27 @@ export function cpuFlags(): Set<string> {
   }
 }
 
+/**
+ * When the environment chose OpenBLAS's kernels and they are not the ones gelora would pick for this
+ * CPU, a sentence saying so (else null). Measured on a 2-core Zen 5 EPYC whose environment set
+ * OPENBLAS_CORETYPE=Haswell: bench lora-step mini fp32 0.170-0.178 s a step against 0.113-0.114 s
+ * with the SkylakeX kernels gelora picks there.
+ */
+export function coretypeNote(env: string | undefined, pick: string | null): string | null {
+  if (!env || !pick || env.toLowerCase() === pick.toLowerCase()) return null;
+  return `OPENBLAS_CORETYPE=${env} from the environment (gelora would pick ${pick} on this CPU; unset it for that)`;
+}
+
+/** OPENBLAS_CORETYPE as the environment gave it before loadNative, and gelora's pick for this CPU. */
+export const coretypeChoice: { env: string | undefined; pick: string | null } = { env: undefined, pick: null };
+
 export function loadNative(): { kernels: Kernels; addon: NativeAddon; path: string } {
   const require = createRequire(import.meta.url);
   // read by OpenBLAS when the addon's dlopen loads it, so it must be set before require()
-  if (!process.env.OPENBLAS_CORETYPE && process.arch === 'x64') {
-    const core = openblasCoretype(cpuFlags());
-    if (core) process.env.OPENBLAS_CORETYPE = core;
+  if (process.arch === 'x64') {
+    coretypeChoice.pick = openblasCoretype(cpuFlags());
+    if (!process.env.OPENBLAS_CORETYPE) { if (coretypeChoice.pick) process.env.OPENBLAS_CORETYPE = coretypeChoice.pick; }
+    else if (coretypeChoice.env === undefined) coretypeChoice.env = process.env.OPENBLAS_CORETYPE;
   }
   // oneDNN (native/dnnl.cc) runs on libgomp, whose threads by default spin for a while after each
   // product and so take the cores from OpenBLAS's next call (measured: OpenBLAS right after oneDNN
