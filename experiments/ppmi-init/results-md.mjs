@@ -9,7 +9,8 @@ import { fileURLToPath } from 'node:url';
 const here = dirname(fileURLToPath(import.meta.url)), root = join(here, '..', '..'), res = join(here, 'results');
 const json = (f) => JSON.parse(readFileSync(f, 'utf8'));
 const lines = (f) => readFileSync(f, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
-const ARMS = [['random', 'random (normal, std 0.02; stage 1\'s init)'], ['ppmi', 'ppmi (`--init-embeddings ppmi`)']];
+const ARMS = [['random', 'random (normal, std 0.02; stage 1\'s init)'], ['ppmi', 'ppmi (`--init-embeddings ppmi`)'],
+  ['random-s1', 'random, pretraining seed 1'], ['ppmi-s1', 'ppmi, pretraining seed 1']];
 const TASKS = [['SST-2', 'LoRA r 2, lr 3e-3, max length 128'], ['brown-genre', 'LoRA r 1, lr 1e-3, max length 64'], ['wordnet-category', 'LoRA r 1, lr 1e-3, max length 64']];
 const pct = (x) => `${(100 * x).toFixed(1)}%`;
 const mean = (v) => v.reduce((a, b) => a + b, 0) / v.length;

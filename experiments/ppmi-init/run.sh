@@ -10,10 +10,13 @@
 # Then downstream LoRA on each result with experiments/encoder/run.sh's settings (SST-2 2,000 train,
 # r 2; the two demo tasks, r 1), 3 seeds, and on the stage-1 model (the control: the embedded model
 # before ship.sh). Interrupted runs resume; finished ones are reused.
-# Usage: bash experiments/ppmi-init/run.sh   (RUNS=/work/runs/ppmi-init, STEPS=1800, GLUE=../shared/data/glue)
+# PRETRAIN_SEED=n (default 0) runs both arms again with pretraining seed n (runs random-sN, ppmi-sN; the
+# control is seed-independent and runs once): the spread between pretraining runs of one recipe.
+# Usage: bash experiments/ppmi-init/run.sh   (RUNS=/work/runs/ppmi-init, STEPS=1800, GLUE=../shared/data/glue, PRETRAIN_SEED=0)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-RUNS=${RUNS:-/work/runs/ppmi-init}; STEPS=${STEPS:-1800}
+RUNS=${RUNS:-/work/runs/ppmi-init}; STEPS=${STEPS:-1800}; PRETRAIN_SEED=${PRETRAIN_SEED:-0}
+SUFFIX=$([ "$PRETRAIN_SEED" = 0 ] || echo "-s$PRETRAIN_SEED")
 GELORA=${GELORA:-dist/src/cli/main.js}; GLUE=${GLUE:-../shared/data/glue}
 OUT=experiments/ppmi-init/results
 mkdir -p "$RUNS" "$OUT"
@@ -24,7 +27,7 @@ one() {  # name core init
   local name=$1 core=$2 init=$3 D=$RUNS/$1
   if [ ! -f "$D/pretrain.json" ]; then
     taskset -c "$core" node "$GELORA" pretrain --out "$D" --steps "$STEPS" --lr 1e-3 --warmup 0.06 --mask-prob 0.15 \
-      --eval-every 300 --checkpoint-every 100 --precision bf16 --init-embeddings "$init" $([ -f "$D/latest.json" ] && echo --resume) >> "$D.log" 2>&1
+      --eval-every 300 --checkpoint-every 100 --precision bf16 --init-embeddings "$init" --seed "$PRETRAIN_SEED" $([ -f "$D/latest.json" ] && echo --resume) >> "$D.log" 2>&1
   fi
   cp "$D/pretrain.json" "$OUT/$name.pretrain.json"; cp "$D/log.jsonl" "$OUT/$name.log.jsonl"
   [ ! -f "$D/init_embeddings.json" ] || cp "$D/init_embeddings.json" "$OUT/$name.init_embeddings.json"
@@ -43,8 +46,8 @@ down() {  # name core model tasks...: downstream LoRA, 3 seeds; compare reuses f
     fi
   done
 }
-one random 0 random &
-one ppmi 1 ppmi &
+one "random$SUFFIX" 0 random &
+one "ppmi$SUFFIX" 1 ppmi &
 wait
 # control: the stage-1 embedded model (as it shipped until ship.sh replaced it with the ppmi model; from git
 # history, commit 0d04746) through the same downstream commands on this machine
@@ -57,7 +60,7 @@ fi
 down stage1 0 "$S1" SST-2 &
 down stage1 1 "$S1" brown-genre wordnet-category &
 wait
-for n in random ppmi stage1; do
+for n in "random$SUFFIX" "ppmi$SUFFIX" stage1; do
   [ ! -f "$OUT/$n.pretrain.json" ] || echo "$n: $(node -e "const s = JSON.parse(require('fs').readFileSync('$OUT/$n.pretrain.json', 'utf8')); console.log(JSON.stringify(s.heldout))")"
   for t in SST-2 brown-genre wordnet-category; do echo "  $n $t: $(grep '^| lora' "$OUT/$t-$n.log" | tail -1)"; done
 done
