@@ -121,6 +121,37 @@ describe('gelora pretrain --from / --texts: continued and task-adaptive MLM pret
     fails(/--text-col goes with --texts FILE/, '--from', base, '--text-col', 'x', '--out', out);
     fails(/gelora: --from: an option of --arch bert/, '--arch', 'llama', '--from', base, '--out', out);
     fails(/gelora: --texts, --mask-prob: options of --arch bert/, '--arch', 'llama', '--texts', corpus, '--mask-prob', '0.3', '--out', out);
+    fails(/--init-embeddings ppmi starts a model from scratch; --from .* continues one with its own embeddings/, '--from', base, '--init-embeddings', 'ppmi', '--out', out, '--steps', '2');
+    fails(/gelora: --init-embeddings: an option of --arch bert/, '--arch', 'llama', '--init-embeddings', 'ppmi', '--out', out);
+  });
+
+  it('--init-embeddings ppmi: the word embeddings start from PPMI-SVD vectors of the training text at std 0.02, recorded; other weights as the random init', () => {
+    const out = (name: string, init: string) => {
+      const d = join(dir, name);
+      // hidden 16: the 800 test sentences have 21 pieces seen 5+ times, and PPMI needs one per component
+      const r = gelora('pretrain', '--texts', corpus, '--out', d, '--layers', '1', '--hidden', '16', '--heads', '2', '--intermediate', '32', ...RUN, '--steps', '0', '--init-embeddings', init);
+      assert.equal(r.status, 0, r.stderr);
+      return d;
+    };
+    const p = out('init-ppmi', 'ppmi'), rnd = out('init-random', 'random');
+    const rec = readJson<{ kind: string; kept_rows: number; std: number }>(join(p, 'init_embeddings.json'));
+    assert.equal(rec.kind, 'ppmi');
+    assert.ok(rec.kept_rows >= 16, `kept rows ${rec.kept_rows}`);
+    assert.deepEqual(readJson<{ init_embeddings: unknown }>(join(p, 'pretrain.json')).init_embeddings, rec);
+    assert.equal(existsSync(join(rnd, 'init_embeddings.json')), false);
+    const a = loadMlmFolder(p).model.params, b = loadMlmFolder(rnd).model.params;
+    const name = a.names().find((n) => n.endsWith('word_embeddings.weight'))!, E = a.get(name).toFloat32(), R = b.get(name).toFloat32(), h = 16;
+    let changed = 0, sq = 0, n = 0;
+    for (let w = 0; w < E.length / h; w++) {
+      const row = E.subarray(w * h, w * h + h), same = row.every((v, c) => v === R[w * h + c]);
+      if (!same) { changed++; for (const v of row) { sq += v * v; n++; } }
+    }
+    assert.equal(changed, rec.kept_rows, 'exactly the kept pieces\' rows differ from the random init');
+    assert.ok(Math.abs(Math.sqrt(sq / n) - 0.02) < 1e-4, `std of the PPMI rows ${Math.sqrt(sq / n)}`);
+    for (const k of a.names()) if (k !== name) assert.deepEqual(a.get(k).toFloat32(), b.get(k).toFloat32(), k);
+    const r = gelora('pretrain', '--texts', corpus, '--out', join(dir, 'init-wide'), ...tiny(1), ...RUN, '--steps', '0', '--init-embeddings', 'ppmi');
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /only 21 pieces have a PPMI row .*fewer than the 32 components asked for \(the model's hidden size\); give more text/);
   });
 
   it('a --from run interrupted and resumed ends with the weights and log of an uninterrupted one; resuming on other texts is refused', () => {

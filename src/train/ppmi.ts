@@ -158,7 +158,7 @@ export function ppmiVectors(chunks: readonly Int32Array[], vocab: number, dim: n
   const kept = new Uint8Array(vocab);
   let keptRows = 0;
   for (let w = 0; w < vocab; w++) if (M.rowPtr[w + 1] > M.rowPtr[w]) { kept[w] = 1; keptRows++; }
-  if (keptRows < dim) throw new Error(`ppmiVectors: only ${keptRows} pieces have a PPMI row (seen ${minCount}+ times with a context), fewer than the ${dim} components asked for; give more text or a lower minCount`);
+  if (keptRows < dim) throw new Error(`ppmiVectors: only ${keptRows} pieces have a PPMI row (seen ${minCount}+ times with a context), fewer than the ${dim} components asked for (the model's hidden size); give more text, or fewer components`);
   const iterations = o.iterations ?? 4;
   o.onProgress?.(0, iterations + 1);
   const { U, S } = topSingularOf(sparseOperator(M), dim, new Rng(o.seed ?? 0), iterations, o.onProgress);
