@@ -134,6 +134,15 @@ describe('gelora pretrain --from / --texts: continued and task-adaptive MLM pret
       return d;
     };
     const p = out('init-ppmi', 'ppmi'), rnd = out('init-random', 'random');
+    // resuming must name the init the run began with (its init_embeddings.json says which)
+    const small = ['--layers', '1', '--hidden', '16', '--heads', '2', '--intermediate', '32', ...RUN, '--checkpoint-every', '1', '--steps', '2'];
+    for (const [name, init, other] of [['resume-ppmi', 'ppmi', 'random'], ['resume-random', 'random', 'ppmi']]) {
+      const d = join(dir, name);
+      assert.equal(gelora('pretrain', '--texts', corpus, '--out', d, ...small, '--init-embeddings', init).status, 0);
+      const r = gelora('pretrain', '--texts', corpus, '--out', d, ...small, '--init-embeddings', other, '--resume');
+      assert.equal(r.status, 1, r.stderr);
+      assert.match(r.stderr, new RegExp(`${name}: the run to resume began with --init-embeddings ${init} \\(init_embeddings\\.json (missing|present)\\); resume it with that, or start a new --out`));
+    }
     const rec = readJson<{ kind: string; kept_rows: number; std: number }>(join(p, 'init_embeddings.json'));
     assert.equal(rec.kind, 'ppmi');
     assert.ok(rec.kept_rows >= 16, `kept rows ${rec.kept_rows}`);

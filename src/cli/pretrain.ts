@@ -2,7 +2,7 @@
  * `gelora pretrain`: the embedded models, pretrained on npm-shipped English text: a BERT encoder with
  * masked language modelling (--arch bert), or a LLaMA-style decoder as a causal LM (--arch llama).
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { Option, type Command } from 'commander';
 import { bertUncasedVocab, pretrainingCorpus } from '../demo/data.js';
@@ -146,8 +146,14 @@ async function pretrainEncoder(o: Resolved): Promise<void> {
   if (chunks.length < o.batch) throw new Error(`${what}: packs into ${chunks.length} sequences of ${o.seq} tokens, fewer than one batch of ${o.batch}; give more text, or a smaller --batch or --seq`);
   if (heldOut.length === 0) throw new Error(`${what}: the held-out 1% (${corpus.heldOut.length} lines) packs into no sequence of ${o.seq} tokens; give more text or a shorter --seq`);
   const config = pretrainConfig(o);
-  // a resumed run's weights come from its checkpoint: the init would be computed for nothing
-  if (o.initEmbeddings === 'ppmi' && !(o.resume && existsSync(join(o.out, 'latest.json')))) ppmiInit(model, cfg, chunks, ids, o.out);
+  // a resumed run's weights come from its checkpoint: the init would be computed for nothing, and the
+  // option must say how that run began (its init file is the record)
+  const resuming = o.resume === true && existsSync(join(o.out, 'latest.json'));
+  if (resuming && existsSync(join(o.out, INIT_FILE)) !== (o.initEmbeddings === 'ppmi')) {
+    throw new Error(`${o.out}: the run to resume began with --init-embeddings ${o.initEmbeddings === 'ppmi' ? 'random' : 'ppmi'} (${INIT_FILE} ${o.initEmbeddings === 'ppmi' ? 'missing' : 'present'}); resume it with that, or start a new --out`);
+  }
+  if (o.initEmbeddings === 'ppmi' && !resuming) ppmiInit(model, cfg, chunks, ids, o.out);
+  else if (!resuming) rmSync(join(o.out, INIT_FILE), { force: true }); // an earlier run's record in a reused --out
   // the base model on this run's held-out text: where the stage starts
   const start = base ? mlmEval(model, heldOut, ids, { batch: o.batch, maskProb: config.evalMaskProb ?? config.maskProb }) : null;
   const electra = o.objective === 'electra';

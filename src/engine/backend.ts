@@ -3,7 +3,7 @@
  * GELORA_BACKEND=js|native forces one (forcing native fails loudly if it cannot load).
  */
 import { jsKernels } from './backends/js.js';
-import { coretypeChoice, coretypeNote, loadNative, type NativeAddon } from './backends/native.js';
+import { loadNative, openblasCoretypeNote, type NativeAddon } from './backends/native.js';
 import type { Kernels } from './kernels.js';
 
 let current: Kernels | null = null;
@@ -67,6 +67,6 @@ export function backendInfo(): { backend: 'native' | 'js'; addon: string | null;
 export function blasInfo(): string | null {
   kernels();
   if (!(current?.name === 'native' && addon)) return null;
-  const note = coretypeNote(coretypeChoice.env, coretypeChoice.pick);
+  const note = openblasCoretypeNote();
   return note ? `${addon.blasInfo()}; ${note}` : addon.blasInfo();
 }

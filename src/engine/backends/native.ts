@@ -68,16 +68,17 @@ export function coretypeNote(env: string | undefined, pick: string | null): stri
   return `OPENBLAS_CORETYPE=${env} from the environment (gelora would pick ${pick} on this CPU; unset it for that)`;
 }
 
-/** OPENBLAS_CORETYPE as the environment gave it before loadNative, and gelora's pick for this CPU. */
-export const coretypeChoice: { env: string | undefined; pick: string | null } = { env: undefined, pick: null };
+/** coretypeNote of the process's first loadNative, when the environment still held the user's own value (null: none). */
+let loadedCoretypeNote: string | null | undefined;
+export const openblasCoretypeNote = (): string | null => loadedCoretypeNote ?? null;
 
 export function loadNative(): { kernels: Kernels; addon: NativeAddon; path: string } {
   const require = createRequire(import.meta.url);
   // read by OpenBLAS when the addon's dlopen loads it, so it must be set before require()
   if (process.arch === 'x64') {
-    coretypeChoice.pick = openblasCoretype(cpuFlags());
-    if (!process.env.OPENBLAS_CORETYPE) { if (coretypeChoice.pick) process.env.OPENBLAS_CORETYPE = coretypeChoice.pick; }
-    else if (coretypeChoice.env === undefined) coretypeChoice.env = process.env.OPENBLAS_CORETYPE;
+    const pick = openblasCoretype(cpuFlags()), env = process.env.OPENBLAS_CORETYPE;
+    loadedCoretypeNote ??= coretypeNote(env, pick); // later calls see gelora's own setting
+    if (!env && pick) process.env.OPENBLAS_CORETYPE = pick;
   }
   // oneDNN (native/dnnl.cc) runs on libgomp, whose threads by default spin for a while after each
   // product and so take the cores from OpenBLAS's next call (measured: OpenBLAS right after oneDNN
