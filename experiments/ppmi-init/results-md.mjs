@@ -68,6 +68,32 @@ best epoch, 3 seeds (mean ± sd, then seeds 0, 1, 2). TF-IDF + LR: experiments/b
 ${TASKS.map(([t, settings]) => `| ${t} | ${settings} | ${tfidf[t]?.toFixed(3) ?? ''} | ${[...arms.map((a) => a.down[t]), downstream(t, 'stage1')].map((v) =>
   v && v.length ? `${mean(v).toFixed(3)} ± ${sd(v).toFixed(3)} (${v.map((x) => x.toFixed(3)).join(', ')})` : 'not run').join(' | ')} |`).join('\n')}
 `;
+// `run.sh continue`: the shipped PPMI model pretrained further (stage 3's recipe), and LoRA on it
+if (existsSync(join(res, 'ppmi-continued.pretrain.json'))) {
+  const s = json(join(res, 'ppmi-continued.pretrain.json')), log = lines(join(res, 'ppmi-continued.log.jsonl'));
+  const evals = log.filter((l) => l.dev_loss !== undefined).map((l) => ({ step: l.step, loss: l.dev_loss, acc: l.primary }));
+  const train = log.filter((l) => l.loss !== undefined).slice(-200).map((l) => l.loss);
+  const down = TASKS.map(([t]) => [t, downstream(t, 'ppmi-continued'), downstream(t, 'ppmi')]);
+  md += `
+## Continued: the shipped PPMI model, ${s.steps} more steps
+
+\`bash experiments/ppmi-init/run.sh continue\`: models/gelora-bert-6l (the ppmi arm above, as shipped in F16) pretrained further with
+the recipe that continued the random start in experiments/encoder (stage3.sh): lr 3e-4, 30% of the tokens masked in training (15% in the
+held-out evaluation), a fresh 6% warmup and linear decay, batch 32 × 128, mixed precision, one core (the other running other work).
+${s.steps} steps in ${Math.round(s.seconds)} s (${(s.seconds / s.steps).toFixed(2)} s a step); training loss, mean of the last 200 steps (30% masked): ${mean(train).toFixed(3)}.
+
+| step | held-out MLM loss / accuracy |
+|---|---|
+| 0 (the shipped model) | ${s.start_heldout ? cell({ loss: s.start_heldout.loss, acc: s.start_heldout.accuracy }) : ''} |
+${evals.map((e) => `| ${e.step} | ${cell(e)} |`).join('\n')}
+
+Downstream LoRA, the settings of the table above (3 seeds):
+
+| task | TF-IDF + LR | the shipped model (ppmi) | continued |
+|---|---|---|---|
+${down.map(([t, c, p]) => `| ${t} | ${tfidf[t]?.toFixed(3) ?? ''} | ${[p, c].map((v) => v && v.length ? `${mean(v).toFixed(3)} ± ${sd(v).toFixed(3)} (${v.map((x) => x.toFixed(3)).join(', ')})` : 'not run').join(' | ')} |`).join('\n')}
+`;
+}
 const reading = join(here, 'READING.md');
 if (existsSync(reading)) md += `\n${readFileSync(reading, 'utf8')}`;
 writeFileSync(join(here, 'RESULTS.md.tmp'), md); // whole or not at all

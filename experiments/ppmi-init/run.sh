@@ -12,7 +12,7 @@
 # before ship.sh). Interrupted runs resume; finished ones are reused.
 # PRETRAIN_SEED=n (default 0) runs both arms again with pretraining seed n (runs random-sN, ppmi-sN; the
 # control is seed-independent and runs once): the spread between pretraining runs of one recipe.
-# Usage: bash experiments/ppmi-init/run.sh   (RUNS=/work/runs/ppmi-init, STEPS=1800, GLUE=../shared/data/glue, PRETRAIN_SEED=0)
+# Usage: bash experiments/ppmi-init/run.sh [continue]   (RUNS=/work/runs/ppmi-init, STEPS=1800, GLUE=../shared/data/glue, PRETRAIN_SEED=0)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 RUNS=${RUNS:-/work/runs/ppmi-init}; STEPS=${STEPS:-1800}; PRETRAIN_SEED=${PRETRAIN_SEED:-0}
@@ -46,6 +46,22 @@ down() {  # name core model tasks...: downstream LoRA, 3 seeds; compare reuses f
     fi
   done
 }
+if [ "${1:-}" = continue ]; then
+  # `bash experiments/ppmi-init/run.sh continue`: the shipped PPMI model (models/gelora-bert-6l) pretrained
+  # further with the recipe that continued the random start (experiments/encoder/stage3.sh: lr 3e-4, 30%
+  # masked in training, 15% in the held-out evaluation, a fresh 6% warmup and linear decay,
+  # CONTINUE_STEPS = 2800 as stage 3), on one core (CORE, default 1), then the same downstream LoRA
+  CORE=${CORE:-1}; D=$RUNS/ppmi-continued
+  if [ ! -f "$D/pretrain.json" ]; then
+    taskset -c "$CORE" node "$GELORA" pretrain --from models/gelora-bert-6l --out "$D" --steps "${CONTINUE_STEPS:-2800}" --lr 3e-4 \
+      --mask-prob 0.3 --eval-mask-prob 0.15 --warmup 0.06 --eval-every 350 --checkpoint-every 100 --precision bf16 \
+      $([ -f "$D/latest.json" ] && echo --resume) >> "$D.log" 2>&1
+  fi
+  cp "$D/pretrain.json" "$OUT/ppmi-continued.pretrain.json"; cp "$D/log.jsonl" "$OUT/ppmi-continued.log.jsonl"
+  down ppmi-continued "$CORE" "$D" SST-2 brown-genre wordnet-category
+  node experiments/ppmi-init/results-md.mjs > /dev/null
+  exit 0
+fi
 one "random$SUFFIX" 0 random &
 one "ppmi$SUFFIX" 1 ppmi &
 wait
