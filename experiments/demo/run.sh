@@ -3,16 +3,20 @@
 #  1. gelora compare (gelora, lora, full; 3 seeds) on every demo task with the embedded model;
 #  2. the embedded model against a randomly initialised model of the same shape, same LoRA budget.
 # Runs already finished are reused (compare skips them), so the script can be resumed.
+# EPOCHS (default 2) and TASKS (default both) for other schedules, e.g. the longer one that
+# experiments/lora-recipe measured: EPOCHS=6 TASKS=wordnet-category OUT=experiments/demo/results-e6 (step 1 only
+# when OUT is not the default).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-OUT=${OUT:-experiments/demo/results}
+OUT=${OUT:-experiments/demo/results}; EPOCHS=${EPOCHS:-2}; TASKS=${TASKS:-brown-genre wordnet-category}
 MODEL=models/gelora-bert-6l
-COMMON=(--epochs 2 --batch-size 32 --max-length 64 --lr 1e-3 --max-train 2000 --seed 0)
-for task in brown-genre wordnet-category; do
+COMMON=(--epochs "$EPOCHS" --batch-size 32 --max-length 64 --lr 1e-3 --max-train 2000 --seed 0)
+for task in $TASKS; do
   node dist/src/cli/main.js demo --task "$task" --model "$MODEL" --out "$OUT/$task" --methods gelora,lora,full --seeds 3 \
-    --epochs 2 --max-train 2000 --lr 1e-3 > "$OUT/$task.md.log"
+    --epochs "$EPOCHS" --max-train 2000 --lr 1e-3 > "$OUT/$task.md.log"
 done
 # random initialisation of the same architecture (pretrain with 0 steps writes the initial weights)
+[ "$OUT" = experiments/demo/results ] || { echo "done: $OUT"; exit 0; }
 [ -f "$OUT/random-init/config.json" ] || node dist/src/cli/main.js pretrain --out "$OUT/random-init" --steps 0 --dtype f16 > /dev/null
 for task in brown-genre wordnet-category; do
   # the same uniform LoRA rank (same budget) as the comparison's lora runs
