@@ -17,7 +17,7 @@ const TASKS = ['SST-2', 'wordnet-category', 'brown-genre'];
 // the recipes in run.sh's order; a folder not run is left out
 const RECIPES = ['lora-r1-e2', 'lora-r1-e6', 'lora-r2-e2', 'lora-r2-e6', 'lora-r8-e2', 'lora-r8-e6', 'lora-r2-e6-lr1e-3', 'lora-r8-e6-lr1e-3', 'lora-r16-e4', 'full-e2', 'full-e6'];
 // the encoders: the shipped one, and others run with TAG (run.sh's MODEL=DIR TAG=name)
-const MODELS = [['', 'shipped'], ['-continued', 'continued (experiments/ppmi-init `run.sh continue`)']];
+const MODELS = [['', 'shipped'], ['-continued', 'continued (experiments/ppmi-init `run.sh continue`)'], ['-tapt', 'SST-2 TAPT (experiments/ppmi-init `run.sh tapt`)']];
 const tfidf = Object.fromEntries(json(join(root, 'experiments', 'baseline', 'results.json')).map((r) => [r.task, r.score]));
 
 /** every seed's run of one compare folder: seed, best and last epoch's dev score, trainable parameters, lr, epochs */
@@ -66,7 +66,7 @@ for (const t of TASKS) {
 
 | encoder | recipe | lr | epochs | trainable params | seeds | best epoch's dev accuracy | last epoch's | best − TF-IDF, paired bootstrap over dev examples (95%) |
 |---|---|---|---|---|---|---|---|---|
-${rows.map(([r, v, model]) => `| ${model} | ${r.replace(/-continued$/, '')} | ${v[0].lr} | ${v[0].epochs} | ${v[0].params.toLocaleString('en-US')} | ${v.length} | ${fmt(v.map((x) => x.best))} | ${fmt(v.map((x) => x.last))} | ${againstTfidf(t, r, v.map((x) => x.seed))} |`).join('\n')}
+${rows.map(([r, v, model]) => `| ${model} | ${r.replace(/-(continued|tapt)$/, '')} | ${v[0].lr} | ${v[0].epochs} | ${v[0].params.toLocaleString('en-US')} | ${v.length} | ${fmt(v.map((x) => x.best))} | ${fmt(v.map((x) => x.last))} | ${againstTfidf(t, r, v.map((x) => x.seed))} |`).join('\n')}
 
 `;
 }

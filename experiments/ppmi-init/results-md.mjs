@@ -94,6 +94,28 @@ Downstream LoRA, the settings of the table above (3 seeds):
 ${down.map(([t, c, p]) => `| ${t} | ${tfidf[t]?.toFixed(3) ?? ''} | ${[p, c].map((v) => v && v.length ? `${mean(v).toFixed(3)} ± ${sd(v).toFixed(3)} (${v.map((x) => x.toFixed(3)).join(', ')})` : 'not run').join(' | ')} |`).join('\n')}
 `;
 }
+// `run.sh tapt`: the shipped model pretrained further on SST-2's training sentences (no labels)
+if (existsSync(join(res, 'ppmi-tapt-sst2.pretrain.json'))) {
+  const s = json(join(res, 'ppmi-tapt-sst2.pretrain.json'));
+  const evals = lines(join(res, 'ppmi-tapt-sst2.log.jsonl')).filter((l) => l.dev_loss !== undefined).map((l) => ({ step: l.step, loss: l.dev_loss, acc: l.primary }));
+  const [t, v, p] = ['SST-2', downstream('SST-2', 'ppmi-tapt-sst2'), downstream('SST-2', 'ppmi')];
+  const f = (x) => x && x.length ? `${mean(x).toFixed(3)} ± ${sd(x).toFixed(3)} (${x.map((y) => y.toFixed(3)).join(', ')})` : 'not run';
+  md += `
+## Task-adaptive: the shipped PPMI model on SST-2's training sentences, ${s.steps} steps
+
+\`bash experiments/ppmi-init/run.sh tapt\`: models/gelora-bert-6l pretrained further on SST-2's training sentences without labels (\`--texts\`;
+never dev.tsv): ${s.corpus_lines.toLocaleString('en-US')} trained on, a seeded 1% (${s.held_out_lines.toLocaleString('en-US')}) held out. lr 3e-4, 15% masked, a fresh 6% warmup and linear
+decay, batch 32 × 128, mixed precision, both cores. ${s.steps} steps (${s.sequences} packed sequences, so ${(s.steps * 32 / s.sequences).toFixed(1)} epochs) in ${Math.round(s.seconds)} s.
+
+| step | held-out (SST-2 sentences) MLM loss / accuracy |
+|---|---|
+| 0 (the shipped model) | ${s.start_heldout ? cell({ loss: s.start_heldout.loss, acc: s.start_heldout.accuracy }) : ''} |
+${evals.map((e) => `| ${e.step} | ${cell(e)} |`).join('\n')}
+
+SST-2 LoRA with the settings of the first downstream table (3 seeds): the shipped model ${f(p)}; after TAPT ${f(v)}; TF-IDF + LR ${tfidf[t].toFixed(3)}.
+experiments/lora-recipe has the best recipe there on both (tagged tapt).
+`;
+}
 const reading = join(here, 'READING.md');
 if (existsSync(reading)) md += `\n${readFileSync(reading, 'utf8')}`;
 writeFileSync(join(here, 'RESULTS.md.tmp'), md); // whole or not at all
