@@ -29,6 +29,9 @@ RECIPES=(  # (lora-r1-e2 is experiments/ppmi-init's demo-task setting, lora-r2-e
   "lora-r8-e6-lr1e-3: --methods lora --r 8 --epochs 6 --lr 1e-3"
   "lora-r16-e4: --methods lora --r 16 --epochs 4"
   "full-e6: --methods full --epochs 6 --lr 5e-5"
+  # GeLoRA against uniform LoRA at the closest budget (compare picks the rank), each folder's results.md
+  "gelora-e2: --methods gelora,lora --epochs 2"
+  "gelora-e6-lr1e-3: --methods gelora,lora --epochs 6 --lr 1e-3"
 )
 for task in ${TASKS:-SST-2 wordnet-category brown-genre}; do
   if [ "$task" = SST-2 ]; then DATA=(--glue "$GLUE" --task SST-2 --max-length 128); LR=3e-3
@@ -46,6 +49,6 @@ for task in ${TASKS:-SST-2 wordnet-category brown-genre}; do
     # each run's last epoch next to its best (runs/ is not kept in git; results.json has the best only)
     node -e "const fs = require('fs'), d = '$E/runs'; fs.writeFileSync('$E/last_epoch.json', JSON.stringify(fs.readdirSync(d).filter((r) => fs.existsSync(d + '/' + r + '/metrics.json')).map((r) => {
       const m = JSON.parse(fs.readFileSync(d + '/' + r + '/metrics.json', 'utf8')); return { run: r, best_epoch: m.best.epoch, best: m.best.primary, last_epoch: m.final.epoch, last: m.final.primary }; }), null, 1))"
-    echo "$task $name${TAG:+ ($TAG)}: $(grep -E '^\| (lora|full) ' "$E.log" | tail -1)"
+    echo "$task $name${TAG:+ ($TAG)}: $(grep -E '^\| (gelora|lora|full) ' "$E.log" | tr '\n' ' ')"
   done
 done
