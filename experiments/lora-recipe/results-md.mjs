@@ -1,18 +1,17 @@
 // RESULTS.md of experiments/lora-recipe from its results/ folder (one `gelora compare` folder per task
 // and recipe) and the TF-IDF baseline (experiments/baseline/results.json); READING.md is appended.
-// For every run it reads the best epoch's dev score (what compare reports, as every experiment here)
-// and the last epoch's, from the run's metrics.json, so that selecting the epoch on dev can be told
-// apart from training longer. Prints the file's text and writes it.
+// For every run it reads the best epoch's dev score (results.json: what compare reports, as every
+// experiment here) and the last epoch's (last_epoch.json, which run.sh copies from each run's
+// metrics.json), so that selecting the epoch on dev can be told apart from training longer. Prints the file's text and writes it.
 // Usage: node experiments/lora-recipe/results-md.mjs
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { pairedBootstrapRuns } from '../../dist/src/report/significance.js';
+import { accuracy, meanStd } from '../../dist/src/train/metrics.js';
 
 const here = dirname(fileURLToPath(import.meta.url)), root = join(here, '..', '..'), res = join(here, 'results');
 const json = (f) => JSON.parse(readFileSync(f, 'utf8'));
-const mean = (v) => v.reduce((a, b) => a + b, 0) / v.length;
-const sd = (v) => Math.sqrt(v.reduce((a, b) => a + (b - mean(v)) ** 2, 0) / Math.max(1, v.length - 1));
 const TASKS = ['SST-2', 'wordnet-category', 'brown-genre'];
 // the recipes in run.sh's order; a folder not run is left out
 const RECIPES = ['lora-r1-e2', 'lora-r1-e6', 'lora-r2-e2', 'lora-r2-e6', 'lora-r8-e2', 'lora-r8-e6', 'lora-r2-e6-lr1e-3', 'lora-r8-e6-lr1e-3', 'lora-r16-e4', 'full-e2', 'full-e6'];
@@ -29,7 +28,6 @@ function runs(task, recipe) {
     params: x.trainable_params, lr: x.lr, epochs: r.train_config.epochs })).sort((a, b) => a.seed - b.seed);
 }
 const jsonl = (f) => readFileSync(f, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
-const accuracy = (p, g) => { let k = 0; for (let i = 0; i < g.length; i++) k += p[i] === g[i] ? 1 : 0; return k / g.length; };
 /** recipe − TF-IDF over dev examples, paired (the seeds' mean; TF-IDF is one deterministic run), 95% bootstrap interval */
 function againstTfidf(task, recipe, seeds) {
   const base = jsonl(join(root, 'experiments', 'baseline', 'predictions', `${task}.jsonl`));
@@ -46,11 +44,11 @@ function againstTfidf(task, recipe, seeds) {
   const signed = (x) => `${x >= 0 ? '+' : '−'}${Math.abs(x).toFixed(3)}`;
   return `${signed(iv.mean)} [${signed(iv.lo)}, ${signed(iv.hi)}] ${iv.lo > 0 ? 'above' : iv.hi < 0 ? 'below' : 'tie'}`;
 }
-const fmt = (v) => v.length > 1 ? `${mean(v).toFixed(3)} ± ${sd(v).toFixed(3)} (${v.map((x) => x.toFixed(3)).join(', ')})` : v[0].toFixed(3);
+const fmt = (v) => { const { mean, std } = meanStd(v); return v.length > 1 ? `${mean.toFixed(3)} ± ${std.toFixed(3)} (${v.map((x) => x.toFixed(3)).join(', ')})` : v[0].toFixed(3); };
 
 let md = `# How much of LoRA's deficit is the downstream recipe? (issue 18)
 
-Made by \`bash experiments/lora-recipe/run.sh\` (seed 0 of every recipe; then \`SEEDS=3\` for the ones named below) and
+Made by \`bash experiments/lora-recipe/run.sh\` (seed 0 of every recipe; then \`SEEDS=3\` for some: the seeds column) and
 \`node experiments/lora-recipe/results-md.mjs\`. The shipped embedded encoder (models/gelora-bert-6l, the PPMI-initialised
 one) fine-tuned on each task's 2,000 training examples (the seeded cap every experiment here uses), batch 32, warmup 6% and
 linear decay, every Linear in the blocks adapted, bf16 frozen products (\`--precision auto\` on an AVX512-BF16 CPU), one core.
@@ -60,13 +58,13 @@ seed's score. TF-IDF + LR: experiments/baseline/results.json (its C chosen on de
 
 `;
 for (const t of TASKS) {
-  const rows = MODELS.flatMap(([tag, model]) => RECIPES.map((r) => [r + tag, runs(t, r + tag), model])).filter(([, v]) => v.length);
+  const rows = MODELS.flatMap(([tag, model]) => RECIPES.map((r) => [r, tag, runs(t, r + tag), model])).filter(([, , v]) => v.length);
   if (!rows.length) continue;
   md += `## ${t} (TF-IDF + LR: ${tfidf[t]?.toFixed(3)})
 
 | encoder | recipe | lr | epochs | trainable params | seeds | best epoch's dev accuracy | last epoch's | best − TF-IDF, paired bootstrap over dev examples (95%) |
 |---|---|---|---|---|---|---|---|---|
-${rows.map(([r, v, model]) => `| ${model} | ${r.replace(/-(continued|tapt)$/, '')} | ${v[0].lr} | ${v[0].epochs} | ${v[0].params.toLocaleString('en-US')} | ${v.length} | ${fmt(v.map((x) => x.best))} | ${fmt(v.map((x) => x.last))} | ${againstTfidf(t, r, v.map((x) => x.seed))} |`).join('\n')}
+${rows.map(([r, tag, v, model]) => `| ${model} | ${r} | ${v[0].lr} | ${v[0].epochs} | ${v[0].params.toLocaleString('en-US')} | ${v.length} | ${fmt(v.map((x) => x.best))} | ${fmt(v.map((x) => x.last))} | ${againstTfidf(t, r + tag, v.map((x) => x.seed))} |`).join('\n')}
 
 `;
 }

@@ -21,9 +21,13 @@ function downstream(task, arm) {
   const f = join(res, `${task}-${arm}`, 'results.json');
   return existsSync(f) ? json(f).runs.filter((r) => r.method === 'lora').sort((a, b) => a.seed - b.seed).map((r) => r.metric_value) : null;
 }
+/** held-out evaluations of a pretraining log */
+const evalsOf = (log) => log.filter((l) => l.dev_loss !== undefined).map((l) => ({ step: l.step, loss: l.dev_loss, acc: l.primary }));
+/** a downstream cell: mean ± sd, then each seed */
+const seedsCell = (v) => (v && v.length ? `${mean(v).toFixed(3)} ± ${sd(v).toFixed(3)} (${v.map((x) => x.toFixed(3)).join(', ')})` : 'not run');
 const arms = ARMS.filter(([n]) => existsSync(join(res, `${n}.pretrain.json`))).map(([n, label]) => {
   const s = json(join(res, `${n}.pretrain.json`));
-  const evals = lines(join(res, `${n}.log.jsonl`)).filter((l) => l.dev_loss !== undefined).map((l) => ({ step: l.step, loss: l.dev_loss, acc: l.primary }));
+  const evals = evalsOf(lines(join(res, `${n}.log.jsonl`)));
   const train = lines(join(res, `${n}.log.jsonl`)).filter((l) => l.loss !== undefined);
   const last200 = train.slice(-200).map((l) => l.loss);
   const down = Object.fromEntries(TASKS.map(([t]) => [t, downstream(t, n)]));
@@ -65,13 +69,12 @@ best epoch, 3 seeds (mean ± sd, then seeds 0, 1, 2). TF-IDF + LR: experiments/b
 
 | task | settings | TF-IDF + LR | ${arms.map((a) => a.n).join(' | ')} | stage 1 (the embedded model before this experiment, commit 0d04746) |
 |---|---|---|${arms.map(() => '---|').join('')}---|
-${TASKS.map(([t, settings]) => `| ${t} | ${settings} | ${tfidf[t]?.toFixed(3) ?? ''} | ${[...arms.map((a) => a.down[t]), downstream(t, 'stage1')].map((v) =>
-  v && v.length ? `${mean(v).toFixed(3)} ± ${sd(v).toFixed(3)} (${v.map((x) => x.toFixed(3)).join(', ')})` : 'not run').join(' | ')} |`).join('\n')}
+${TASKS.map(([t, settings]) => `| ${t} | ${settings} | ${tfidf[t]?.toFixed(3) ?? ''} | ${[...arms.map((a) => a.down[t]), downstream(t, 'stage1')].map(seedsCell).join(' | ')} |`).join('\n')}
 `;
 // `run.sh continue`: the shipped PPMI model pretrained further (stage 3's recipe), and LoRA on it
 if (existsSync(join(res, 'ppmi-continued.pretrain.json'))) {
   const s = json(join(res, 'ppmi-continued.pretrain.json')), log = lines(join(res, 'ppmi-continued.log.jsonl'));
-  const evals = log.filter((l) => l.dev_loss !== undefined).map((l) => ({ step: l.step, loss: l.dev_loss, acc: l.primary }));
+  const evals = evalsOf(log);
   const train = log.filter((l) => l.loss !== undefined).slice(-200).map((l) => l.loss);
   const down = TASKS.map(([t]) => [t, downstream(t, 'ppmi-continued'), downstream(t, 'ppmi')]);
   md += `
@@ -91,15 +94,14 @@ Downstream LoRA, the settings of the table above (3 seeds):
 
 | task | TF-IDF + LR | the shipped model (ppmi) | continued |
 |---|---|---|---|
-${down.map(([t, c, p]) => `| ${t} | ${tfidf[t]?.toFixed(3) ?? ''} | ${[p, c].map((v) => v && v.length ? `${mean(v).toFixed(3)} ± ${sd(v).toFixed(3)} (${v.map((x) => x.toFixed(3)).join(', ')})` : 'not run').join(' | ')} |`).join('\n')}
+${down.map(([t, c, p]) => `| ${t} | ${tfidf[t]?.toFixed(3) ?? ''} | ${[p, c].map(seedsCell).join(' | ')} |`).join('\n')}
 `;
 }
 // `run.sh tapt`: the shipped model pretrained further on SST-2's training sentences (no labels)
 if (existsSync(join(res, 'ppmi-tapt-sst2.pretrain.json'))) {
   const s = json(join(res, 'ppmi-tapt-sst2.pretrain.json'));
-  const evals = lines(join(res, 'ppmi-tapt-sst2.log.jsonl')).filter((l) => l.dev_loss !== undefined).map((l) => ({ step: l.step, loss: l.dev_loss, acc: l.primary }));
+  const evals = evalsOf(lines(join(res, 'ppmi-tapt-sst2.log.jsonl')));
   const [t, v, p] = ['SST-2', downstream('SST-2', 'ppmi-tapt-sst2'), downstream('SST-2', 'ppmi')];
-  const f = (x) => x && x.length ? `${mean(x).toFixed(3)} ± ${sd(x).toFixed(3)} (${x.map((y) => y.toFixed(3)).join(', ')})` : 'not run';
   md += `
 ## Task-adaptive: the shipped PPMI model on SST-2's training sentences, ${s.steps} steps
 
@@ -112,7 +114,7 @@ decay, batch 32 × 128, mixed precision, both cores. ${s.steps} steps (${s.seque
 | 0 (the shipped model) | ${s.start_heldout ? cell({ loss: s.start_heldout.loss, acc: s.start_heldout.accuracy }) : ''} |
 ${evals.map((e) => `| ${e.step} | ${cell(e)} |`).join('\n')}
 
-SST-2 LoRA with the settings of the first downstream table (3 seeds): the shipped model ${f(p)}; after TAPT ${f(v)}; TF-IDF + LR ${tfidf[t].toFixed(3)}.
+SST-2 LoRA with the settings of the first downstream table (3 seeds): the shipped model ${seedsCell(p)}; after TAPT ${seedsCell(v)}; TF-IDF + LR ${tfidf[t].toFixed(3)}.
 experiments/lora-recipe has the best recipe there on both (tagged tapt).
 `;
 }

@@ -23,13 +23,16 @@ mkdir -p "$RUNS" "$OUT"
 export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
 GLUE_COMMON=(--epochs 2 --batch-size 32 --max-length 128 --max-train 2000 --warmup 0.06 --schedule linear --methods lora --r 2 --lr 3e-3)
 DEMO_COMMON=(--epochs 2 --batch-size 32 --max-length 64 --max-train 2000 --warmup 0.06 --schedule linear --methods lora --r 1 --lr 1e-3)
+keep() {  # name dir: a finished pretraining run's summary and log, kept in git (the run folder is not)
+  cp "$2/pretrain.json" "$OUT/$1.pretrain.json"; cp "$2/log.jsonl" "$OUT/$1.log.jsonl"
+}
 one() {  # name core init
   local name=$1 core=$2 init=$3 D=$RUNS/$1
   if [ ! -f "$D/pretrain.json" ]; then
     taskset -c "$core" node "$GELORA" pretrain --out "$D" --steps "$STEPS" --lr 1e-3 --warmup 0.06 --mask-prob 0.15 \
       --eval-every 300 --checkpoint-every 100 --precision bf16 --init-embeddings "$init" --seed "$PRETRAIN_SEED" $([ -f "$D/latest.json" ] && echo --resume) >> "$D.log" 2>&1
   fi
-  cp "$D/pretrain.json" "$OUT/$name.pretrain.json"; cp "$D/log.jsonl" "$OUT/$name.log.jsonl"
+  keep "$name" "$D"
   [ ! -f "$D/init_embeddings.json" ] || cp "$D/init_embeddings.json" "$OUT/$name.init_embeddings.json"
   down "$name" "$core" "$D" SST-2 brown-genre wordnet-category
 }
@@ -57,7 +60,7 @@ if [ "${1:-}" = continue ]; then
       --mask-prob 0.3 --eval-mask-prob 0.15 --warmup 0.06 --eval-every 350 --checkpoint-every 100 --precision bf16 \
       $([ -f "$D/latest.json" ] && echo --resume) >> "$D.log" 2>&1
   fi
-  cp "$D/pretrain.json" "$OUT/ppmi-continued.pretrain.json"; cp "$D/log.jsonl" "$OUT/ppmi-continued.log.jsonl"
+  keep ppmi-continued "$D"
   down ppmi-continued "$CORE" "$D" SST-2 brown-genre wordnet-category
   node experiments/ppmi-init/results-md.mjs > /dev/null
   exit 0
@@ -73,7 +76,7 @@ if [ "${1:-}" = tapt ]; then
       --steps "${TAPT_STEPS:-500}" --lr 3e-4 --mask-prob 0.15 --warmup 0.06 --eval-every 100 --checkpoint-every 50 --precision bf16 \
       $([ -f "$D/latest.json" ] && echo --resume) >> "$D.log" 2>&1
   fi
-  cp "$D/pretrain.json" "$OUT/ppmi-tapt-sst2.pretrain.json"; cp "$D/log.jsonl" "$OUT/ppmi-tapt-sst2.log.jsonl"
+  keep ppmi-tapt-sst2 "$D"
   down ppmi-tapt-sst2 0 "$D" SST-2 &
   MODEL=$D TAG=tapt SEEDS=3 TASKS=SST-2 ONLY=lora-r8-e6-lr1e-3 CORE=1 bash experiments/lora-recipe/run.sh &
   wait
